@@ -1,0 +1,3 @@
+module gopeek.test/parked
+
+go 1.19

@@ -1,0 +1,281 @@
+//! The target's executable, mapped read-only and indexed once.
+//!
+//! [`GoBinary`] owns the bytes (an mmap of the file, or a `Vec` in tests and
+//! fuzzing) and keeps what the later layers ask for over and over: the
+//! loadable segments (to read link-time addresses), the section table (which
+//! a stripped Go binary still has, but which may also be gone), and the few
+//! symbols gopeek uses when `.symtab` survives.
+
+use crate::memory::{Memory, MemoryError};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why an executable could not be used.
+#[derive(Debug, Error)]
+pub enum ElfError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not an ELF file gopeek can read: {source}")]
+    Parse { path: PathBuf, source: object::Error },
+    #[error("{path}: unsupported architecture {arch} (gopeek reads linux/amd64 and linux/arm64 Go binaries)")]
+    Architecture { path: PathBuf, arch: String },
+}
+
+/// CPU architecture of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    /// GOARCH spelling.
+    pub fn goarch(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+    /// The pclntab `minLC` (PC quantum) Go uses on this architecture.
+    pub fn pc_quantum(self) -> u8 {
+        match self {
+            Arch::Amd64 => 1,
+            Arch::Arm64 => 4,
+        }
+    }
+}
+
+/// A PT_LOAD segment: where file bytes land at link time.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub file_offset: u64,
+    pub filesz: u64,
+    pub writable: bool,
+    pub executable: bool,
+}
+
+/// A section header entry that survived stripping.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    /// Raw (possibly compressed) range in the file; `None` for NOBITS.
+    pub file_range: Option<(u64, u64)>,
+}
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A Go executable (or any ELF, until proven otherwise), indexed for reading.
+pub struct GoBinary {
+    path: PathBuf,
+    bytes: Bytes,
+    arch: Arch,
+    position_independent: bool,
+    segments: Vec<Segment>,
+    sections: Vec<Section>,
+    symbols: HashMap<String, (u64, u64)>,
+    has_symtab: bool,
+    has_dwarf: bool,
+}
+
+impl GoBinary {
+    /// Maps `path` read-only. The file is not trusted: every later read is
+    /// bounds-checked.
+    pub fn open(path: &Path) -> Result<Self, ElfError> {
+        let file = std::fs::File::open(path).map_err(|source| ElfError::Open { path: path.into(), source })?;
+        // SAFETY: the mapping is read-only and private; if the file is
+        // truncated underneath us reads may fault, which is the same risk
+        // every debugger takes with a mapped executable.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ElfError::Open { path: path.into(), source })?;
+        Self::from_bytes_inner(path.into(), Bytes::Mapped(map))
+    }
+
+    /// Parses an in-memory image (tests, fuzzing, core-file extraction).
+    pub fn from_vec(name: &str, data: Vec<u8>) -> Result<Self, ElfError> {
+        Self::from_bytes_inner(PathBuf::from(name), Bytes::Owned(data))
+    }
+
+    fn from_bytes_inner(path: PathBuf, bytes: Bytes) -> Result<Self, ElfError> {
+        let (arch, position_independent, segments, sections, symbols, has_symtab, has_dwarf) = {
+            let file = object::File::parse(&*bytes).map_err(|source| ElfError::Parse { path: path.clone(), source })?;
+            let arch = match file.architecture() {
+                object::Architecture::X86_64 => Arch::Amd64,
+                object::Architecture::Aarch64 => Arch::Arm64,
+                other => return Err(ElfError::Architecture { path, arch: format!("{other:?}") }),
+            };
+            if file.format() != object::BinaryFormat::Elf {
+                return Err(ElfError::Architecture { path, arch: format!("{:?} object format", file.format()) });
+            }
+            let pie = file.kind() == object::ObjectKind::Dynamic;
+            let mut segments = Vec::new();
+            for seg in file.segments() {
+                let (off, filesz) = seg.file_range();
+                let flags = match seg.flags() {
+                    object::SegmentFlags::Elf { p_flags } => p_flags,
+                    _ => 0,
+                };
+                segments.push(Segment {
+                    vaddr: seg.address(),
+                    memsz: seg.size(),
+                    file_offset: off,
+                    filesz,
+                    writable: flags & object::elf::PF_W != 0,
+                    executable: flags & object::elf::PF_X != 0,
+                });
+            }
+            let mut sections = Vec::new();
+            let mut has_dwarf = false;
+            for s in file.sections() {
+                let name = s.name().unwrap_or("").to_string();
+                if name == ".debug_info" || name == ".zdebug_info" {
+                    has_dwarf = true;
+                }
+                sections.push(Section { name, addr: s.address(), size: s.size(), file_range: s.file_range() });
+            }
+            let mut symbols = HashMap::new();
+            let mut has_symtab = false;
+            for sym in file.symbols() {
+                has_symtab = true;
+                if let Ok(name) = sym.name() {
+                    if name.starts_with("runtime.") {
+                        symbols.insert(name.to_string(), (sym.address(), sym.size()));
+                    }
+                }
+            }
+            (arch, pie, segments, sections, symbols, has_symtab, has_dwarf)
+        };
+        Ok(GoBinary { path, bytes, arch, position_independent, segments, sections, symbols, has_symtab, has_dwarf })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+    /// ET_DYN: the kernel picks a load bias; add it to every link address.
+    pub fn is_position_independent(&self) -> bool {
+        self.position_independent
+    }
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+    /// The whole file.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// `.symtab` was present (`-s` not used).
+    pub fn has_symtab(&self) -> bool {
+        self.has_symtab
+    }
+    /// `.debug_info` was present (`-w` not used).
+    pub fn has_dwarf(&self) -> bool {
+        self.has_dwarf
+    }
+
+    /// Address of a `runtime.*` symbol from `.symtab`, when not stripped.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        self.symbols.get(name).map(|s| s.0)
+    }
+
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Raw bytes of a section as stored in the file.
+    pub fn section_data(&self, name: &str) -> Option<&[u8]> {
+        let s = self.section(name)?;
+        let (off, len) = s.file_range?;
+        self.bytes.get(off as usize..(off.checked_add(len)?) as usize)
+    }
+
+    /// Section contents with SHF_COMPRESSED undone (Go compresses DWARF).
+    pub fn section_uncompressed(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        let file = object::File::parse(&*self.bytes).ok()?;
+        let s = file.section_by_name(name)?;
+        s.uncompressed_data().ok()
+    }
+
+    /// The lowest PT_LOAD address, page-aligned down: the anchor for the
+    /// load bias of a PIE (`first mapping of the exe with offset 0`).
+    pub fn lowest_load_address(&self) -> Option<u64> {
+        self.segments.iter().map(|s| s.vaddr & !0xfff).min()
+    }
+
+    /// Bytes at a link-time virtual address, if they are backed by the file.
+    /// `None` for unmapped addresses and for `.bss` (zero-filled, not in
+    /// the file).
+    pub fn slice_at_vaddr(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let seg = self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
+        let rel = addr - seg.vaddr;
+        let end = rel.checked_add(len as u64)?;
+        if end > seg.filesz {
+            return None;
+        }
+        let off = seg.file_offset.checked_add(rel)? as usize;
+        self.bytes.get(off..off.checked_add(len)?)
+    }
+
+    /// The longest file-backed slice starting at `addr` (for tables whose
+    /// length is only known after parsing them).
+    pub fn tail_at_vaddr(&self, addr: u64) -> Option<&[u8]> {
+        let seg = self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
+        let rel = addr - seg.vaddr;
+        let off = seg.file_offset.checked_add(rel)? as usize;
+        let end = (seg.file_offset.checked_add(seg.filesz)?) as usize;
+        self.bytes.get(off..end)
+    }
+
+    /// The segment holding `addr` in memory (file-backed or `.bss`).
+    pub fn segment_of(&self, addr: u64) -> Option<&Segment> {
+        self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.memsz))
+    }
+}
+
+/// The executable's static image at link addresses: initialized data reads
+/// as in the file, `.bss` reads as zeros. Used to read tables such as
+/// `runtime.waitReasonStrings` without a process.
+impl Memory for GoBinary {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let seg = self
+            .segment_of(addr)
+            .ok_or_else(|| MemoryError::new(addr, buf.len(), "not inside any loadable segment"))?;
+        let rel = addr - seg.vaddr;
+        let end = rel
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= seg.memsz)
+            .ok_or_else(|| MemoryError::new(addr, buf.len(), "runs past the end of its segment"))?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = 0;
+            let r = rel + i as u64;
+            if r < seg.filesz {
+                let off = (seg.file_offset + r) as usize;
+                *b = *self.bytes.get(off).ok_or_else(|| MemoryError::new(addr, end as usize, "file is truncated"))?;
+            }
+        }
+        Ok(())
+    }
+}
