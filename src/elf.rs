@@ -279,3 +279,10 @@ impl Memory for GoBinary {
         Ok(())
     }
 }
+
+impl GoBinary {
+    /// Address and size of a `runtime.*` symbol from `.symtab`.
+    pub fn symbol_with_size(&self, name: &str) -> Option<(u64, u64)> {
+        self.symbols.get(name).copied()
+    }
+}

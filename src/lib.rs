@@ -13,3 +13,8 @@ pub mod layout;
 pub mod memory;
 pub mod process;
 pub mod version;
+pub mod pclntab;
+pub mod moduledata;
+pub mod locate;
+// pub mod program; (waiting for buildinfo)
+// pub mod info;
