@@ -16,5 +16,5 @@ pub mod version;
 pub mod pclntab;
 pub mod moduledata;
 pub mod locate;
-// pub mod program; (waiting for buildinfo)
-// pub mod info;
+pub mod program;
+pub mod info;
