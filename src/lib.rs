@@ -18,3 +18,7 @@ pub mod moduledata;
 pub mod locate;
 pub mod program;
 pub mod info;
+pub mod dump;
+pub mod walk;
+pub mod output;
+pub mod snapshot;

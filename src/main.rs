@@ -5,7 +5,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use gopeek::elf::GoBinary;
 use gopeek::info::InfoReport;
+use gopeek::output::{JsonOutput, Outputter, TextOutput};
 use gopeek::program::GoProgram;
+use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
+    /// Every goroutine of a running Go process, printed the way Go's own
+    /// traceback prints it. The target is held only while its memory is
+    /// copied (see pause_us in JSON).
+    Dump {
+        /// The process to inspect.
+        #[arg(long)]
+        pid: i32,
+        #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
+        format: DumpFormat,
+        /// Show runtime frames and system goroutines (GOTRACEBACK=system).
+        #[arg(long)]
+        system: bool,
+        /// Print pprof labels on a line after each header (not in Go's text).
+        #[arg(long)]
+        labels: bool,
+        /// Give up, detach and fail if the target would be held longer (ms).
+        #[arg(long, default_value_t = 2000)]
+        max_pause: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DumpFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -60,11 +87,27 @@ fn main() -> ExitCode {
 }
 
 /// Exit codes (documented in the README): 1 generic failure, 2 usage,
-/// 3 not a Go program or unsupported binary.
+/// 3 not a Go program or unsupported binary, 4 permission denied,
+/// 5 no such process (or it exited), 6 pause budget exceeded.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
+    use gopeek::process::ProcessError as P;
+    use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
         if cause.downcast_ref::<gopeek::program::ProgramError>().is_some() || cause.downcast_ref::<gopeek::elf::ElfError>().is_some() {
             return 3;
+        }
+        let p = match cause.downcast_ref::<S>() {
+            Some(S::Process(p)) => Some(p),
+            Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_)) => return 3,
+            _ => cause.downcast_ref::<P>(),
+        };
+        if let Some(p) = p {
+            return match p {
+                P::PermissionDenied { .. } | P::AlreadyTraced { .. } => 4,
+                P::NoSuchProcess { .. } | P::Zombie { .. } | P::Exited { .. } => 5,
+                P::PauseBudgetExceeded { .. } => 6,
+                _ => 1,
+            };
         }
     }
     1
@@ -95,6 +138,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dump { pid, format, system, labels, max_pause } => {
+            gopeek::process::seccomp::install_read_only_filter().context("installing the read-only seccomp filter")?;
+            let opts = SnapshotOptions { max_pause: std::time::Duration::from_millis(max_pause) };
+            let dump = snapshot_pid(pid, &opts)?;
+            let out: Box<dyn Outputter> = match format {
+                DumpFormat::Text => Box::new(TextOutput { system, labels }),
+                DumpFormat::Json => Box::new(JsonOutput { pretty: true }),
+            };
+            let stdout = io::stdout();
+            let mut w = io::BufWriter::new(stdout.lock());
+            out.write(&dump, &mut w)?;
+            w.flush()?;
+            let broken = dump.goroutines.iter().filter(|g| g.error.is_some() && !g.frames.is_empty()).count();
+            if broken > 0 && matches!(format, DumpFormat::Text) {
+                eprintln!("gopeek: {broken} goroutine stacks are incomplete; --format json says why");
+            }
+            for w in &dump.warnings {
+                eprintln!("gopeek: warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -163,3 +163,40 @@ mod tests {
         assert!(m.read_vec(0, 1 << 40, 1 << 20).is_err());
     }
 }
+
+impl RegionMemory {
+    /// Moves every range of `other` into `self`.
+    pub fn absorb(&mut self, other: RegionMemory) {
+        for (addr, data) in other.regions {
+            self.insert(addr, data);
+        }
+    }
+
+    /// Copies the listed ranges out of this memory into a new one,
+    /// skipping those that are not held (the copier for tests and for
+    /// re-reading a snapshot).
+    pub fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
+        let mut out = RegionMemory::new();
+        for &(addr, len) in ranges {
+            let mut buf = vec![0u8; len];
+            if self.read_at(addr, &mut buf).is_ok() {
+                out.insert(addr, buf);
+            }
+        }
+        out
+    }
+}
+
+/// Something that copies many ranges at once (batched `process_vm_readv`
+/// for a live process), so the walker can read while the target is held
+/// without one syscall per object.
+pub trait RangeCopier: Memory {
+    /// Copies what it can of `ranges`; unreadable ranges are left out.
+    fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory;
+}
+
+impl RangeCopier for RegionMemory {
+    fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
+        RegionMemory::copy_ranges(self, ranges)
+    }
+}

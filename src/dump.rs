@@ -1,0 +1,86 @@
+//! The snapshot as plain data (JSON schema `gopeek.dump/1`): what every
+//! output format is fed, so that formats never re-read the target.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One whole `gopeek dump`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpSnapshot {
+    pub schema: &'static str,
+    pub pid: i32,
+    pub exe: String,
+    pub go_version: String,
+    /// Go minor version; decides Go's own printing rules (elision, the
+    /// `created by ... in goroutine N` form).
+    #[serde(skip)]
+    pub go_minor: u32,
+    /// RFC 3339, UTC.
+    pub taken_at: String,
+    /// How long the target was held stopped, in microseconds.
+    pub pause_us: u64,
+    pub goroutines: Vec<GoroutineSnapshot>,
+    /// Problems that did not stop the dump (a thread that vanished, a g
+    /// that could not be read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One goroutine as Go's traceback would describe it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoroutineSnapshot {
+    pub id: u64,
+    /// The text Go prints inside the header's brackets before the first
+    /// comma (`chan receive`, `running`, `IO wait (scan)`).
+    pub status: String,
+    /// Whole minutes blocked, as Go prints them (only when ≥ 1).
+    pub wait_minutes: Option<u64>,
+    pub locked_to_thread: bool,
+    /// OS thread id the goroutine runs on (running, or blocked in a syscall
+    /// on its M).
+    pub thread: Option<i32>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub created_by: Option<CreatedBy>,
+    /// Every frame, innermost first, runtime frames included and marked.
+    pub frames: Vec<Frame>,
+    /// Why the stack is incomplete, if it is.
+    pub error: Option<String>,
+    /// Raw `atomicstatus` with the scan bit removed (for filters).
+    #[serde(skip)]
+    pub raw_status: u32,
+    /// `runtime.*` start function: Go hides such goroutines from
+    /// tracebacks unless GOTRACEBACK=system.
+    #[serde(skip)]
+    pub system: bool,
+}
+
+/// Where a goroutine was started.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CreatedBy {
+    pub function: String,
+    pub file: String,
+    pub line: i64,
+    /// Parent goroutine (Go 1.21+ records it).
+    pub goroutine: Option<u64>,
+    #[serde(skip)]
+    pub offset: u64,
+}
+
+/// One logical frame.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Frame {
+    /// As Go prints it (generic shapes shown as `[...]`).
+    pub function: String,
+    pub file: String,
+    pub line: i64,
+    /// The frame's PC in the target (return address for callers).
+    pub pc: u64,
+    /// Inlined into the next frame: Go prints `(...)` and no offset.
+    pub inlined: bool,
+    /// Hidden by Go's traceback at GOTRACEBACK=all (runtime internals and
+    /// wrappers); shown with `--system`.
+    pub runtime: bool,
+    /// `pc - entry` for physical frames, printed as ` +0x..`.
+    #[serde(skip)]
+    pub offset: Option<u64>,
+}

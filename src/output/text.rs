@@ -1,0 +1,114 @@
+//! `--format text`: line-compatible with Go's own traceback at
+//! GOTRACEBACK=all (or `system` with `--system`), so that panicparse and
+//! habits built on crash dumps work unchanged.
+
+use super::Outputter;
+use crate::dump::{DumpSnapshot, Frame, GoroutineSnapshot};
+use crate::walk::traceback::{elide, Elided};
+use std::io::{self, Write};
+
+/// Go-style text.
+pub struct TextOutput {
+    /// Show runtime frames and system goroutines (GOTRACEBACK=system).
+    pub system: bool,
+    /// Add a `labels: {...}` line after the header when labels exist.
+    pub labels: bool,
+}
+
+fn write_frame(w: &mut dyn Write, f: &Frame) -> io::Result<()> {
+    writeln!(w, "{}(...)", f.function)?;
+    match f.offset {
+        Some(off) if !f.inlined => writeln!(w, "\t{}:{} +{:#x}", f.file, f.line, off),
+        _ => writeln!(w, "\t{}:{}", f.file, f.line),
+    }
+}
+
+impl TextOutput {
+    /// The header line exactly as Go prints it.
+    pub fn header(g: &GoroutineSnapshot) -> String {
+        let mut h = format!("goroutine {} [{}", g.id, g.status);
+        if let Some(m) = g.wait_minutes {
+            h.push_str(&format!(", {m} minutes"));
+        }
+        if g.locked_to_thread {
+            h.push_str(", locked to thread");
+        }
+        h.push_str("]:");
+        h
+    }
+
+    fn write_goroutine(&self, dump: &DumpSnapshot, g: &GoroutineSnapshot, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "{}", Self::header(g))?;
+        if self.labels {
+            if let Some(l) = &g.labels {
+                let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k:?}: {v:?}")).collect();
+                writeln!(w, "labels: {{{}}}", parts.join(", "))?;
+            }
+        }
+        if g.frames.is_empty() {
+            if let Some(e) = &g.error {
+                if e.contains("running") {
+                    writeln!(w, "\tgoroutine running on other thread; stack unavailable")?;
+                }
+            }
+        }
+        // Go 1.19 counts physical frames for its limit; approximate with
+        // non-inlined frames seen so far.
+        let mut phys = Vec::with_capacity(g.frames.len());
+        let mut n = 0usize;
+        for f in &g.frames {
+            phys.push(n);
+            if !f.inlined {
+                n += 1;
+            }
+        }
+        match elide(dump.go_minor, &g.frames, &phys, self.system) {
+            Elided::All(v) => {
+                for f in v {
+                    write_frame(w, f)?;
+                }
+            }
+            Elided::Middle { head, elided, tail } => {
+                for f in head {
+                    write_frame(w, f)?;
+                }
+                writeln!(w, "...{elided} frames elided...")?;
+                for f in tail {
+                    write_frame(w, f)?;
+                }
+            }
+            Elided::Truncated(v) => {
+                for f in v {
+                    write_frame(w, f)?;
+                }
+                writeln!(w, "...additional frames elided...")?;
+            }
+        }
+        if let Some(c) = &g.created_by {
+            match c.goroutine {
+                Some(p) => writeln!(w, "created by {} in goroutine {p}", c.function)?,
+                None => writeln!(w, "created by {}", c.function)?,
+            }
+            if c.offset > 0 {
+                writeln!(w, "\t{}:{} +{:#x}", c.file, c.line, c.offset)?;
+            } else {
+                writeln!(w, "\t{}:{}", c.file, c.line)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Outputter for TextOutput {
+    fn write(&self, dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
+        let mut first = true;
+        for g in dump.goroutines.iter().filter(|g| self.system || !g.system) {
+            if !first {
+                writeln!(w)?;
+            }
+            first = false;
+            self.write_goroutine(dump, g, w)?;
+        }
+        Ok(())
+    }
+}

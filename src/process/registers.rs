@@ -1,0 +1,138 @@
+//! The general-purpose registers of one stopped thread, per architecture.
+//!
+//! linux/amd64 reads them with PTRACE_GETREGS (`user_regs_struct`, which
+//! includes `fs_base`, the anchor of Go's TLS `g`); linux/arm64 has no
+//! GETREGS and uses PTRACE_GETREGSET with NT_PRSTATUS, plus NT_ARM_TLS for
+//! TPIDR_EL0. The accessors give the unwinder the same vocabulary on both.
+
+use nix::errno::Errno;
+
+/// Registers of one thread, captured while it was stopped.
+///
+/// `raw` is the kernel's full `user_regs_struct`, kept whole so that
+/// `gopeek threads` can print every register; the methods name the few the
+/// goroutine walker needs.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Clone, Copy)]
+pub struct Registers {
+    /// The full register file as the kernel returned it.
+    pub raw: libc::user_regs_struct,
+    /// TPIDR_EL0 (the user TLS base) on arm64, read separately from the
+    /// general-purpose set.
+    #[cfg(target_arch = "aarch64")]
+    pub tpidr_el0: u64,
+}
+
+/// Registers on an architecture the live reader does not support: never
+/// constructed ([`super::SeizedProcess::seize`] refuses), present only so
+/// that the crate builds there for offline (core file) use.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[derive(Clone, Copy, Debug)]
+pub struct Registers {
+    _private: (),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Registers {
+    /// Program counter (`rip`). For a thread stopped inside a syscall this is
+    /// the address after the `syscall` instruction.
+    pub fn pc(&self) -> u64 {
+        self.raw.rip
+    }
+    /// Stack pointer (`rsp`).
+    pub fn sp(&self) -> u64 {
+        self.raw.rsp
+    }
+    /// Frame pointer (`rbp`), the seed of a frame-pointer walk.
+    pub fn fp(&self) -> u64 {
+        self.raw.rbp
+    }
+    /// Link register: amd64 has none (the return address is on the stack).
+    pub fn lr(&self) -> Option<u64> {
+        None
+    }
+    /// The thread-local storage base (`fs_base`); Go keeps the current `g`
+    /// at `fs_base - 8` on linux/amd64.
+    pub fn tls_base(&self) -> u64 {
+        self.raw.fs_base
+    }
+    /// The register Go's ABIInternal reserves for `g` (R14). Meaningful only
+    /// while the thread executes Go code.
+    pub fn go_g_register(&self) -> u64 {
+        self.raw.r14
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+impl Registers {
+    /// Program counter.
+    pub fn pc(&self) -> u64 {
+        self.raw.pc
+    }
+    /// Stack pointer.
+    pub fn sp(&self) -> u64 {
+        self.raw.sp
+    }
+    /// Frame pointer (x29).
+    pub fn fp(&self) -> u64 {
+        self.raw.regs[29]
+    }
+    /// Link register (x30): the innermost return address on arm64.
+    pub fn lr(&self) -> Option<u64> {
+        Some(self.raw.regs[30])
+    }
+    /// TPIDR_EL0, the TLS base (Go's cgo TLS `g` is at an offset from it).
+    pub fn tls_base(&self) -> u64 {
+        self.tpidr_el0
+    }
+    /// The register Go reserves for `g` on arm64 (R28). Meaningful only
+    /// while the thread executes Go code.
+    pub fn go_g_register(&self) -> u64 {
+        self.raw.regs[28]
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl std::fmt::Debug for Registers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registers")
+            .field("pc", &format_args!("{:#x}", self.pc()))
+            .field("sp", &format_args!("{:#x}", self.sp()))
+            .field("fp", &format_args!("{:#x}", self.fp()))
+            .field("tls_base", &format_args!("{:#x}", self.tls_base()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the registers of a thread in ptrace-stop (must be called by the
+/// tracer thread).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn read_registers(tid: i32) -> Result<Registers, Errno> {
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut raw: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: PTRACE_GETREGS writes exactly one user_regs_struct to `data`.
+    unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGS, tid, 0, &mut raw as *mut _ as usize)? };
+    Ok(Registers { raw })
+}
+
+/// Reads the registers of a thread in ptrace-stop (must be called by the
+/// tracer thread).
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn read_registers(tid: i32) -> Result<Registers, Errno> {
+    const NT_PRSTATUS: usize = 1;
+    const NT_ARM_TLS: usize = 0x401;
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut raw: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec { iov_base: &mut raw as *mut _ as *mut libc::c_void, iov_len: std::mem::size_of_val(&raw) };
+    // SAFETY: GETREGSET writes at most iov_len bytes to iov_base.
+    unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGSET, tid, NT_PRSTATUS, &mut iov as *mut _ as usize)? };
+    let mut tls: u64 = 0;
+    let mut iov = libc::iovec { iov_base: &mut tls as *mut _ as *mut libc::c_void, iov_len: 8 };
+    // SAFETY: as above, 8 bytes.
+    let tpidr_el0 = match unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGSET, tid, NT_ARM_TLS, &mut iov as *mut _ as usize) } {
+        Ok(_) => tls,
+        Err(Errno::ESRCH) => return Err(Errno::ESRCH),
+        Err(_) => 0,
+    };
+    Ok(Registers { raw, tpidr_el0 })
+}

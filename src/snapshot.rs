@@ -1,0 +1,116 @@
+//! One `gopeek dump --pid`: from a PID to a [`DumpSnapshot`], holding the
+//! target only while its memory is copied.
+
+use crate::dump::DumpSnapshot;
+use crate::elf::{ElfError, GoBinary};
+use crate::layout::{gstatus_table, wait_reason_table, LayoutError, RuntimeLayout};
+use crate::locate::SchedHint;
+use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
+use crate::program::{GoProgram, ProgramError};
+use crate::walk::{build_goroutines, capture, ThreadRegs, WalkConfig, WalkError};
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// Why a snapshot failed as a whole.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("cannot read the executable of process {pid}: {source}")]
+    Exe { pid: i32, source: ElfError },
+    #[error("process {pid} is not a Go program gopeek can read: {source}")]
+    NotGo { pid: i32, source: ProgramError },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("process {pid}: {source}")]
+    Walk { pid: i32, source: WalkError },
+    #[error("cannot read memory of process {pid}: {source}")]
+    Memory { pid: i32, source: std::io::Error },
+}
+
+/// Knobs of one snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// Longest the target may be held (`--max-pause`).
+    pub max_pause: Duration,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { max_pause: Duration::from_secs(2) }
+    }
+}
+
+/// Formats a UNIX time as RFC 3339 UTC (no external time crate needed).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Takes a consistent snapshot of every goroutine of `pid`.
+pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
+    let exe_path = proc_fs::exe_path(pid).map(|p| p.display().to_string()).unwrap_or_else(|_| format!("/proc/{pid}/exe"));
+    let bin = GoBinary::open(&proc_fs::exe_open_path(pid)).map_err(|source| match &source {
+        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
+        _ => SnapshotError::Exe { pid, source },
+    })?;
+    // Layout first (it needs only the version), so that the locator can
+    // find runtime.sched too.
+    let pre = GoProgram::load(&bin, None).map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let layout = RuntimeLayout::for_binary(&bin, &pre.version)?;
+    let off = layout.offsets()?;
+    drop(pre);
+    let prog = GoProgram::load(&bin, Some(SchedHint { midle: off.sched.midle, nmidle: off.sched.nmidle }))
+        .map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let minor = prog.version.minor;
+    let wait_reasons: Vec<String> = match &prog.wait_reasons_from_binary {
+        Some(v) => v.clone(),
+        None => wait_reason_table(minor).map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+    };
+    let gstatus: Vec<String> = gstatus_table(minor)
+        .map(|t| t.iter().map(|s| s.to_string()).collect())
+        .unwrap_or_else(|| ["idle", "runnable", "running", "syscall", "waiting", "", "dead", "", "copystack", "preempted"].iter().map(|s| s.to_string()).collect());
+    let bias = proc_fs::load_bias(pid, &bin)?;
+    let cfg = WalkConfig { prog: &prog, off: &off, bias, wait_reasons, gstatus };
+    let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
+    let taken_at = rfc3339(SystemTime::now());
+
+    let seized = SeizedProcess::seize(pid, &SeizeOptions { max_pause: opts.max_pause, ..SeizeOptions::default() })?;
+    let threads: Vec<ThreadRegs> =
+        seized.threads().iter().map(|t| ThreadRegs { tid: t.tid, pc: t.regs.pc(), sp: t.regs.sp(), tls_base: t.regs.tls_base() }).collect();
+    let captured = capture(&cfg, &mem, threads);
+    let budget = seized.check_budget();
+    let stats = seized.detach();
+    budget?;
+    let captured = captured.map_err(|source| SnapshotError::Walk { pid, source })?;
+
+    let goroutines = build_goroutines(&cfg, &captured);
+    let mut warnings = captured.warnings.clone();
+    if stats.vanished > 0 {
+        warnings.push(format!("{} threads exited during attach", stats.vanished));
+    }
+    Ok(DumpSnapshot {
+        schema: "gopeek.dump/1",
+        pid,
+        exe: exe_path,
+        go_version: prog.version.raw.clone(),
+        go_minor: minor,
+        taken_at,
+        pause_us: stats.pause_us(),
+        goroutines,
+        warnings,
+    })
+}

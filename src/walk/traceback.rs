@@ -1,0 +1,204 @@
+//! Go's own printing rules (runtime/traceback.go), per version: which
+//! frames a GOTRACEBACK=all traceback shows, how it elides deep stacks,
+//! the goroutine header, and the `created by` line.
+
+use super::gstruct::{GRecord, G_LEAKED, G_SCAN, G_SYSCALL, G_WAITING};
+use crate::dump::Frame;
+
+/// FuncIDs that the filter compares against; Go renumbers them between
+/// releases (see notes §2).
+#[derive(Debug, Clone, Copy)]
+pub struct FuncIds {
+    pub wrapper: u8,
+    pub gopanic: u8,
+    pub sigpanic: u8,
+    pub panicwrap: u8,
+    /// `runFinalizers`/`runCleanups`: always shown from Go 1.25.
+    pub always_shown: [u8; 2],
+}
+
+impl FuncIds {
+    pub fn for_minor(minor: u32) -> FuncIds {
+        match minor {
+            0..=21 => FuncIds { wrapper: 21, gopanic: 9, sigpanic: 18, panicwrap: 14, always_shown: [0, 0] },
+            22..=24 => FuncIds { wrapper: 22, gopanic: 10, sigpanic: 19, panicwrap: 15, always_shown: [0, 0] },
+            _ => FuncIds { wrapper: 23, gopanic: 10, sigpanic: 20, panicwrap: 15, always_shown: [18, 19] },
+        }
+    }
+}
+
+/// Go's `isExportedRuntime`: `runtime.Goexit`, `runtime.(*Func).Name`.
+pub fn is_exported_runtime(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("runtime.") else { return false };
+    if rest.is_empty() {
+        return false;
+    }
+    let (rcvr, func) = match rest.rfind('.') {
+        Some(i) => {
+            let mut r = &rest[..i];
+            if r.len() >= 3 && r.starts_with("(*") && r.ends_with(')') {
+                r = &r[2..r.len() - 1];
+            }
+            (r, &rest[i + 1..])
+        }
+        None => ("", rest),
+    };
+    let upper = |s: &str| s.as_bytes().first().map(|c| c.is_ascii_uppercase()).unwrap_or(false);
+    upper(func) && (rcvr.is_empty() || upper(rcvr))
+}
+
+/// Go's `showfuncinfo` at GOTRACEBACK=all: `true` if the frame prints.
+pub fn shows_frame(ids: &FuncIds, raw_name: &str, func_id: u8, first_frame: bool, callee_id: u8) -> bool {
+    if func_id != 0 && func_id == ids.wrapper && !(callee_id == ids.gopanic || callee_id == ids.sigpanic || callee_id == ids.panicwrap) {
+        return false;
+    }
+    if func_id != 0 && ids.always_shown.contains(&func_id) {
+        return true;
+    }
+    if raw_name == "runtime.gopanic" && !first_frame {
+        return true;
+    }
+    raw_name.contains('.') && (!raw_name.starts_with("runtime.") || is_exported_runtime(raw_name))
+}
+
+/// A logical frame before filtering, with what the filter needs.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    pub frame: Frame,
+    pub raw_name: String,
+    pub func_id: u8,
+    /// Index of the physical frame it came from (Go 1.19 counts those).
+    pub physical: usize,
+}
+
+/// Marks each frame `runtime` (hidden) or not, following Go's walk: the
+/// first-frame rule and the callee's FuncID carry along the stack. If no
+/// frame would print, Go prints them all, and so do we.
+pub fn mark_hidden(frames: &mut [RawFrame], ids: &FuncIds) {
+    let mut printed = 0usize;
+    let mut callee = 0u8; // FuncIDNormal
+    for f in frames.iter_mut() {
+        let show = shows_frame(ids, &f.raw_name, f.func_id, printed == 0, callee);
+        callee = f.func_id;
+        f.frame.runtime = !show;
+        if show {
+            printed += 1;
+        }
+    }
+}
+
+/// What the text output prints for a stack: the visible frames, and where
+/// Go would put its elision marker.
+pub enum Elided<'a> {
+    All(Vec<&'a Frame>),
+    /// Go 1.21+: first 50, `...N frames elided...`, last 50.
+    Middle { head: Vec<&'a Frame>, elided: usize, tail: Vec<&'a Frame> },
+    /// Go 1.19/1.20: the walk stops after 100 physical frames, then
+    /// `...additional frames elided...`.
+    Truncated(Vec<&'a Frame>),
+}
+
+/// Applies the version's elision rule to the printable frames.
+/// `physical_count` and `physical_of` serve the pre-1.21 rule.
+pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system: bool) -> Elided<'a> {
+    let visible: Vec<(usize, &Frame)> = frames.iter().enumerate().filter(|(_, f)| system || !f.runtime).collect();
+    let any_visible = !visible.is_empty();
+    // "If nothing would print, print everything."
+    let visible: Vec<(usize, &Frame)> = if any_visible { visible } else { frames.iter().enumerate().collect() };
+    if minor >= 21 {
+        const INNER: usize = 50;
+        const OUTER: usize = 50;
+        if visible.len() <= INNER + OUTER {
+            return Elided::All(visible.into_iter().map(|(_, f)| f).collect());
+        }
+        let head = visible[..INNER].iter().map(|(_, f)| *f).collect();
+        let tail = visible[visible.len() - OUTER..].iter().map(|(_, f)| *f).collect();
+        Elided::Middle { head, elided: visible.len() - INNER - OUTER, tail }
+    } else {
+        const MAX_PHYSICAL: usize = 100;
+        let total_physical = physical_of.iter().max().map(|m| m + 1).unwrap_or(0);
+        let kept: Vec<&Frame> = visible.into_iter().filter(|(i, _)| physical_of.get(*i).copied().unwrap_or(0) < MAX_PHYSICAL).map(|(_, f)| f).collect();
+        if total_physical > MAX_PHYSICAL {
+            Elided::Truncated(kept)
+        } else {
+            Elided::All(kept)
+        }
+    }
+}
+
+/// The status text inside the header's brackets, before the first comma.
+pub fn status_text(g: &GRecord, gstatus: &[String], wait_reasons: &[String]) -> String {
+    let st = g.base_status();
+    let mut s = gstatus.get(st as usize).cloned().unwrap_or_else(|| "???".to_string());
+    if (st == G_WAITING || st == G_LEAKED) && g.waitreason != 0 {
+        s = wait_reasons.get(g.waitreason as usize).cloned().unwrap_or_else(|| "unknown wait reason".to_string());
+    }
+    if st == G_LEAKED {
+        s.push_str(" (leaked)");
+    }
+    if g.status & G_SCAN != 0 {
+        s.push_str(" (scan)");
+    }
+    s
+}
+
+/// Whole minutes blocked, as Go computes them from `waitsince` and the
+/// monotonic clock; `None` below one minute.
+pub fn wait_minutes(g: &GRecord, now_nanotime: i64) -> Option<u64> {
+    let st = g.base_status();
+    if (st == G_WAITING || st == G_SYSCALL) && g.waitsince != 0 {
+        let m = (now_nanotime - g.waitsince) / 60_000_000_000;
+        if m >= 1 {
+            return Some(m as u64);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_runtime_names() {
+        assert!(is_exported_runtime("runtime.Goexit"));
+        assert!(is_exported_runtime("runtime.(*Func).Name"));
+        assert!(!is_exported_runtime("runtime.gopark"));
+        assert!(!is_exported_runtime("runtime.(*mheap).Alloc"));
+        assert!(!is_exported_runtime("main.main"));
+    }
+
+    #[test]
+    fn filter_hides_runtime_and_wrappers() {
+        let ids = FuncIds::for_minor(27);
+        assert!(!shows_frame(&ids, "runtime.gopark", 0, true, 0));
+        assert!(shows_frame(&ids, "main.worker", 0, true, 0));
+        assert!(!shows_frame(&ids, "main.(*T).M", ids.wrapper, false, 0));
+        assert!(shows_frame(&ids, "main.(*T).M", ids.wrapper, false, ids.gopanic));
+        assert!(shows_frame(&ids, "runtime.gopanic", ids.gopanic, false, 0));
+        assert!(!shows_frame(&ids, "runtime.gopanic", ids.gopanic, true, 0));
+        assert!(!shows_frame(&ids, "nodot", 0, true, 0));
+    }
+
+    fn frame(name: &str) -> Frame {
+        Frame { function: name.into(), file: "f.go".into(), line: 1, pc: 0, inlined: false, runtime: false, offset: None }
+    }
+
+    #[test]
+    fn elision_matches_go_121() {
+        let frames: Vec<Frame> = (0..151).map(|i| frame(&format!("main.f{i}"))).collect();
+        let phys: Vec<usize> = (0..151).collect();
+        match elide(21, &frames, &phys, false) {
+            Elided::Middle { head, elided, tail } => {
+                assert_eq!((head.len(), elided, tail.len()), (50, 51, 50));
+                assert_eq!(tail[0].function, "main.f101");
+            }
+            _ => panic!("expected elision"),
+        }
+        assert!(matches!(elide(21, &frames[..100], &phys[..100], false), Elided::All(v) if v.len() == 100));
+        match elide(19, &frames, &phys, false) {
+            Elided::Truncated(v) => assert_eq!(v.len(), 100),
+            _ => panic!("expected truncation"),
+        }
+    }
+}

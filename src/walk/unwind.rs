@@ -1,0 +1,130 @@
+//! Physical stack unwinding with pcsp, the way Go's own `unwinder` does it
+//! (runtime/traceback.go), on memory copied from the target.
+
+use crate::memory::{Memory, MemoryExt};
+use crate::pclntab::Pclntab;
+
+/// Most physical frames followed on one stack. Go's deepest legal stack
+/// (1 GiB of 16-byte frames) is larger, but no traceback needs more.
+pub const MAX_PHYSICAL_FRAMES: usize = 1_000_000;
+
+/// Where unwinding starts.
+#[derive(Debug, Clone, Copy)]
+pub struct UnwindStart {
+    /// Runtime PC (load bias included).
+    pub pc: u64,
+    pub sp: u64,
+    /// The PC was interrupted, not a return address (thread registers):
+    /// symbolize at `pc`, not `pc - 1`.
+    pub trap: bool,
+    /// Taken from `g.syscallpc/syscallsp`: an SPWRITE innermost function
+    /// (asmcgocall, a raw syscall stub) does not end the walk.
+    pub syscall: bool,
+}
+
+/// One physical frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysFrame {
+    /// Runtime PC: the resume address for callers, the current PC for the
+    /// innermost frame.
+    pub pc: u64,
+    pub sp: u64,
+    /// Index of the function in the pclntab.
+    pub func: usize,
+    /// Function entry (link address).
+    pub entry: u64,
+    /// Link-time PC to symbolize (`pc - 1` for return addresses).
+    pub sym_pc: u64,
+}
+
+/// A stack, or as much of it as could be read, and why it stops early.
+#[derive(Debug, Clone, Default)]
+pub struct Unwound {
+    pub frames: Vec<PhysFrame>,
+    pub error: Option<String>,
+}
+
+/// Functions whose caller frame resumes at an interrupted (not a return)
+/// PC, as in Go's `isInjectedCall`.
+fn is_injected(name: &[u8]) -> bool {
+    matches!(name, b"runtime.sigpanic" | b"runtime.asyncPreempt" | b"runtime.debugCallV2")
+}
+
+/// Walks the stack from `start` within `[stack_lo, stack_hi)`. `bias` is
+/// the PIE load bias (runtime = link + bias).
+pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindStart, stack_lo: u64, stack_hi: u64) -> Unwound {
+    let mut out = Unwound::default();
+    let (mut pc, mut sp) = (start.pc, start.sp);
+    let mut trap = start.trap;
+    if pc == 0 {
+        // A call through a nil func value: the caller's PC is at SP.
+        match mem.read_u64(sp) {
+            Ok(v) => {
+                pc = v;
+                sp += 8;
+            }
+            Err(e) => {
+                out.error = Some(format!("pc is 0 and the return address is unreadable: {e}"));
+                return out;
+            }
+        }
+    }
+    let mut innermost = true;
+    while out.frames.len() < MAX_PHYSICAL_FRAMES {
+        if sp < stack_lo || sp >= stack_hi {
+            out.error = Some(format!("stack pointer {sp:#x} outside the goroutine's stack [{stack_lo:#x}, {stack_hi:#x})"));
+            return out;
+        }
+        let link_pc = pc.wrapping_sub(bias);
+        let f = match tab.find_func(link_pc) {
+            Ok(f) => f,
+            Err(_) => {
+                out.error = Some(format!("unknown pc {pc:#x}"));
+                return out;
+            }
+        };
+        let name = f.name_bytes().unwrap_or(b"?");
+        let sym_pc = if trap || link_pc <= f.entry { link_pc } else { link_pc - 1 };
+        out.frames.push(PhysFrame { pc, sp, func: f.index, entry: f.entry, sym_pc });
+        let mut writes_sp = f.flags.writes_sp();
+        if name == b"runtime.cgocallback" || (innermost && start.syscall) {
+            writes_sp = false;
+        }
+        if f.flags.is_top_frame() || writes_sp {
+            return out;
+        }
+        let delta = match f.sp_delta(link_pc) {
+            Ok(d) if d >= 0 => d as u64,
+            Ok(d) => {
+                out.error = Some(format!("negative frame size {d} in {}", String::from_utf8_lossy(name)));
+                return out;
+            }
+            Err(_) => return out, // no pcsp: Go stops here too
+        };
+        let fp = sp + delta + 8;
+        let lr = match mem.read_u64(fp - 8) {
+            Ok(v) => v,
+            Err(e) => {
+                out.error = Some(format!("return address of {} unreadable: {e}", String::from_utf8_lossy(name)));
+                return out;
+            }
+        };
+        if lr == 0 {
+            return out;
+        }
+        if lr == pc && fp == sp {
+            out.error = Some(format!("traceback stuck at pc {pc:#x}"));
+            return out;
+        }
+        if tab.find_func(lr.wrapping_sub(bias)).is_err() {
+            out.error = Some(format!("unexpected return pc {lr:#x} above {}", String::from_utf8_lossy(name)));
+            return out;
+        }
+        trap = is_injected(name);
+        pc = lr;
+        sp = fp;
+        innermost = false;
+    }
+    out.error = Some(format!("more than {MAX_PHYSICAL_FRAMES} frames"));
+    out
+}
