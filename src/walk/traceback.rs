@@ -99,7 +99,8 @@ pub enum Elided<'a> {
 }
 
 /// Applies the version's elision rule to the printable frames.
-/// `physical_count` and `physical_of` serve the pre-1.21 rule.
+/// `physical_of[i]` (the physical frame of logical frame `i`) serves the
+/// pre-1.21 rule.
 pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system: bool) -> Elided<'a> {
     let visible: Vec<(usize, &Frame)> = frames.iter().enumerate().filter(|(_, f)| system || !f.runtime).collect();
     let any_visible = !visible.is_empty();
@@ -115,10 +116,11 @@ pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system:
         let tail = visible[visible.len() - OUTER..].iter().map(|(_, f)| *f).collect();
         Elided::Middle { head, elided: visible.len() - INNER - OUTER, tail }
     } else {
+        // Go 1.19 walks at most 100 physical frames (hidden ones count)
+        // and prints the marker only if it printed exactly 100 frames.
         const MAX_PHYSICAL: usize = 100;
-        let total_physical = physical_of.iter().max().map(|m| m + 1).unwrap_or(0);
         let kept: Vec<&Frame> = visible.into_iter().filter(|(i, _)| physical_of.get(*i).copied().unwrap_or(0) < MAX_PHYSICAL).map(|(_, f)| f).collect();
-        if total_physical > MAX_PHYSICAL {
+        if kept.len() == MAX_PHYSICAL {
             Elided::Truncated(kept)
         } else {
             Elided::All(kept)
@@ -200,5 +202,10 @@ mod tests {
             Elided::Truncated(v) => assert_eq!(v.len(), 100),
             _ => panic!("expected truncation"),
         }
+        // Go 1.19 quirk: hidden frames count against the 100-frame walk but
+        // the marker needs 100 printed frames.
+        let mut hidden = frames.clone();
+        hidden[0].runtime = true;
+        assert!(matches!(elide(19, &hidden, &phys, false), Elided::All(v) if v.len() == 99));
     }
 }

@@ -1,0 +1,3 @@
+module gopeek.test/busy
+
+go 1.19

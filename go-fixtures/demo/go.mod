@@ -1,0 +1,3 @@
+module gopeek.test/demo
+
+go 1.19

@@ -1,0 +1,85 @@
+//! The oracle is Go itself: the `parked` fixture writes
+//! `runtime.Stack(buf, true)` once its goroutines have settled, then stays
+//! parked; gopeek dumps it from outside and every goroutine that was not
+//! running must match Go's own text: id, status, every visible frame
+//! (function, file:line +offset) in order, and the created-by lines.
+//! Run for every installed Go version and build mode.
+
+mod common;
+use common::*;
+
+/// Goroutines whose state legitimately differs between the fixture's own
+/// dump and a later one: the dumping goroutine itself and anything the
+/// oracle saw running or runnable (the spinner).
+fn comparable(b: &Block) -> bool {
+    b.id != 1 && b.status != "running" && b.status != "runnable"
+}
+
+fn check(version: &str, mode: &str) {
+    let Some(bin) = fixture(version, mode, "parked") else { return };
+    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+    let oracle_text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
+    let out = gopeek().args(["dump", "--pid", &run.pid.to_string()]).output().unwrap();
+    assert!(out.status.success(), "gopeek dump failed on go{version}/{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    let ours_text = String::from_utf8(out.stdout).unwrap();
+    assert_running_untraced(run.pid);
+
+    let oracle = parse_dump(&oracle_text);
+    let ours = parse_dump(&ours_text);
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for want in oracle.iter().filter(|b| comparable(b)) {
+        compared += 1;
+        match ours.iter().find(|b| b.id == want.id) {
+            None => failures.push(format!("goroutine {} [{}] missing from gopeek's dump", want.id, want.status)),
+            Some(got) if got.header != want.header || got.lines != want.lines => {
+                failures.push(format!("goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(compared >= 20, "go{version}/{mode}: only {compared} parked goroutines in the oracle");
+    assert!(failures.is_empty(), "go{version}/{mode}: {} of {compared} goroutines differ from Go's own traceback:\n{}", failures.len(), failures.join("\n\n"));
+
+    // The JSON form parses and carries the same goroutines.
+    let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "gopeek.dump/1");
+    assert_eq!(v["pid"], run.pid);
+    let gs = v["goroutines"].as_array().unwrap();
+    for want in oracle.iter().filter(|b| comparable(b)) {
+        let g = gs.iter().find(|g| g["id"] == want.id).unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
+        assert_eq!(g["status"], want.status.as_str(), "goroutine {} status", want.id);
+        assert!(g["error"].is_null(), "goroutine {} has an error: {}", want.id, g["error"]);
+    }
+    assert!(v["pause_us"].as_u64().unwrap() > 0);
+    assert_running_untraced(run.pid);
+}
+
+macro_rules! matrix {
+    ($($name:ident => $v:literal),* $(,)?) => {
+        $(
+            mod $name {
+                #[test] fn default() { super::check($v, "default") }
+                #[test] fn stripped() { super::check($v, "stripped") }
+                #[test] fn pie() { super::check($v, "pie") }
+                #[test] fn cgo() { super::check($v, "cgo") }
+                #[test] fn cgo_stripped() { super::check($v, "cgo-stripped") }
+                #[test] fn trimpath() { super::check($v, "trimpath") }
+                #[test] fn noinline() { super::check($v, "noinline") }
+            }
+        )*
+    };
+}
+
+matrix! {
+    go1_19 => "1.19",
+    go1_21 => "1.21",
+    go1_22 => "1.22",
+    go1_23 => "1.23",
+    go1_24 => "1.24",
+    go1_25 => "1.25",
+    go1_26 => "1.26",
+    go1_27 => "1.27",
+}
