@@ -91,10 +91,15 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     let seized = SeizedProcess::seize(pid, &SeizeOptions { max_pause: opts.max_pause, ..SeizeOptions::default() })?;
     let threads: Vec<ThreadRegs> =
         seized.threads().iter().map(|t| ThreadRegs { tid: t.tid, pc: t.regs.pc(), sp: t.regs.sp(), tls_base: t.regs.tls_base() }).collect();
+    let t_capture = std::time::Instant::now();
     let captured = capture(&cfg, &mem, threads);
+    let capture_time = t_capture.elapsed();
     let budget = seized.check_budget();
     let stats = seized.detach();
     budget?;
+    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+        eprintln!("gopeek: timing: pause {} us, of which capture {} us, stop latency {} us", stats.pause_us(), capture_time.as_micros(), stats.stop_latency.as_micros());
+    }
     let captured = captured.map_err(|source| SnapshotError::Walk { pid, source })?;
 
     let goroutines = build_goroutines(&cfg, &captured);
