@@ -15,6 +15,10 @@ pub struct DumpSnapshot {
     /// `created by ... in goroutine N` form).
     #[serde(skip)]
     pub go_minor: u32,
+    /// The target's runtime prints labels in goroutine headers
+    /// (GODEBUG tracebacklabels=1, Go 1.26+), so Go-identical text does too.
+    #[serde(skip)]
+    pub header_labels: bool,
     /// RFC 3339, UTC.
     pub taken_at: String,
     /// How long the target was held stopped, in microseconds.

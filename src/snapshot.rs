@@ -60,6 +60,26 @@ pub fn rfc3339(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Whether the target's runtime prints pprof labels in traceback headers:
+/// `GODEBUG` in its environment wins, then the binary's `DefaultGODEBUG`,
+/// then the release default (on from Go 1.27).
+pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
+    let find = |s: &str| s.split(',').find_map(|kv| kv.trim().strip_prefix("tracebacklabels=")).map(|v| v == "1");
+    if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+        for var in env.split(|&b| b == 0) {
+            if let Some(v) = std::str::from_utf8(var).ok().and_then(|s| s.strip_prefix("GODEBUG=")) {
+                if let Some(on) = find(v) {
+                    return on;
+                }
+            }
+        }
+    }
+    if let Some(on) = prog.build_info.setting("DefaultGODEBUG").and_then(find) {
+        return on;
+    }
+    prog.version.minor >= 27
+}
+
 /// Takes a consistent snapshot of every goroutine of `pid`.
 pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
     let exe_path = proc_fs::exe_path(pid).map(|p| p.display().to_string()).unwrap_or_else(|_| format!("/proc/{pid}/exe"));
@@ -113,6 +133,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         exe: exe_path,
         go_version: prog.version.raw.clone(),
         go_minor: minor,
+        header_labels: minor >= 26 && traceback_labels(pid, &prog),
         taken_at,
         pause_us: stats.pause_us(),
         goroutines,

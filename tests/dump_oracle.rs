@@ -16,8 +16,12 @@ fn comparable(b: &Block) -> bool {
 }
 
 fn check(version: &str, mode: &str) {
+    check_env(version, mode, &[]);
+}
+
+fn check_env(version: &str, mode: &str, env: &[(&str, &str)]) {
     let Some(bin) = fixture(version, mode, "parked") else { return };
-    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+    let run = start_env(&bin, &["-out", "oracle.txt", "-lifetime", "10m"], env);
     let oracle_text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
     let out = gopeek().args(["dump", "--pid", &run.pid.to_string()]).output().unwrap();
     assert!(out.status.success(), "gopeek dump failed on go{version}/{mode}: {}", String::from_utf8_lossy(&out.stderr));
@@ -55,6 +59,36 @@ fn check(version: &str, mode: &str) {
     }
     assert!(v["pause_us"].as_u64().unwrap() > 0);
     assert_running_untraced(run.pid);
+}
+
+/// With GODEBUG=tracebacklabels=1, Go 1.26+ prints pprof labels in the
+/// goroutine header (1.26 inside the brackets, 1.27 after them); gopeek
+/// reads the target's environment and prints them the same way.
+#[test]
+fn labels_in_headers_go1_26() {
+    check_env("1.26", "stripped", &[("GODEBUG", "tracebacklabels=1")]);
+}
+
+#[test]
+fn labels_in_headers_go1_27() {
+    check_env("1.27", "default", &[("GODEBUG", "tracebacklabels=1")]);
+}
+
+/// The labels themselves, in JSON, for the map (≤1.23) and slice (1.24+)
+/// representations.
+#[test]
+fn labels_in_json() {
+    for v in ["1.19", "1.23", "1.24", "1.27"] {
+        let Some(bin) = fixture(v, "stripped", "parked") else { continue };
+        let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+        let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--format", "json"]).output().unwrap();
+        assert!(out.status.success());
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let labeled: Vec<&serde_json::Value> = d["goroutines"].as_array().unwrap().iter().filter(|g| !g["labels"].is_null()).collect();
+        assert_eq!(labeled.len(), 1, "go{v}: one goroutine carries labels");
+        assert_eq!(labeled[0]["labels"]["tenant"], "acme", "go{v}");
+        assert_eq!(labeled[0]["labels"]["user id"], "x y", "go{v}");
+    }
 }
 
 macro_rules! matrix {

@@ -37,7 +37,7 @@ const DW_OP_ADDRX: u8 = 0xa1;
 const DW_OP_PLUS_UCONST: u8 = 0x23;
 
 /// The decompressed sections the scan needs. Owned here because Go
-/// compresses its DWARF (SHF_COMPRESSED), so the bytes are not in the file
+/// compresses its DWARF (`SHF_COMPRESSED`), so the bytes are not in the file
 /// as they are.
 struct Sections<'b> {
     info: Cow<'b, [u8]>,
@@ -53,7 +53,12 @@ impl<'b> Sections<'b> {
         if info.is_empty() {
             return Err(LayoutError::NoDwarf);
         }
-        Ok(Sections { info, abbrev: get(".debug_abbrev"), str: get(".debug_str"), addr: get(".debug_addr") })
+        Ok(Sections {
+            info,
+            abbrev: get(".debug_abbrev"),
+            str: get(".debug_str"),
+            addr: get(".debug_addr"),
+        })
     }
 }
 
@@ -101,7 +106,10 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn abbreviations(&mut self, header: &gimli::UnitHeader<Slice<'a>>) -> Option<Arc<gimli::Abbreviations>> {
+    fn abbreviations(
+        &mut self,
+        header: &gimli::UnitHeader<Slice<'a>>,
+    ) -> Option<Arc<gimli::Abbreviations>> {
         let DebugAbbrevOffset(off) = header.debug_abbrev_offset();
         let key = off as u64;
         if let Some(a) = self.abbrevs.get(&key) {
@@ -128,13 +136,9 @@ impl<'a> Scanner<'a> {
     fn scan(&mut self, prefer: &dyn Fn(&str) -> bool, visitor: &mut dyn Visitor) {
         let mut skipped = Vec::new();
         let mut headers = self.info.units();
-        loop {
-            let header = match headers.next() {
-                Ok(Some(h)) => h,
-                // A corrupt unit header ends the walk: later offsets are not
-                // trustworthy either.
-                Ok(None) | Err(_) => break,
-            };
+        // A corrupt unit header ends the walk: later offsets are not
+        // trustworthy either.
+        while let Ok(Some(header)) = headers.next() {
             if visitor.done() {
                 return;
             }
@@ -162,7 +166,9 @@ impl<'a> Scanner<'a> {
     }
 
     fn scan_unit(&mut self, header: &gimli::UnitHeader<Slice<'a>>, visitor: &mut dyn Visitor) {
-        let Some(abbrevs) = self.abbreviations(header) else { return };
+        let Some(abbrevs) = self.abbreviations(header) else {
+            return;
+        };
         let mut cursor = header.entries(&abbrevs);
         let addr_base = match cursor.next_dfs() {
             Ok(Some((_, root))) => match root.attr_value(gimli::DW_AT_addr_base) {
@@ -171,16 +177,15 @@ impl<'a> Scanner<'a> {
             },
             _ => return,
         };
-        let unit = UnitInfo { address_size: header.address_size(), addr_base };
+        let unit = UnitInfo {
+            address_size: header.address_size(),
+            addr_base,
+        };
         // Depth-first walk; `depth` is relative to the unit's root entry
         // (next_dfs reports depth changes and skips null entries).
         let mut depth: isize = 0;
         let mut collecting = false;
-        loop {
-            let (delta, entry) = match cursor.next_dfs() {
-                Ok(Some(x)) => x,
-                Ok(None) | Err(_) => break,
-            };
+        while let Ok(Some((delta, entry))) = cursor.next_dfs() {
             depth += delta;
             if depth <= 0 {
                 break;
@@ -220,17 +225,31 @@ impl Visitor for StructVisitor<'_> {
         if entry.tag() != gimli::DW_TAG_structure_type {
             return false;
         }
-        let Some(name) = entry.attr_value(gimli::DW_AT_name).ok().flatten().and_then(|v| scanner.string(v)) else {
+        let Some(name) = entry
+            .attr_value(gimli::DW_AT_name)
+            .ok()
+            .flatten()
+            .and_then(|v| scanner.string(v))
+        else {
             return false;
         };
         if !self.wanted.contains(name) || self.found.contains_key(name) {
             return false;
         }
         // A declaration without a size is not the definition.
-        let Some(size) = entry.attr_value(gimli::DW_AT_byte_size).ok().flatten().and_then(|v| v.udata_value()) else {
+        let Some(size) = entry
+            .attr_value(gimli::DW_AT_byte_size)
+            .ok()
+            .flatten()
+            .and_then(|v| v.udata_value())
+        else {
             return false;
         };
-        let layout = StructLayout { name: name.to_string(), size, fields: Vec::new() };
+        let layout = StructLayout {
+            name: name.to_string(),
+            size,
+            fields: Vec::new(),
+        };
         if entry.has_children() {
             self.pending = Some(layout);
             true
@@ -251,13 +270,20 @@ impl Visitor for StructVisitor<'_> {
 
     fn end(&mut self) {
         if let Some(layout) = self.pending.take() {
-            self.found.insert(layout.name.clone(), layout);
+            // A field past the end is not a layout to trust; leave the
+            // struct out (a later definition may still be found).
+            if layout.fields.iter().all(|&(_, off)| off <= layout.size) {
+                self.found.insert(layout.name.clone(), layout);
+            }
         }
     }
 }
 
 /// `(name, offset)` of a `DW_TAG_member`, or `None` if it is malformed.
-fn member(scanner: &Scanner<'_>, e: &gimli::DebuggingInformationEntry<'_, '_, Slice<'_>>) -> Option<(String, u64)> {
+fn member(
+    scanner: &Scanner<'_>,
+    e: &gimli::DebuggingInformationEntry<'_, '_, Slice<'_>>,
+) -> Option<(String, u64)> {
     let name = scanner.string(e.attr_value(gimli::DW_AT_name).ok()??)?;
     let off = match e.attr_value(gimli::DW_AT_data_member_location).ok()?? {
         AttributeValue::Exprloc(expr) => {
@@ -288,7 +314,12 @@ impl Visitor for VarVisitor<'_> {
         if entry.tag() != gimli::DW_TAG_variable {
             return false;
         }
-        let Some(name) = entry.attr_value(gimli::DW_AT_name).ok().flatten().and_then(|v| scanner.string(v)) else {
+        let Some(name) = entry
+            .attr_value(gimli::DW_AT_name)
+            .ok()
+            .flatten()
+            .and_then(|v| scanner.string(v))
+        else {
             return false;
         };
         if !self.wanted.contains(name) || self.found.contains_key(name) {
@@ -314,7 +345,10 @@ fn static_address(scanner: &Scanner<'_>, unit: &UnitInfo, mut expr: Slice<'_>) -
         DW_OP_ADDRX => {
             let index = expr.read_uleb128().ok()?;
             let index = gimli::DebugAddrIndex(usize::try_from(index).ok()?);
-            scanner.addr.get_address(unit.address_size, unit.addr_base, index).ok()?
+            scanner
+                .addr
+                .get_address(unit.address_size, unit.addr_base, index)
+                .ok()?
         }
         _ => return None,
     };
@@ -338,12 +372,19 @@ fn package_of(symbol: &str) -> &str {
 /// Reads the layouts of the named structs (`runtime.g`, ...) from the
 /// binary's DWARF. Structs that are not found are simply absent from the
 /// map; the caller decides which ones it cannot do without.
-pub fn dwarf_structs(bin: &GoBinary, names: &[&str]) -> Result<BTreeMap<String, StructLayout>, LayoutError> {
+pub fn dwarf_structs(
+    bin: &GoBinary,
+    names: &[&str],
+) -> Result<BTreeMap<String, StructLayout>, LayoutError> {
     let sections = Sections::load(bin)?;
     let mut scanner = Scanner::new(&sections);
     let wanted: HashSet<&str> = names.iter().copied().collect();
     let packages: HashSet<&str> = names.iter().map(|n| package_of(n)).collect();
-    let mut v = StructVisitor { wanted: &wanted, found: BTreeMap::new(), pending: None };
+    let mut v = StructVisitor {
+        wanted: &wanted,
+        found: BTreeMap::new(),
+        pending: None,
+    };
     scanner.scan(&|cu| packages.contains(cu), &mut v);
     Ok(v.found)
 }
@@ -355,11 +396,16 @@ pub fn dwarf_structs(bin: &GoBinary, names: &[&str]) -> Result<BTreeMap<String, 
 /// or whose location is not a single static address, are left out; a binary
 /// without DWARF gives an empty map.
 pub fn dwarf_variables(bin: &GoBinary, names: &[&str]) -> HashMap<String, u64> {
-    let Ok(sections) = Sections::load(bin) else { return HashMap::new() };
+    let Ok(sections) = Sections::load(bin) else {
+        return HashMap::new();
+    };
     let mut scanner = Scanner::new(&sections);
     let wanted: HashSet<&str> = names.iter().copied().collect();
     let packages: HashSet<&str> = names.iter().map(|n| package_of(n)).collect();
-    let mut v = VarVisitor { wanted: &wanted, found: HashMap::new() };
+    let mut v = VarVisitor {
+        wanted: &wanted,
+        found: HashMap::new(),
+    };
     scanner.scan(&|cu| packages.contains(cu), &mut v);
     v.found
 }
@@ -371,7 +417,10 @@ mod tests {
     #[test]
     fn package_names() {
         assert_eq!(package_of("runtime.allgs"), "runtime");
-        assert_eq!(package_of("internal/runtime/atomic.Uint32"), "internal/runtime/atomic");
+        assert_eq!(
+            package_of("internal/runtime/atomic.Uint32"),
+            "internal/runtime/atomic"
+        );
         assert_eq!(package_of("main"), "main");
         assert_eq!(package_of("a.b/c.d"), "a.b/c");
     }

@@ -21,8 +21,8 @@ pub mod tables;
 
 pub use dwarf::{dwarf_structs, dwarf_variables};
 pub use offsets::{
-    AncestorInfoOffsets, FuncOffsets, GOffsets, MOffsets, ModuledataOffsets, POffsets, PcHeaderOffsets,
-    RuntimeOffsets, SchedOffsets,
+    AncestorInfoOffsets, FuncOffsets, GOffsets, MOffsets, ModuledataOffsets, POffsets,
+    PcHeaderOffsets, RuntimeOffsets, SchedOffsets,
 };
 pub use tables::{gstatus_table, supported_minors, version_table, wait_reason_table};
 
@@ -142,7 +142,10 @@ pub struct StructLayout {
 impl StructLayout {
     /// Byte offset of `field` (the first one of that name).
     pub fn offset(&self, field: &str) -> Option<u64> {
-        self.fields.iter().find(|(n, _)| n == field).map(|&(_, o)| o)
+        self.fields
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|&(_, o)| o)
     }
 }
 
@@ -182,7 +185,10 @@ pub struct RuntimeLayout {
 impl RuntimeLayout {
     /// Builds a layout from already extracted structs (tests, tools).
     pub fn new(source: LayoutSource, structs: impl IntoIterator<Item = StructLayout>) -> Self {
-        RuntimeLayout { source, structs: structs.into_iter().map(|s| (s.name.clone(), s)).collect() }
+        RuntimeLayout {
+            source,
+            structs: structs.into_iter().map(|s| (s.name.clone(), s)).collect(),
+        }
     }
 
     /// The layout of struct `name` (fully qualified: `runtime.g`).
@@ -214,12 +220,18 @@ impl RuntimeLayout {
             return Err(LayoutError::NoDwarf);
         }
         let structs = dwarf::dwarf_structs(bin, RUNTIME_STRUCTS)?;
-        let missing: Vec<String> =
-            REQUIRED_STRUCTS.iter().filter(|n| !structs.contains_key(**n)).map(|n| n.to_string()).collect();
+        let missing: Vec<String> = REQUIRED_STRUCTS
+            .iter()
+            .filter(|n| !structs.contains_key(**n))
+            .map(|&n| n.to_string())
+            .collect();
         if !missing.is_empty() {
             return Err(LayoutError::DwarfIncomplete { missing });
         }
-        Ok(RuntimeLayout { source: LayoutSource::Dwarf, structs })
+        Ok(RuntimeLayout {
+            source: LayoutSource::Dwarf,
+            structs,
+        })
     }
 
     /// The built-in table for Go `1.<minor>` on linux/amd64, or `None` if
@@ -236,7 +248,11 @@ impl RuntimeLayout {
         let structs = t.structs.iter().map(|s| {
             let s = match arch {
                 Arch::Amd64 => s,
-                Arch::Arm64 => t.arm64_overrides.iter().find(|o| o.name == s.name).unwrap_or(s),
+                Arch::Arm64 => t
+                    .arm64_overrides
+                    .iter()
+                    .find(|o| o.name == s.name)
+                    .unwrap_or(s),
             };
             s.to_layout()
         });
@@ -260,7 +276,11 @@ impl RuntimeLayout {
                 return Ok(layout);
             }
         }
-        let supported = supported_minors().iter().map(|m| format!("go1.{m}")).collect::<Vec<_>>().join(", ");
+        let supported = supported_minors()
+            .iter()
+            .map(|m| format!("go1.{m}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(LayoutError::UnsupportedVersion {
             version: version.raw.clone(),
             minor: version.minor,
@@ -293,7 +313,11 @@ impl StructTable {
         StructLayout {
             name: self.name.to_string(),
             size: self.size,
-            fields: self.fields.iter().map(|&(n, o)| (n.to_string(), o)).collect(),
+            fields: self
+                .fields
+                .iter()
+                .map(|&(n, o)| (n.to_string(), o))
+                .collect(),
         }
     }
 }
@@ -328,15 +352,25 @@ pub struct VersionTable {
 /// binaries.
 pub fn symbol_string_array(bin: &GoBinary, symbol: &str) -> Result<Vec<String>, LayoutError> {
     use object::{Object, ObjectSymbol};
-    let err = |reason: &str| LayoutError::Symbol { symbol: symbol.to_string(), reason: reason.to_string() };
+    let err = |reason: &str| LayoutError::Symbol {
+        symbol: symbol.to_string(),
+        reason: reason.to_string(),
+    };
     let file = object::File::parse(bin.data()).map_err(|e| err(&e.to_string()))?;
-    let sym = file.symbol_by_name(symbol).ok_or_else(|| err("no such symbol (stripped binary?)"))?;
+    let sym = file
+        .symbol_by_name(symbol)
+        .ok_or_else(|| err("no such symbol (stripped binary?)"))?;
     let (addr, size) = (sym.address(), sym.size());
     if size % 16 != 0 || size > 16 * 4096 {
-        return Err(err(&format!("symbol size {size} is not that of a [N]string")));
+        return Err(err(&format!(
+            "symbol size {size} is not that of a [N]string"
+        )));
     }
     (0..size / 16)
-        .map(|i| bin.read_go_string(addr + 16 * i, 4096).map_err(|e| err(&e.to_string())))
+        .map(|i| {
+            bin.read_go_string(addr + 16 * i, 4096)
+                .map_err(|e| err(&e.to_string()))
+        })
         .collect()
 }
 
@@ -366,7 +400,10 @@ mod tests {
             for arch in [Arch::Amd64, Arch::Arm64] {
                 let l = RuntimeLayout::from_table_for(minor, arch).unwrap();
                 for name in REQUIRED_STRUCTS {
-                    assert!(l.struct_layout(name).is_some(), "go1.{minor} {arch:?} lacks {name}");
+                    assert!(
+                        l.struct_layout(name).is_some(),
+                        "go1.{minor} {arch:?} lacks {name}"
+                    );
                 }
                 assert_eq!(l.source, LayoutSource::Table { version: minor });
             }
@@ -384,7 +421,10 @@ mod tests {
             dwarf: "the binary has no DWARF debug info".into(),
         };
         let msg = e.to_string();
-        assert!(msg.contains("install go1.28 and run scripts/gen-layouts"), "{msg}");
+        assert!(
+            msg.contains("install go1.28 and run scripts/gen-layouts"),
+            "{msg}"
+        );
         assert!(msg.contains("go1.19, go1.27"), "{msg}");
     }
 }

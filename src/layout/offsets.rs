@@ -429,7 +429,10 @@ struct Lookup<'a> {
 
 impl Lookup<'_> {
     fn missing_struct(&self, name: &str) -> LayoutError {
-        LayoutError::MissingStruct { source_desc: self.layout.source.to_string(), name: name.to_string() }
+        LayoutError::MissingStruct {
+            source_desc: self.layout.source.to_string(),
+            name: name.to_string(),
+        }
     }
 
     fn missing_field(&self, s: &str, f: &str) -> LayoutError {
@@ -449,21 +452,29 @@ impl Lookup<'_> {
     }
 
     fn req(&self, s: &str, f: &str) -> Result<u64, LayoutError> {
-        self.layout.struct_layout(s).ok_or_else(|| self.missing_struct(s))?;
+        self.layout
+            .struct_layout(s)
+            .ok_or_else(|| self.missing_struct(s))?;
         self.opt(s, f).ok_or_else(|| self.missing_field(s, f))
     }
 
     /// The first of several spellings of a field (renamed across versions).
     fn any(&self, s: &str, fs: &[&str]) -> Result<u64, LayoutError> {
-        self.layout.struct_layout(s).ok_or_else(|| self.missing_struct(s))?;
-        fs.iter().find_map(|f| self.opt(s, f)).ok_or_else(|| self.missing_field(s, &fs.join("/")))
+        self.layout
+            .struct_layout(s)
+            .ok_or_else(|| self.missing_struct(s))?;
+        fs.iter()
+            .find_map(|f| self.opt(s, f))
+            .ok_or_else(|| self.missing_field(s, &fs.join("/")))
     }
 
     /// `off(s.f) + off(inner.g)`: a field of an embedded struct.
     fn nested(&self, s: &str, f: &str, inner: &str, g: &str) -> Result<u64, LayoutError> {
         let outer = self.req(s, f)?;
         let inner_off = self.req(inner, g)?;
-        outer.checked_add(inner_off).ok_or_else(|| self.missing_field(s, &format!("{f}.{g}")))
+        outer
+            .checked_add(inner_off)
+            .ok_or_else(|| self.missing_field(s, &format!("{f}.{g}")))
     }
 }
 
@@ -670,7 +681,17 @@ impl RuntimeOffsets {
             gopc: l.req(ANC, "gopc")?,
         };
 
-        Ok(RuntimeOffsets { source: layout.source, g, m, p, sched, moduledata, func, pc_header, ancestor_info })
+        Ok(RuntimeOffsets {
+            source: layout.source,
+            g,
+            m,
+            p,
+            sched,
+            moduledata,
+            func,
+            pc_header,
+            ancestor_info,
+        })
     }
 }
 
@@ -685,7 +706,8 @@ mod tests {
         for &minor in supported_minors() {
             for arch in [Arch::Amd64, Arch::Arm64] {
                 let layout = RuntimeLayout::from_table_for(minor, arch).unwrap();
-                let o = RuntimeOffsets::from_layout(&layout).unwrap_or_else(|e| panic!("go1.{minor} {arch:?}: {e}"));
+                let o = RuntimeOffsets::from_layout(&layout)
+                    .unwrap_or_else(|e| panic!("go1.{minor} {arch:?}: {e}"));
                 // Invariants that hold in every version.
                 assert_eq!(o.g.stack_lo, 0);
                 assert_eq!(o.g.stack_hi, 8);
@@ -761,7 +783,11 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named() {
-        let mut structs: Vec<_> = RuntimeLayout::from_table(27).unwrap().structs().cloned().collect();
+        let mut structs: Vec<_> = RuntimeLayout::from_table(27)
+            .unwrap()
+            .structs()
+            .cloned()
+            .collect();
         for s in &mut structs {
             if s.name == "runtime.g" {
                 s.fields.retain(|(n, _)| n != "goid");
@@ -769,6 +795,9 @@ mod tests {
         }
         let layout = RuntimeLayout::new(LayoutSource::Dwarf, structs);
         let e = RuntimeOffsets::from_layout(&layout).unwrap_err();
-        assert_eq!(e.to_string(), "runtime layout (from DWARF) has no field runtime.g.goid");
+        assert_eq!(
+            e.to_string(),
+            "runtime layout (from DWARF) has no field runtime.g.goid"
+        );
     }
 }

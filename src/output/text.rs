@@ -4,6 +4,7 @@
 
 use super::Outputter;
 use crate::dump::{DumpSnapshot, Frame, GoroutineSnapshot};
+use crate::walk::labels::{go_quote, needs_quoting};
 use crate::walk::traceback::{elide, Elided};
 use std::io::{self, Write};
 
@@ -24,8 +25,10 @@ fn write_frame(w: &mut dyn Write, f: &Frame) -> io::Result<()> {
 }
 
 impl TextOutput {
-    /// The header line exactly as Go prints it.
-    pub fn header(g: &GoroutineSnapshot) -> String {
+    /// The header line exactly as Go prints it. `labels_minor` is the Go
+    /// minor version when the target prints labels in headers (1.26 puts
+    /// them inside the brackets, quoted; 1.27 after, quoted only if needed).
+    pub fn header(g: &GoroutineSnapshot, labels_minor: Option<u32>) -> String {
         let mut h = format!("goroutine {} [{}", g.id, g.status);
         if let Some(m) = g.wait_minutes {
             h.push_str(&format!(", {m} minutes"));
@@ -33,13 +36,27 @@ impl TextOutput {
         if g.locked_to_thread {
             h.push_str(", locked to thread");
         }
-        h.push_str("]:");
+        let labels = g.labels.as_ref().filter(|l| !l.is_empty());
+        match (labels_minor, labels) {
+            (Some(26), Some(l)) => {
+                let parts: Vec<String> = l.iter().map(|(k, v)| format!("{}: {}", go_quote(k), go_quote(v))).collect();
+                h.push_str(&format!(" labels:{{{}}}]", parts.join(", ")));
+            }
+            (Some(m), Some(l)) if m >= 27 => {
+                let q = |s: &str| if needs_quoting(s) { go_quote(s) } else { s.to_string() };
+                let parts: Vec<String> = l.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+                h.push_str(&format!("] {{{}}}", parts.join(", ")));
+            }
+            _ => h.push(']'),
+        }
+        h.push(':');
         h
     }
 
     fn write_goroutine(&self, dump: &DumpSnapshot, g: &GoroutineSnapshot, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(w, "{}", Self::header(g))?;
-        if self.labels {
+        let labels_minor = if dump.header_labels { Some(dump.go_minor) } else { None };
+        writeln!(w, "{}", Self::header(g, labels_minor))?;
+        if self.labels && !dump.header_labels {
             if let Some(l) = &g.labels {
                 let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k:?}: {v:?}")).collect();
                 writeln!(w, "labels: {{{}}}", parts.join(", "))?;

@@ -3,6 +3,7 @@
 //! ([`build_goroutines`]), after the target runs again.
 
 pub mod gstruct;
+pub mod labels;
 pub mod traceback;
 pub mod unwind;
 
@@ -65,6 +66,9 @@ pub struct Capture {
     /// CLOCK_MONOTONIC at capture, in ns (Go's `nanotime`).
     pub nanotime: i64,
     pub warnings: Vec<String>,
+    /// pprof labels by g address, decoded while the target was held
+    /// (they live in the heap, which is not copied wholesale).
+    pub labels: HashMap<u64, std::collections::BTreeMap<String, String>>,
 }
 
 /// Reads the M fields the start-context choice needs.
@@ -176,7 +180,13 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
         }
     }
     mem.absorb(src.copy_ranges(&stacks));
-    Ok(Capture { mem, gs, threads, nanotime, warnings })
+    let minor = cfg.prog.version.minor;
+    let labels = records
+        .iter()
+        .filter(|g| !g.is_dead() && g.labels != 0)
+        .filter_map(|g| labels::read_labels(src, g.labels, minor).map(|l| (g.addr, l)))
+        .collect();
+    Ok(Capture { mem, gs, threads, nanotime, warnings, labels })
 }
 
 /// A logical frame ready to become a [`Frame`], cached per symbolization PC.
@@ -262,7 +272,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             wait_minutes: traceback::wait_minutes(&g, cap.nanotime),
             locked_to_thread: g.lockedm != 0,
             thread: None,
-            labels: None,
+            labels: cap.labels.get(&gaddr).cloned(),
             created_by: None,
             frames: Vec::new(),
             error: None,

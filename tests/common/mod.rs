@@ -42,9 +42,15 @@ impl Drop for Running {
 
 /// Starts `bin` with `args`, waits for its `ready <pid>` line.
 pub fn start(bin: &Path, args: &[&str]) -> Running {
+    start_env(bin, args, &[])
+}
+
+/// Like [`start`], with extra environment variables.
+pub fn start_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,0 +1,3 @@
+module gopeek.dev/layoutgen
+
+go 1.19
