@@ -54,6 +54,24 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         max_pause: u64,
     },
+    /// Addresses to function, file:line and every inlined frame, from the
+    /// pclntab alone (so it works on stripped binaries, where addr2line
+    /// has nothing to read).
+    Symbolize {
+        /// The executable to read.
+        binary: PathBuf,
+        /// Link-time addresses, hexadecimal (0x optional).
+        #[arg(required_unless_present = "all_functions", value_parser = gopeek::symbolize::parse_addr)]
+        addrs: Vec<u64>,
+        /// Symbolize the entry of every function in the pclntab.
+        #[arg(long, conflicts_with = "addrs")]
+        all_functions: bool,
+        /// text: one `0xADDR NAME FILE:LINE` line per frame, innermost first,
+        /// ending in ` inlined` for inlined frames;
+        /// json: schema gopeek.symbolize/1, with Go's print names.
+        #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
+        format: InfoFormat,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,7 +159,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dump { pid, format, system, labels, max_pause } => {
+            // gopeek writes only to stdout, which is already open: from here
+            // on nothing may write to another process or open a file for
+            // writing (/proc/PID/mem included).
             gopeek::process::seccomp::install_read_only_filter().context("installing the read-only seccomp filter")?;
+            gopeek::process::seccomp::forbid_open_for_write().context("installing the no-write-open seccomp filter")?;
             let opts = SnapshotOptions { max_pause: std::time::Duration::from_millis(max_pause) };
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {
@@ -159,6 +181,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for w in &dump.warnings {
                 eprintln!("gopeek: warning: {w}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Symbolize { binary, addrs, all_functions, format } => {
+            use gopeek::symbolize::{symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport};
+            let bin = GoBinary::open(&binary)?;
+            let program = GoProgram::load(&bin, None)?;
+            let answers = if all_functions {
+                symbolize_all_functions(&program.pclntab)
+            } else {
+                addrs.iter().map(|&a| symbolize_addr(&program.pclntab, a)).collect()
+            };
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            match format {
+                InfoFormat::Text => write_text(&answers, &mut out)?,
+                InfoFormat::Json => {
+                    let report = SymbolizeReport {
+                        schema: "gopeek.symbolize/1",
+                        path: binary.display().to_string(),
+                        go_version: program.version.raw.clone(),
+                        addresses: answers,
+                    };
+                    serde_json::to_writer_pretty(&mut out, &report).context("writing JSON")?;
+                    writeln!(out)?;
+                }
+            }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -14,21 +14,31 @@ use thiserror::Error;
 pub enum ProcessError {
     /// The PID does not exist (never did, or exited and was reaped).
     #[error("no such process: PID {pid} does not exist (it may have exited already); check the PID with `ps -p {pid}`")]
-    NoSuchProcess { pid: i32 },
+    NoSuchProcess {
+        /// The PID that was asked for.
+        pid: i32,
+    },
 
     /// The process has exited but its parent has not reaped it yet: there is
     /// no address space left to read.
     #[error("process {pid} is a zombie (exited, not yet reaped): there is nothing left to inspect; its parent must reap it")]
-    Zombie { pid: i32 },
+    Zombie {
+        /// The zombie process.
+        pid: i32,
+    },
 
     /// The process exited while gopeek was attaching to or reading it.
     #[error("process {pid} exited while gopeek was attaching to it; nothing was captured")]
-    Exited { pid: i32 },
+    Exited {
+        /// The process that exited.
+        pid: i32,
+    },
 
     /// The kernel refused PTRACE_SEIZE (EPERM) and nobody else traces the
     /// target: a privilege problem.
     #[error("{}", permission_message(*pid, *ptrace_scope, *target_uid, *our_euid))]
     PermissionDenied {
+        /// The process gopeek was refused.
         pid: i32,
         /// `/proc/sys/kernel/yama/ptrace_scope`, if Yama is enabled.
         ptrace_scope: Option<u32>,
@@ -44,7 +54,14 @@ pub enum ProcessError {
         "process {pid} is already traced by PID {tracer} ({tracer_comm}): only one tracer can attach at a time; \
          quit that debugger or tracer (gdb, dlv, strace, another gopeek) and retry"
     )]
-    AlreadyTraced { pid: i32, tracer: i32, tracer_comm: String },
+    AlreadyTraced {
+        /// The process gopeek wanted.
+        pid: i32,
+        /// The process that traces it (resolved from the tracer thread).
+        tracer: i32,
+        /// The tracer's command name, so the user knows what to quit.
+        tracer_comm: String,
+    },
 
     /// Holding the target would have exceeded `--max-pause`; gopeek detached
     /// (the target is running) and gives up rather than pause it longer.
@@ -53,30 +70,62 @@ pub enum ProcessError {
          the target was detached and is running; retry, raise --max-pause, or use --nonblocking",
         elapsed.as_millis(), budget.as_millis()
     )]
-    PauseBudgetExceeded { pid: i32, budget: Duration, elapsed: Duration, phase: &'static str },
+    PauseBudgetExceeded {
+        /// The process that was (briefly) held.
+        pid: i32,
+        /// The `--max-pause` budget.
+        budget: Duration,
+        /// How long it had been held when gopeek gave up.
+        elapsed: Duration,
+        /// What gopeek was doing ("stopping its threads", "copying memory").
+        phase: &'static str,
+    },
 
     /// gopeek was asked to attach to itself (or one of its own threads).
     #[error("PID {pid} is gopeek itself; pass the PID of the Go program to inspect")]
-    SelfAttach { pid: i32 },
+    SelfAttach {
+        /// gopeek's own PID.
+        pid: i32,
+    },
 
     /// gopeek runs on, or the target was built for, an architecture the live
     /// reader does not support.
     #[error("live attach is not supported for {arch}: gopeek reads linux/amd64 and linux/arm64 processes of its own architecture")]
-    UnsupportedArchitecture { arch: String },
+    UnsupportedArchitecture {
+        /// What is unsupported, in words.
+        arch: String,
+    },
 
     /// A `/proc` file could not be read for a reason other than the process
     /// being gone.
     #[error("cannot read {}: {source}", path.display())]
-    Proc { path: PathBuf, source: std::io::Error },
+    Proc {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 
     /// The executable of the process is not among its mappings, so the load
     /// bias cannot be computed (the process may be exec'ing).
     #[error("cannot find the executable of process {pid} in /proc/{pid}/maps (is it in the middle of exec?); retry")]
-    ExeNotMapped { pid: i32 },
+    ExeNotMapped {
+        /// The process whose executable is missing from its maps.
+        pid: i32,
+    },
 
     /// An unexpected ptrace failure (not a permission or vanished-thread one).
     #[error("ptrace {op} on thread {tid} of process {pid} failed: {errno}")]
-    Ptrace { pid: i32, tid: i32, op: &'static str, errno: nix::errno::Errno },
+    Ptrace {
+        /// The process.
+        pid: i32,
+        /// The thread the request was for (-1 for `waitpid(-1)`).
+        tid: i32,
+        /// The request ("SEIZE", "INTERRUPT", "GETREGS", "waitpid").
+        op: &'static str,
+        /// The kernel's answer.
+        errno: nix::errno::Errno,
+    },
 
     /// The helper thread that holds the ptrace attachment could not be
     /// started or died.
@@ -85,10 +134,20 @@ pub enum ProcessError {
 
     /// Installing a seccomp filter on gopeek itself failed.
     #[error("cannot install the {what} seccomp filter on gopeek: {errno} (needs Linux 3.17+ with CONFIG_SECCOMP_FILTER)")]
-    Seccomp { what: &'static str, errno: nix::errno::Errno },
+    Seccomp {
+        /// Which filter ("read-only", "no-write-open").
+        what: &'static str,
+        /// The kernel's answer.
+        errno: nix::errno::Errno,
+    },
 }
 
-fn permission_message(pid: i32, scope: Option<u32>, target_uid: Option<u32>, our_euid: u32) -> String {
+fn permission_message(
+    pid: i32,
+    scope: Option<u32>,
+    target_uid: Option<u32>,
+    our_euid: u32,
+) -> String {
     let scope = match scope {
         Some(k) => format!(
             "currently {k}{}",
@@ -108,7 +167,9 @@ fn permission_message(pid: i32, scope: Option<u32>, target_uid: Option<u32>, our
     );
     if let Some(t) = target_uid {
         if t != our_euid {
-            s.push_str(&format!(" (the target runs as uid {t}, gopeek as uid {our_euid})"));
+            s.push_str(&format!(
+                " (the target runs as uid {t}, gopeek as uid {our_euid})"
+            ));
         }
     }
     s
@@ -120,14 +181,29 @@ mod tests {
 
     #[test]
     fn permission_message_says_what_to_do() {
-        let e = ProcessError::PermissionDenied { pid: 42, ptrace_scope: Some(1), target_uid: Some(0), our_euid: 1000 };
+        let e = ProcessError::PermissionDenied {
+            pid: 42,
+            ptrace_scope: Some(1),
+            target_uid: Some(0),
+            our_euid: 1000,
+        };
         let m = e.to_string();
-        assert!(m.starts_with("permission denied attaching to PID 42: run as root or grant CAP_SYS_PTRACE"), "{m}");
+        assert!(
+            m.starts_with(
+                "permission denied attaching to PID 42: run as root or grant CAP_SYS_PTRACE"
+            ),
+            "{m}"
+        );
         assert!(m.contains("setcap cap_sys_ptrace+ep"), "{m}");
         assert!(m.contains("ptrace_scope (currently 1"), "{m}");
         assert!(m.contains("--cap-add=SYS_PTRACE"), "{m}");
         assert!(m.contains("uid 0, gopeek as uid 1000"), "{m}");
-        let e = ProcessError::PermissionDenied { pid: 42, ptrace_scope: None, target_uid: None, our_euid: 0 };
+        let e = ProcessError::PermissionDenied {
+            pid: 42,
+            ptrace_scope: None,
+            target_uid: None,
+            our_euid: 0,
+        };
         assert!(e.to_string().contains("not present"));
     }
 
@@ -137,7 +213,12 @@ mod tests {
             ProcessError::Zombie { pid: 7 }.to_string(),
             "process 7 is a zombie (exited, not yet reaped): there is nothing left to inspect; its parent must reap it"
         );
-        let m = ProcessError::AlreadyTraced { pid: 7, tracer: 99, tracer_comm: "dlv".into() }.to_string();
+        let m = ProcessError::AlreadyTraced {
+            pid: 7,
+            tracer: 99,
+            tracer_comm: "dlv".into(),
+        }
+        .to_string();
         assert!(m.contains("already traced by PID 99 (dlv)"), "{m}");
     }
 }

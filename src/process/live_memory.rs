@@ -45,7 +45,11 @@ impl LiveMemory {
     /// Reads `pid`'s memory; `/proc/PID/mem` is opened only if
     /// `process_vm_readv` is refused.
     pub fn new(pid: i32) -> Self {
-        LiveMemory { pid, proc_mem_mode: AtomicBool::new(false), mem: OnceLock::new() }
+        LiveMemory {
+            pid,
+            proc_mem_mode: AtomicBool::new(false),
+            mem: OnceLock::new(),
+        }
     }
 
     /// Like [`Self::new`] but opens `/proc/PID/mem` now, so that reads keep
@@ -114,8 +118,14 @@ impl LiveMemory {
                     break;
                 }
                 idx.push(j);
-                local.push(libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len });
-                remote.push(libc::iovec { iov_base: *addr as usize as *mut libc::c_void, iov_len: len });
+                local.push(libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: len,
+                });
+                remote.push(libc::iovec {
+                    iov_base: *addr as usize as *mut libc::c_void,
+                    iov_len: len,
+                });
                 total += len;
                 j += 1;
             }
@@ -154,7 +164,8 @@ impl LiveMemory {
                 Err(Errno::ESRCH) => {
                     for (k, (addr, buf)) in requests.iter().enumerate().skip(i) {
                         if !buf.is_empty() && results[k].is_ok() {
-                            results[k] = Err(MemoryError::new(*addr, buf.len(), "the process has exited"));
+                            results[k] =
+                                Err(MemoryError::new(*addr, buf.len(), "the process has exited"));
                         }
                     }
                     break;
@@ -185,8 +196,11 @@ impl LiveMemory {
     pub fn copy_ranges_checked(&self, ranges: &[(u64, usize)]) -> (RegionMemory, Vec<MemoryError>) {
         let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|&(_, len)| vec![0u8; len]).collect();
         let results = {
-            let mut reqs: Vec<(u64, &mut [u8])> =
-                ranges.iter().zip(bufs.iter_mut()).map(|(&(a, _), b)| (a, b.as_mut_slice())).collect();
+            let mut reqs: Vec<(u64, &mut [u8])> = ranges
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(&(a, _), b)| (a, b.as_mut_slice()))
+                .collect();
             self.read_batch(&mut reqs)
         };
         let mut region = RegionMemory::new();
@@ -209,15 +223,39 @@ impl LiveMemory {
             return Err(MemoryError::new(addr, len, "address range wraps around"));
         }
         if !self.uses_proc_mem() {
-            let local = [libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len }];
-            let remote = [libc::iovec { iov_base: addr as usize as *mut libc::c_void, iov_len: len }];
+            let local = [libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: len,
+            }];
+            let remote = [libc::iovec {
+                iov_base: addr as usize as *mut libc::c_void,
+                iov_len: len,
+            }];
             match vm_readv(self.pid, &local, &remote) {
                 Ok(n) if n == len => return Ok(()),
-                Ok(n) => return Err(MemoryError::new(addr, len, format!("only the first {n} bytes are mapped"))),
-                Err(Errno::EFAULT) => return Err(MemoryError::new(addr, len, "not mapped in the target")),
-                Err(Errno::ESRCH) => return Err(MemoryError::new(addr, len, "the process has exited")),
-                Err(Errno::EPERM | Errno::ENOSYS) => self.proc_mem_mode.store(true, Ordering::Relaxed),
-                Err(e) => return Err(MemoryError::new(addr, len, format!("process_vm_readv: {}", e.desc()))),
+                Ok(n) => {
+                    return Err(MemoryError::new(
+                        addr,
+                        len,
+                        format!("only the first {n} bytes are mapped"),
+                    ))
+                }
+                Err(Errno::EFAULT) => {
+                    return Err(MemoryError::new(addr, len, "not mapped in the target"))
+                }
+                Err(Errno::ESRCH) => {
+                    return Err(MemoryError::new(addr, len, "the process has exited"))
+                }
+                Err(Errno::EPERM | Errno::ENOSYS) => {
+                    self.proc_mem_mode.store(true, Ordering::Relaxed)
+                }
+                Err(e) => {
+                    return Err(MemoryError::new(
+                        addr,
+                        len,
+                        format!("process_vm_readv: {}", e.desc()),
+                    ))
+                }
             }
         }
         self.pread_full(addr, buf)
@@ -229,7 +267,8 @@ impl LiveMemory {
             return Ok(());
         }
         let file = match self.mem.get_or_init(|| {
-            File::open(format!("/proc/{}/mem", self.pid)).map_err(|e| format!("cannot open /proc/{}/mem: {e}", self.pid))
+            File::open(format!("/proc/{}/mem", self.pid))
+                .map_err(|e| format!("cannot open /proc/{}/mem: {e}", self.pid))
         }) {
             Ok(f) => f,
             Err(msg) => return Err(MemoryError::new(addr, len, msg.clone())),
@@ -237,22 +276,40 @@ impl LiveMemory {
         // The file offset is signed: addresses with the top bit set are
         // kernel space and never readable here.
         if addr > i64::MAX as u64 || (i64::MAX as u64 - addr) < len as u64 {
-            return Err(MemoryError::new(addr, len, "address outside the user address space"));
+            return Err(MemoryError::new(
+                addr,
+                len,
+                "address outside the user address space",
+            ));
         }
         let mut done = 0usize;
         while done < len {
             match file.read_at(&mut buf[done..], addr + done as u64) {
                 Ok(0) => {
-                    let why = if done == 0 { "not mapped, or the process has exited".to_string() } else { format!("only the first {done} bytes are mapped") };
+                    let why = if done == 0 {
+                        "not mapped, or the process has exited".to_string()
+                    } else {
+                        format!("only the first {done} bytes are mapped")
+                    };
                     return Err(MemoryError::new(addr, len, why));
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                    let why = if done == 0 { "not mapped in the target".to_string() } else { format!("only the first {done} bytes are mapped") };
+                    let why = if done == 0 {
+                        "not mapped in the target".to_string()
+                    } else {
+                        format!("only the first {done} bytes are mapped")
+                    };
                     return Err(MemoryError::new(addr, len, why));
                 }
-                Err(e) => return Err(MemoryError::new(addr, len, format!("/proc/{}/mem: {e}", self.pid))),
+                Err(e) => {
+                    return Err(MemoryError::new(
+                        addr,
+                        len,
+                        format!("/proc/{}/mem: {e}", self.pid),
+                    ))
+                }
             }
         }
         Ok(())
@@ -272,7 +329,14 @@ fn vm_readv(pid: i32, local: &[libc::iovec], remote: &[libc::iovec]) -> Result<u
         // buffer of iov_len bytes; remote iovecs are only addresses in the
         // other process and are validated by the kernel.
         let r = unsafe {
-            libc::process_vm_readv(pid, local.as_ptr(), local.len() as libc::c_ulong, remote.as_ptr(), remote.len() as libc::c_ulong, 0)
+            libc::process_vm_readv(
+                pid,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
         };
         if r >= 0 {
             return Ok(r as usize);
@@ -303,7 +367,8 @@ mod tests {
             let mut a = [0u8; 4];
             let mut z = [0u8; 8];
             let mut c = [0u8; 4];
-            let mut reqs: Vec<(u64, &mut [u8])> = vec![(addr, &mut a), (8, &mut z), (addr + 252, &mut c)];
+            let mut reqs: Vec<(u64, &mut [u8])> =
+                vec![(addr, &mut a), (8, &mut z), (addr + 252, &mut c)];
             let r = m.read_batch(&mut reqs);
             assert!(r[0].is_ok() && r[1].is_err() && r[2].is_ok(), "{r:?}");
             assert_eq!(a, [0, 1, 2, 3]);
@@ -312,12 +377,66 @@ mod tests {
     }
 
     #[test]
+    fn batch_continues_after_a_range_that_runs_into_unmapped_memory() {
+        let me = std::process::id() as i32;
+        // Two pages, the second unmapped: a read across the end is partial.
+        // SAFETY: fresh anonymous mapping, unmapped again below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: p is a valid 2-page mapping; the first page stays mapped.
+        unsafe {
+            std::ptr::write_bytes(p.cast::<u8>(), 0xab, 4096);
+            libc::munmap(p.cast::<u8>().add(4096).cast(), 4096);
+        }
+        let page = p as u64;
+        let data = [7u8; 32];
+        let ok = data.as_ptr() as u64;
+        for m in [LiveMemory::new(me), LiveMemory::proc_mem_only(me).unwrap()] {
+            let (mut a, mut b, mut c, mut d) = ([0u8; 8], [0u8; 16], [0u8; 8], [0u8; 8]);
+            let mut reqs: Vec<(u64, &mut [u8])> = vec![
+                (ok, &mut a),
+                (page + 4088, &mut b),
+                (page + 4096, &mut c),
+                (ok + 8, &mut d),
+            ];
+            let r = m.read_batch(&mut reqs);
+            assert!(r[0].is_ok() && r[3].is_ok(), "{r:?}");
+            assert!(
+                r[1].as_ref()
+                    .unwrap_err()
+                    .reason
+                    .contains("only the first 8 bytes"),
+                "{r:?}"
+            );
+            assert!(r[2].is_err(), "{r:?}");
+            assert_eq!((a, d), ([7; 8], [7; 8]));
+        }
+        // SAFETY: unmapping the first page of our own mapping.
+        unsafe { libc::munmap(p, 4096) };
+    }
+
+    #[test]
     fn batch_larger_than_iov_max() {
         let me = std::process::id() as i32;
         let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         let base = data.as_ptr() as u64;
         let ranges: Vec<(u64, usize)> = (0..2500u64)
-            .map(|i| if i % 700 == 5 { (0x10, 1) } else { (base + i, 1) })
+            .map(|i| {
+                if i % 700 == 5 {
+                    (0x10, 1)
+                } else {
+                    (base + i, 1)
+                }
+            })
             .collect();
         let (region, errors) = LiveMemory::new(me).copy_ranges_checked(&ranges);
         assert_eq!(errors.len(), 4);

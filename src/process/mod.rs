@@ -17,6 +17,8 @@
 //! [`signals`] documents (and tests verify) why Ctrl-C, SIGTERM, a panic
 //! or `kill -9` of gopeek all leave the target running and untraced.
 
+#![warn(missing_docs)]
+
 pub mod attach;
 mod error;
 pub mod live_memory;

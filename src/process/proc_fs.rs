@@ -36,7 +36,10 @@ pub(crate) fn proc_error(pid: i32, path: impl Into<PathBuf>, e: io::Error) -> Pr
     if is_gone(&e) {
         ProcessError::NoSuchProcess { pid }
     } else {
-        ProcessError::Proc { path: path.into(), source: e }
+        ProcessError::Proc {
+            path: path.into(),
+            source: e,
+        }
     }
 }
 
@@ -71,7 +74,10 @@ pub fn exe_machine(pid: i32) -> io::Result<u16> {
     let mut hdr = [0u8; 20];
     File::open(exe_open_path(pid))?.read_exact(&mut hdr)?;
     if &hdr[..4] != b"\x7fELF" {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an ELF executable"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an ELF executable",
+        ));
     }
     Ok(u16::from_le_bytes([hdr[18], hdr[19]]))
 }
@@ -79,17 +85,25 @@ pub fn exe_machine(pid: i32) -> io::Result<u16> {
 /// One line of `/proc/PID/maps`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
+    /// First address of the mapping.
     pub start: u64,
+    /// One past the last address.
     pub end: u64,
+    /// `r`: readable by the process.
     pub readable: bool,
+    /// `w`: writable by the process.
     pub writable: bool,
+    /// `x`: executable.
     pub executable: bool,
     /// `s` (shared) rather than `p` (private, copy-on-write).
     pub shared: bool,
     /// Offset into the mapped file.
     pub offset: u64,
+    /// Major number of the device of the mapped file (0 if anonymous).
     pub dev_major: u32,
+    /// Minor number of that device.
     pub dev_minor: u32,
+    /// Inode of the mapped file (0 if anonymous).
     pub inode: u64,
     /// The path or pseudo-name (`[heap]`, `[stack]`), possibly empty or
     /// ending in " (deleted)"; kept verbatim.
@@ -106,7 +120,12 @@ impl Mapping {
         let offset = it.next()?;
         let dev = it.next()?;
         let inode = it.next()?;
-        let path = it.next().unwrap_or("").trim_start().trim_end_matches('\n').to_string();
+        let path = it
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .trim_end_matches('\n')
+            .to_string();
         let (s, e) = range.split_once('-')?;
         let (maj, min) = dev.split_once(':')?;
         if perms.len() < 4 {
@@ -154,7 +173,8 @@ pub fn exe_mapping(pid: i32) -> Result<Mapping, ProcessError> {
     let meta = std::fs::metadata(&exe).map_err(|e| proc_error(pid, &exe, e))?;
     let (maj, min) = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let maps = read_maps(pid).map_err(|e| proc_error(pid, format!("/proc/{pid}/maps"), e))?;
-    let first = |pred: &dyn Fn(&Mapping) -> bool| maps.iter().find(|m| m.offset == 0 && pred(m)).cloned();
+    let first =
+        |pred: &dyn Fn(&Mapping) -> bool| maps.iter().find(|m| m.offset == 0 && pred(m)).cloned();
     if let Some(m) = first(&|m| m.inode == meta.ino() && m.dev_major == maj && m.dev_minor == min) {
         return Ok(m);
     }
@@ -203,7 +223,9 @@ pub fn thread_ids(pid: i32) -> io::Result<Vec<i32>> {
         if let Some(tid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
             tids.push(tid);
             if tids.len() > MAX_THREADS {
-                return Err(io::Error::other(format!("process {pid} has more than {MAX_THREADS} threads")));
+                return Err(io::Error::other(format!(
+                    "process {pid} has more than {MAX_THREADS} threads"
+                )));
             }
         }
     }
@@ -224,14 +246,16 @@ pub fn parse_stat_state(stat: &str) -> Option<char> {
 /// `/proc/PID/task/TID/stat`.
 pub fn thread_state(pid: i32, tid: i32) -> io::Result<char> {
     let s = read_small(&format!("/proc/{pid}/task/{tid}/stat"))?;
-    parse_stat_state(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    parse_stat_state(&s)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
 }
 
 /// The state letter of the process (of its main thread), from
 /// `/proc/PID/stat`.
 pub fn process_state(pid: i32) -> io::Result<char> {
     let s = read_small(&format!("/proc/{pid}/stat"))?;
-    parse_stat_state(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    parse_stat_state(&s)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
 }
 
 /// The fields of `/proc/PID/status` gopeek uses.
@@ -241,8 +265,11 @@ pub struct ProcStatus {
     pub name: String,
     /// First letter of `State:`.
     pub state: char,
+    /// `Tgid:`: the process id.
     pub tgid: i32,
+    /// `Pid:`: the thread id (equal to `tgid` for the main thread).
     pub pid: i32,
+    /// `PPid:`: the parent process.
     pub ppid: i32,
     /// `TracerPid:`: the *thread* id of the tracer, 0 if untraced.
     pub tracer_pid: i32,
@@ -268,7 +295,9 @@ impl ProcStatus {
             out
         };
         for line in text.lines() {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             let v = v.trim();
             match k {
                 "Name" => st.name = v.to_string(),
@@ -325,7 +354,9 @@ pub fn process_uid(pid: i32) -> io::Result<u32> {
 /// The command name (`/proc/PID/comm`, trailing newline removed), e.g. to
 /// name the tracer that already holds a target.
 pub fn comm(pid: i32) -> io::Result<String> {
-    Ok(read_small(&format!("/proc/{pid}/comm"))?.trim_end_matches('\n').to_string())
+    Ok(read_small(&format!("/proc/{pid}/comm"))?
+        .trim_end_matches('\n')
+        .to_string())
 }
 
 /// True when the process has exited but is not reaped: its main thread is
@@ -341,13 +372,19 @@ pub fn is_zombie(pid: i32) -> io::Result<bool> {
         Err(e) if is_gone(&e) => return Ok(true),
         Err(e) => return Err(e),
     };
-    Ok(tids.iter().all(|&t| matches!(thread_state(pid, t), Ok('Z' | 'X') | Err(_))))
+    Ok(tids
+        .iter()
+        .all(|&t| matches!(thread_state(pid, t), Ok('Z' | 'X') | Err(_))))
 }
 
 /// `/proc/sys/kernel/yama/ptrace_scope`, or `None` when Yama is not
 /// enabled; quoted in the permission-denied message.
 pub fn ptrace_scope() -> Option<u32> {
-    read_small("/proc/sys/kernel/yama/ptrace_scope").ok()?.trim().parse().ok()
+    read_small("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -358,7 +395,10 @@ mod tests {
     fn parses_maps_lines() {
         let l = "00400000-0048f000 r-xp 00000000 fe:00 1234                               /usr/bin/app (deleted)";
         let m = Mapping::parse(l).unwrap();
-        assert_eq!((m.start, m.end, m.offset, m.inode), (0x400000, 0x48f000, 0, 1234));
+        assert_eq!(
+            (m.start, m.end, m.offset, m.inode),
+            (0x400000, 0x48f000, 0, 1234)
+        );
         assert!(m.readable && !m.writable && m.executable && !m.shared);
         assert_eq!((m.dev_major, m.dev_minor), (0xfe, 0));
         assert_eq!(m.path, "/usr/bin/app (deleted)");
@@ -384,7 +424,10 @@ mod tests {
         let st = ProcStatus::parse(s).unwrap();
         assert_eq!(st.name, "app");
         assert_eq!(st.state, 'S');
-        assert_eq!((st.tgid, st.pid, st.ppid, st.tracer_pid, st.threads), (10, 11, 1, 99, 4));
+        assert_eq!(
+            (st.tgid, st.pid, st.ppid, st.tracer_pid, st.threads),
+            (10, 11, 1, 99, 4)
+        );
         assert_eq!(st.uid, [1000, 1001, 1002, 1003]);
         assert_eq!(st.gid, [5, 6, 7, 8]);
         assert!(ProcStatus::parse("Name: x\n").is_none());

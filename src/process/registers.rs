@@ -111,7 +111,14 @@ pub(crate) fn read_registers(tid: i32) -> Result<Registers, Errno> {
     // SAFETY: user_regs_struct is plain integers; all-zero is valid.
     let mut raw: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     // SAFETY: PTRACE_GETREGS writes exactly one user_regs_struct to `data`.
-    unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGS, tid, 0, &mut raw as *mut _ as usize)? };
+    unsafe {
+        super::sys::ptrace(
+            super::sys::PTRACE_GETREGS,
+            tid,
+            0,
+            &mut raw as *mut _ as usize,
+        )?
+    };
     Ok(Registers { raw })
 }
 
@@ -123,13 +130,33 @@ pub(crate) fn read_registers(tid: i32) -> Result<Registers, Errno> {
     const NT_ARM_TLS: usize = 0x401;
     // SAFETY: user_regs_struct is plain integers; all-zero is valid.
     let mut raw: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec { iov_base: &mut raw as *mut _ as *mut libc::c_void, iov_len: std::mem::size_of_val(&raw) };
+    let mut iov = libc::iovec {
+        iov_base: &mut raw as *mut _ as *mut libc::c_void,
+        iov_len: std::mem::size_of_val(&raw),
+    };
     // SAFETY: GETREGSET writes at most iov_len bytes to iov_base.
-    unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGSET, tid, NT_PRSTATUS, &mut iov as *mut _ as usize)? };
+    unsafe {
+        super::sys::ptrace(
+            super::sys::PTRACE_GETREGSET,
+            tid,
+            NT_PRSTATUS,
+            &mut iov as *mut _ as usize,
+        )?
+    };
     let mut tls: u64 = 0;
-    let mut iov = libc::iovec { iov_base: &mut tls as *mut _ as *mut libc::c_void, iov_len: 8 };
+    let mut iov = libc::iovec {
+        iov_base: &mut tls as *mut _ as *mut libc::c_void,
+        iov_len: 8,
+    };
     // SAFETY: as above, 8 bytes.
-    let tpidr_el0 = match unsafe { super::sys::ptrace(super::sys::PTRACE_GETREGSET, tid, NT_ARM_TLS, &mut iov as *mut _ as usize) } {
+    let tpidr_el0 = match unsafe {
+        super::sys::ptrace(
+            super::sys::PTRACE_GETREGSET,
+            tid,
+            NT_ARM_TLS,
+            &mut iov as *mut _ as usize,
+        )
+    } {
         Ok(_) => tls,
         Err(Errno::ESRCH) => return Err(Errno::ESRCH),
         Err(_) => 0,

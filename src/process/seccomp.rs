@@ -88,7 +88,8 @@ const ALLOWED_PTRACE: &[u32] = &[
 const PTRACE_SEIZE: u32 = 0x4206;
 
 /// Flags that make an open able to modify a file.
-const WRITE_FLAGS: u32 = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32;
+const WRITE_FLAGS: u32 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32;
 
 /// A tiny BPF assembler with forward labels (the programs are short, so
 /// every jump fits the 8-bit offset; this is checked).
@@ -105,7 +106,10 @@ enum Target {
 
 impl Prog {
     fn new() -> Self {
-        Prog { insns: Vec::new(), labels: Vec::new() }
+        Prog {
+            insns: Vec::new(),
+            labels: Vec::new(),
+        }
     }
     fn label(&mut self, name: &'static str) {
         self.labels.push((name, self.insns.len()));
@@ -120,7 +124,13 @@ impl Prog {
         self.insns.push((RET_K, k, Target::Next, Target::Next));
     }
     fn build(self) -> Vec<libc::sock_filter> {
-        let pos = |l: &str| self.labels.iter().find(|(n, _)| *n == l).map(|&(_, p)| p).expect("BPF label defined");
+        let pos = |l: &str| {
+            self.labels
+                .iter()
+                .find(|(n, _)| *n == l)
+                .map(|&(_, p)| p)
+                .expect("BPF label defined")
+        };
         let off = |i: usize, t: Target| -> u8 {
             match t {
                 Target::Next => 0,
@@ -134,7 +144,12 @@ impl Prog {
         self.insns
             .iter()
             .enumerate()
-            .map(|(i, &(code, k, jt, jf))| libc::sock_filter { code, jt: off(i, jt), jf: off(i, jf), k })
+            .map(|(i, &(code, k, jt, jf))| libc::sock_filter {
+                code,
+                jt: off(i, jt),
+                jf: off(i, jf),
+                k,
+            })
             .collect()
     }
 }
@@ -158,15 +173,32 @@ fn common_returns(p: &mut Prog) {
 }
 
 /// The BPF of [`install_read_only_filter`].
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 fn read_only_program() -> Vec<libc::sock_filter> {
     let mut p = Prog::new();
     arch_check(&mut p);
-    for nr in [libc::SYS_process_vm_writev, libc::SYS_process_madvise, libc::SYS_pidfd_getfd] {
+    for nr in [
+        libc::SYS_process_vm_writev,
+        libc::SYS_process_madvise,
+        libc::SYS_pidfd_getfd,
+    ] {
         p.jmp(JEQ_K, nr as u32, Target::To("eperm"), Target::Next);
     }
-    p.jmp(JEQ_K, libc::SYS_io_uring_setup as u32, Target::To("enosys"), Target::Next);
-    p.jmp(JEQ_K, libc::SYS_ptrace as u32, Target::Next, Target::To("allow"));
+    p.jmp(
+        JEQ_K,
+        libc::SYS_io_uring_setup as u32,
+        Target::To("enosys"),
+        Target::Next,
+    );
+    p.jmp(
+        JEQ_K,
+        libc::SYS_ptrace as u32,
+        Target::Next,
+        Target::To("allow"),
+    );
     // ptrace: args[0] is the request.
     p.ld(arg_lo(0));
     p.jmp(JEQ_K, PTRACE_SEIZE, Target::To("seize"), Target::Next);
@@ -185,37 +217,84 @@ fn read_only_program() -> Vec<libc::sock_filter> {
 }
 
 /// The BPF of [`forbid_open_for_write`].
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 fn no_write_open_program() -> Vec<libc::sock_filter> {
     let mut p = Prog::new();
     arch_check(&mut p);
     #[cfg(target_arch = "x86_64")]
     {
-        p.jmp(JEQ_K, libc::SYS_open as u32, Target::To("flags1"), Target::Next);
-        p.jmp(JEQ_K, libc::SYS_creat as u32, Target::To("eperm"), Target::Next);
+        p.jmp(
+            JEQ_K,
+            libc::SYS_open as u32,
+            Target::To("flags1"),
+            Target::Next,
+        );
+        p.jmp(
+            JEQ_K,
+            libc::SYS_creat as u32,
+            Target::To("eperm"),
+            Target::Next,
+        );
     }
-    p.jmp(JEQ_K, libc::SYS_openat as u32, Target::To("flags2"), Target::Next);
-    p.jmp(JEQ_K, libc::SYS_open_by_handle_at as u32, Target::To("flags2"), Target::Next);
-    p.jmp(JEQ_K, libc::SYS_openat2 as u32, Target::To("enosys"), Target::To("allow"));
+    p.jmp(
+        JEQ_K,
+        libc::SYS_openat as u32,
+        Target::To("flags2"),
+        Target::Next,
+    );
+    p.jmp(
+        JEQ_K,
+        libc::SYS_open_by_handle_at as u32,
+        Target::To("flags2"),
+        Target::Next,
+    );
+    p.jmp(
+        JEQ_K,
+        libc::SYS_openat2 as u32,
+        Target::To("enosys"),
+        Target::To("allow"),
+    );
     #[cfg(target_arch = "x86_64")]
     {
         p.label("flags1");
         p.ld(arg_lo(1));
-        p.jmp(JSET_K, WRITE_FLAGS, Target::To("eperm"), Target::To("allow"));
+        p.jmp(
+            JSET_K,
+            WRITE_FLAGS,
+            Target::To("eperm"),
+            Target::To("allow"),
+        );
     }
     p.label("flags2");
     p.ld(arg_lo(2));
-    p.jmp(JSET_K, WRITE_FLAGS, Target::To("eperm"), Target::To("allow"));
+    p.jmp(
+        JSET_K,
+        WRITE_FLAGS,
+        Target::To("eperm"),
+        Target::To("allow"),
+    );
     common_returns(&mut p);
     p.build()
 }
 
-#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 fn install(what: &'static str, mut prog: Vec<libc::sock_filter>) -> Result<(), ProcessError> {
-    let fprog = libc::sock_fprog { len: prog.len() as libc::c_ushort, filter: prog.as_mut_ptr() };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_mut_ptr(),
+    };
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(ProcessError::Seccomp { what, errno: Errno::last() });
+        return Err(ProcessError::Seccomp {
+            what,
+            errno: Errno::last(),
+        });
     }
     // SAFETY: `fprog` points at `prog`, alive for the call; the kernel
     // copies the program.
@@ -229,9 +308,15 @@ fn install(what: &'static str, mut prog: Vec<libc::sock_filter>) -> Result<(), P
     };
     match r {
         0 => Ok(()),
-        -1 => Err(ProcessError::Seccomp { what, errno: Errno::last() }),
+        -1 => Err(ProcessError::Seccomp {
+            what,
+            errno: Errno::last(),
+        }),
         // TSYNC: a thread could not be synchronised (it has another filter).
-        _ => Err(ProcessError::Seccomp { what, errno: Errno::EBUSY }),
+        _ => Err(ProcessError::Seccomp {
+            what,
+            errno: Errno::EBUSY,
+        }),
     }
 }
 
@@ -252,13 +337,17 @@ pub fn forbid_open_for_write() -> Result<(), ProcessError> {
 /// Not available on this architecture: the syscall tables differ.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub fn install_read_only_filter() -> Result<(), ProcessError> {
-    Err(ProcessError::UnsupportedArchitecture { arch: std::env::consts::ARCH.into() })
+    Err(ProcessError::UnsupportedArchitecture {
+        arch: std::env::consts::ARCH.into(),
+    })
 }
 
 /// Not available on this architecture: the syscall tables differ.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub fn forbid_open_for_write() -> Result<(), ProcessError> {
-    Err(ProcessError::UnsupportedArchitecture { arch: std::env::consts::ARCH.into() })
+    Err(ProcessError::UnsupportedArchitecture {
+        arch: std::env::consts::ARCH.into(),
+    })
 }
 
 #[cfg(test)]
@@ -278,7 +367,10 @@ mod tests {
             let f = &prog[pc];
             pc += 1;
             match f.code {
-                LD_W_ABS => acc = u32::from_le_bytes(data[f.k as usize..f.k as usize + 4].try_into().unwrap()),
+                LD_W_ABS => {
+                    acc =
+                        u32::from_le_bytes(data[f.k as usize..f.k as usize + 4].try_into().unwrap())
+                }
                 RET_K => return f.k,
                 op => {
                     let taken = match op {
@@ -307,7 +399,9 @@ mod tests {
         assert_eq!(run(&p, a, libc::SYS_read, [0; 6]), RET_ALLOW);
         assert_eq!(run(&p, a, libc::SYS_io_uring_setup, [0; 6]), ENOSYS);
         assert_eq!(run(&p, 0x4000_0003, libc::SYS_read, [0; 6]), ENOSYS); // i386
-        for req in [4u64, 5, 6, 7, 8, 9, 13, 15, 16, 24, 26, 30, 31, 0x4200, 0x4203, 0x4205, 0x4208, 0x420b] {
+        for req in [
+            4u64, 5, 6, 7, 8, 9, 13, 15, 16, 24, 26, 30, 31, 0x4200, 0x4203, 0x4205, 0x4208, 0x420b,
+        ] {
             assert_eq!(pt(req, 0), EPERM, "request {req:#x}");
         }
         for req in [1u64, 2, 3, 12, 17, 0x4202, 0x4204, 0x4207] {
@@ -325,7 +419,14 @@ mod tests {
     fn no_write_open_program_decisions() {
         let p = no_write_open_program();
         let a = NATIVE_AUDIT_ARCH;
-        let openat = |flags: i32| run(&p, a, libc::SYS_openat, [libc::AT_FDCWD as u64, 0, flags as u64, 0, 0, 0]);
+        let openat = |flags: i32| {
+            run(
+                &p,
+                a,
+                libc::SYS_openat,
+                [libc::AT_FDCWD as u64, 0, flags as u64, 0, 0, 0],
+            )
+        };
         assert_eq!(openat(libc::O_RDONLY | libc::O_CLOEXEC), RET_ALLOW);
         assert_eq!(openat(libc::O_RDONLY | libc::O_DIRECTORY), RET_ALLOW);
         assert_eq!(openat(libc::O_WRONLY), EPERM);
@@ -336,8 +437,24 @@ mod tests {
         assert_eq!(run(&p, a, libc::SYS_write, [1, 0, 0, 0, 0, 0]), RET_ALLOW);
         #[cfg(target_arch = "x86_64")]
         {
-            assert_eq!(run(&p, a, libc::SYS_open, [0, libc::O_WRONLY as u64, 0, 0, 0, 0]), EPERM);
-            assert_eq!(run(&p, a, libc::SYS_open, [0, libc::O_RDONLY as u64, 0, 0, 0, 0]), RET_ALLOW);
+            assert_eq!(
+                run(
+                    &p,
+                    a,
+                    libc::SYS_open,
+                    [0, libc::O_WRONLY as u64, 0, 0, 0, 0]
+                ),
+                EPERM
+            );
+            assert_eq!(
+                run(
+                    &p,
+                    a,
+                    libc::SYS_open,
+                    [0, libc::O_RDONLY as u64, 0, 0, 0, 0]
+                ),
+                RET_ALLOW
+            );
             assert_eq!(run(&p, a, libc::SYS_creat, [0; 6]), EPERM);
         }
     }

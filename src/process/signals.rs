@@ -18,12 +18,22 @@
 //! writes its output only after detach anyway). If SIGPIPE is at its
 //! default (killing) disposition, the kernel path above applies.
 //!
-//! Verified on Linux 6.18 x86_64 by `tests/process_attach.rs`, which seizes
-//! a Go target from a helper process and then sends the helper SIGKILL,
-//! SIGINT, SIGTERM, SIGHUP and SIGPIPE (both ignored and default): in every
-//! case every target thread leaves the `t` state, `TracerPid` drops to 0,
-//! and the target's heartbeat resumes. A target stopped with SIGSTOP before
-//! the helper seized it is still in `T` after the helper was killed.
+//! Verified on Linux 6.18 x86_64 by `tests/process_attach.rs`, which
+//! seizes a Go target from a helper process (the test binary re-run) and
+//! then:
+//!
+//! * sends the helper SIGKILL, SIGINT, SIGTERM, SIGHUP, or SIGPIPE at its
+//!   default disposition: the helper dies of it, every target thread leaves
+//!   the `t` state, `TracerPid` drops to 0 and the heartbeat resumes;
+//! * sends SIGPIPE as Rust leaves it (ignored): the helper keeps holding,
+//!   then detaches normally;
+//! * kills the helper with SIGKILL while the target was already stopped by
+//!   SIGSTOP: the target stays in `T` (group-stop), untraced, and runs
+//!   again on SIGCONT;
+//! * sends SIGTSTP to a helper that defers it: the helper does not stop
+//!   while holding; it stops right after detaching, with the target running;
+//! * panics while holding (in the test process itself, caught): the target
+//!   is released during unwinding while the process lives on.
 //!
 //! # The one signal that needs help: SIGTSTP
 //!
@@ -33,7 +43,7 @@
 //! [`StopSignalDeferral`] catches SIGTSTP while a target is held and
 //! re-raises it after detach; gopeek then stops as asked, with the target
 //! running. SIGSTOP cannot be caught: `kill -STOP` of gopeek during the
-//! (sub-millisecond) hold keeps the target stopped until gopeek is
+//! (short) hold keeps the target stopped until gopeek is
 //! continued (`kill -CONT`) or killed (any signal that kills it, including
 //! `kill -9`, resumes the target). SIGTTIN/SIGTTOU are not deferred: they
 //! arise only from terminal I/O by a background gopeek, which does no
@@ -54,7 +64,10 @@ struct DeferState {
 // flags); moving it between threads is fine.
 unsafe impl Send for DeferState {}
 
-static DEFER: Mutex<DeferState> = Mutex::new(DeferState { users: 0, saved: None });
+static DEFER: Mutex<DeferState> = Mutex::new(DeferState {
+    users: 0,
+    saved: None,
+});
 
 extern "C" fn on_tstp(_sig: libc::c_int) {
     // Async-signal-safe: one atomic store.

@@ -26,9 +26,20 @@ pub(crate) const PTRACE_EVENT_STOP: i32 = 128;
 /// # Safety
 /// `addr`/`data` must be valid for `req` (a pointer to a buffer of the
 /// right size where the request writes into our memory).
-pub(crate) unsafe fn ptrace(req: u32, tid: i32, addr: usize, data: usize) -> Result<libc::c_long, Errno> {
+pub(crate) unsafe fn ptrace(
+    req: u32,
+    tid: i32,
+    addr: usize,
+    data: usize,
+) -> Result<libc::c_long, Errno> {
     Errno::clear();
-    let r = libc::syscall(libc::SYS_ptrace, req as libc::c_long, tid as libc::c_long, addr, data);
+    let r = libc::syscall(
+        libc::SYS_ptrace,
+        req as libc::c_long,
+        tid as libc::c_long,
+        addr,
+        data,
+    );
     if r == -1 {
         Err(Errno::last())
     } else {
@@ -63,7 +74,10 @@ pub(crate) fn decode_status(status: i32) -> WaitEvent {
     if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
         WaitEvent::Gone
     } else if libc::WIFSTOPPED(status) {
-        WaitEvent::Stopped { sig: libc::WSTOPSIG(status), event: (status >> 16) & 0xff }
+        WaitEvent::Stopped {
+            sig: libc::WSTOPSIG(status),
+            event: (status >> 16) & 0xff,
+        }
     } else {
         WaitEvent::Other
     }
@@ -77,10 +91,19 @@ mod tests {
     fn decodes_stop_statuses() {
         // PTRACE_INTERRUPT stop: SIGTRAP | PTRACE_EVENT_STOP << 8, in the "stopped" encoding.
         let st = ((libc::SIGTRAP | (PTRACE_EVENT_STOP << 8)) << 8) | 0x7f;
-        assert_eq!(decode_status(st), WaitEvent::Stopped { sig: libc::SIGTRAP, event: PTRACE_EVENT_STOP });
+        assert_eq!(
+            decode_status(st),
+            WaitEvent::Stopped {
+                sig: libc::SIGTRAP,
+                event: PTRACE_EVENT_STOP
+            }
+        );
         // Signal-delivery-stop of a real-time signal.
         let rt = 40;
-        assert_eq!(decode_status((rt << 8) | 0x7f), WaitEvent::Stopped { sig: rt, event: 0 });
+        assert_eq!(
+            decode_status((rt << 8) | 0x7f),
+            WaitEvent::Stopped { sig: rt, event: 0 }
+        );
         // exit(3) and death by SIGKILL.
         assert_eq!(decode_status(3 << 8), WaitEvent::Gone);
         assert_eq!(decode_status(libc::SIGKILL), WaitEvent::Gone);

@@ -1,0 +1,3 @@
+module gopeek.test/heartbeat
+
+go 1.21
