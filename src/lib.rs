@@ -22,3 +22,4 @@ pub mod dump;
 pub mod walk;
 pub mod output;
 pub mod snapshot;
+pub mod symbolize;

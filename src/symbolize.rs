@@ -1,0 +1,178 @@
+//! `gopeek symbolize`: addresses to every logical frame (inlined ones
+//! included), from the pclntab alone.
+//!
+//! A stripped Go binary has no DWARF and no `.symtab`, so `addr2line`, gdb
+//! and `nm` have nothing to say about it; the pclntab is still there because
+//! the runtime needs it. This module turns link-time addresses into frames
+//! with exactly the data gopeek's own traceback uses, which makes it both a
+//! user tool (a PC from a log or a core on a stripped binary) and the way
+//! the tests compare gopeek's reading of the pclntab with binutils.
+
+use crate::pclntab::{name_for_print, Func, InlineFrame, Pclntab, PclntabError};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// One logical frame at an address. Both name forms are kept because they
+/// serve different readers: `name` is what the symbol table and DWARF hold
+/// (so it can be compared with `nm`/`addr2line`), `print_name` is what Go's
+/// traceback and `gopeek dump` print (`F[...]` for generic instantiations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SymFrame {
+    /// Raw symbol name, e.g. `main.(*T[go.shape.int]).Wait`.
+    pub name: String,
+    /// Go's traceback form, e.g. `main.(*T[...]).Wait`.
+    pub print_name: String,
+    /// Source file as the pclntab records it; `?` when the function has no
+    /// file table (linker markers such as `go:textfipsstart`).
+    pub file: String,
+    /// Source line; 0 together with file `?`.
+    pub line: i32,
+    /// `true` when this frame was inlined into the next one.
+    pub inlined: bool,
+}
+
+/// The answer for one address: the physical function holding it and the
+/// logical frames, innermost first (the last is the physical function).
+/// Unresolvable addresses keep their place with `error` set, so a list of
+/// answers always lines up with the list of questions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Symbolized {
+    /// The address asked about (link-time).
+    pub addr: u64,
+    /// Raw name of the physical function containing `addr`.
+    pub function: Option<String>,
+    /// Entry address of that function.
+    pub entry: Option<u64>,
+    /// Logical frames, innermost first; empty when `error` is set.
+    pub frames: Vec<SymFrame>,
+    /// Why the address could not be symbolized.
+    pub error: Option<String>,
+}
+
+/// `gopeek symbolize --format json` output (schema `gopeek.symbolize/1`);
+/// a wrapper so the document says which binary and Go version it is about.
+#[derive(Debug, Serialize)]
+pub struct SymbolizeReport {
+    /// `gopeek.symbolize/1`, so consumers can detect format changes.
+    pub schema: &'static str,
+    /// The executable, as given on the command line.
+    pub path: String,
+    /// Go version from its build info (the pclntab layout depends on it).
+    pub go_version: String,
+    /// One answer per address asked, in order.
+    pub addresses: Vec<Symbolized>,
+}
+
+/// Parses an address the way users paste them: hexadecimal, with or
+/// without `0x`/`0X`, optionally with `_` separators.
+pub fn parse_addr(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let hex: String = hex.chars().filter(|&c| c != '_').collect();
+    if hex.is_empty() {
+        return Err(format!("{s:?} is not a hexadecimal address"));
+    }
+    u64::from_str_radix(&hex, 16).map_err(|_| format!("{s:?} is not a hexadecimal address"))
+}
+
+fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
+    let name = f.name_str().into_owned();
+    SymFrame { print_name: name_for_print(&name).into_owned(), name, file: f.file_str().into_owned(), line: f.line, inlined: f.inlined }
+}
+
+/// The frames of `f` at `pc`. Where the tables say nothing about `pc` —
+/// a function without a pcfile or pcln table (the linker's marker
+/// symbols), or the alignment padding after a function's last
+/// instruction — there is one frame at `?:0`, which is what Go's own
+/// `funcline` answers there.
+fn frames_of(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
+    match f.frames_at(pc) {
+        Ok(frames) => Ok(frames.iter().map(frame_from).collect()),
+        Err(PclntabError::PcNotCovered { .. }) => {
+            let name = f.name_bytes().map(|b| String::from_utf8_lossy(b).into_owned())?;
+            Ok(vec![SymFrame { print_name: name_for_print(&name).into_owned(), name, file: "?".into(), line: 0, inlined: false }])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn answer(addr: u64, func: Result<Func<'_, '_>, PclntabError>) -> Symbolized {
+    let mut s = Symbolized { addr, function: None, entry: None, frames: Vec::new(), error: None };
+    let f = match func {
+        Ok(f) => f,
+        Err(e) => {
+            s.error = Some(e.to_string());
+            return s;
+        }
+    };
+    s.function = Some(f.name());
+    s.entry = Some(f.entry);
+    match frames_of(&f, addr) {
+        Ok(frames) => s.frames = frames,
+        Err(e) => s.error = Some(e.to_string()),
+    }
+    s
+}
+
+/// Symbolizes one link-time address. `addr` is taken as the PC of the
+/// instruction itself (not a return address: subtract one first for those).
+pub fn symbolize_addr(tab: &Pclntab<'_>, addr: u64) -> Symbolized {
+    answer(addr, tab.find_func(addr))
+}
+
+/// Symbolizes the entry of every function in the pclntab, in table order;
+/// a damaged table entry yields an answer with `error` instead of
+/// stopping the walk.
+pub fn symbolize_all_functions(tab: &Pclntab<'_>) -> Vec<Symbolized> {
+    (0..tab.nfunc())
+        .map(|i| {
+            let addr = tab.entry_of(i).unwrap_or(0);
+            answer(addr, tab.func(i))
+        })
+        .collect()
+}
+
+/// The text form: one line per logical frame,
+/// `0xADDR NAME FILE:LINE`, innermost first, ending in ` inlined` for a
+/// frame inlined into the next; an unresolved
+/// address prints `0xADDR ? ?:0 (error)`. Names are raw (as in the symbol
+/// table), so the lines can be compared with `nm` and `addr2line`.
+pub fn write_text(answers: &[Symbolized], w: &mut dyn Write) -> io::Result<()> {
+    for a in answers {
+        if let Some(e) = &a.error {
+            writeln!(w, "{:#x} ? ?:0 ({e})", a.addr)?;
+            continue;
+        }
+        for f in &a.frames {
+            writeln!(w, "{:#x} {} {}:{}{}", a.addr, f.name, f.file, f.line, if f.inlined { " inlined" } else { "" })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_or_without_prefix() {
+        assert_eq!(parse_addr("0x401000"), Ok(0x401000));
+        assert_eq!(parse_addr("401000"), Ok(0x401000));
+        assert_eq!(parse_addr("0X40_1000"), Ok(0x401000));
+        assert!(parse_addr("0x").is_err());
+        assert!(parse_addr("main.main").is_err());
+        assert!(parse_addr("0x1ffffffffffffffff").is_err());
+    }
+
+    #[test]
+    fn text_form_marks_inlined_frames_and_errors() {
+        let fr = |name: &str, inlined| SymFrame { name: name.into(), print_name: name.into(), file: "/a.go".into(), line: 3, inlined };
+        let answers = vec![
+            Symbolized { addr: 0x10, function: Some("main.f".into()), entry: Some(0x10), frames: vec![fr("main.g", true), fr("main.f", false)], error: None },
+            Symbolized { addr: 0x1, function: None, entry: None, frames: vec![], error: Some("no function".into()) },
+        ];
+        let mut out = Vec::new();
+        write_text(&answers, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "0x10 main.g /a.go:3 inlined\n0x10 main.f /a.go:3\n0x1 ? ?:0 (no function)\n");
+    }
+}
