@@ -20,8 +20,14 @@ fn check(version: &str, mode: &str) {
 }
 
 fn check_env(version: &str, mode: &str, env: &[(&str, &str)]) {
+    check_args(version, mode, env, &[]);
+}
+
+fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
     let Some(bin) = fixture(version, mode, "parked") else { return };
-    let run = start_env(&bin, &["-out", "oracle.txt", "-lifetime", "10m"], env);
+    let mut args = vec!["-out", "oracle.txt", "-lifetime", "10m"];
+    args.extend_from_slice(extra);
+    let run = start_env(&bin, &args, env);
     let oracle_text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
     let out = gopeek().args(["dump", "--pid", &run.pid.to_string()]).output().unwrap();
     assert!(out.status.success(), "gopeek dump failed on go{version}/{mode}: {}", String::from_utf8_lossy(&out.stderr));
@@ -29,12 +35,12 @@ fn check_env(version: &str, mode: &str, env: &[(&str, &str)]) {
     assert_running_untraced(run.pid);
 
     let oracle = parse_dump(&oracle_text);
-    let ours = parse_dump(&ours_text);
+    let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text).into_iter().map(|b| (b.id, b)).collect();
     let mut compared = 0;
     let mut failures = Vec::new();
     for want in oracle.iter().filter(|b| comparable(b)) {
         compared += 1;
-        match ours.iter().find(|b| b.id == want.id) {
+        match ours.get(&want.id) {
             None => failures.push(format!("goroutine {} [{}] missing from gopeek's dump", want.id, want.status)),
             Some(got) if got.header != want.header || got.lines != want.lines => {
                 failures.push(format!("goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")))
@@ -51,14 +57,22 @@ fn check_env(version: &str, mode: &str, env: &[(&str, &str)]) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["schema"], "gopeek.dump/1");
     assert_eq!(v["pid"], run.pid);
-    let gs = v["goroutines"].as_array().unwrap();
+    let gs: std::collections::HashMap<u64, &serde_json::Value> =
+        v["goroutines"].as_array().unwrap().iter().map(|g| (g["id"].as_u64().unwrap(), g)).collect();
     for want in oracle.iter().filter(|b| comparable(b)) {
-        let g = gs.iter().find(|g| g["id"] == want.id).unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
+        let g = gs.get(&want.id).unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
         assert_eq!(g["status"], want.status.as_str(), "goroutine {} status", want.id);
         assert!(g["error"].is_null(), "goroutine {} has an error: {}", want.id, g["error"]);
     }
     assert!(v["pause_us"].as_u64().unwrap() > 0);
     assert_running_untraced(run.pid);
+}
+
+/// 10,000 extra goroutines parked at depths 1..12: every one must match.
+#[test]
+fn ten_thousand_goroutines() {
+    check_args("1.27", "stripped", &[], &["-extra", "10000"]);
+    check_args("1.21", "pie", &[], &["-extra", "10000"]);
 }
 
 /// With GODEBUG=tracebacklabels=1, Go 1.26+ prints pprof labels in the
