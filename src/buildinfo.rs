@@ -166,9 +166,10 @@ impl BuildInfo {
     }
 
     /// Like [`BuildInfo::parse`], but follows the pointers of the pre-1.18
-    /// form through `mem` (link addresses of a [`GoBinary`], or a live
-    /// process's memory after adding the load bias to nothing: Go binaries
-    /// of that era store absolute addresses).
+    /// form through `mem`: the static image of a [`GoBinary`] (link
+    /// addresses), or a process's memory when `data` was read from that
+    /// process too (its pointers are then already relocated). Lengths read
+    /// through `mem` are capped like the inline ones.
     pub fn parse_with_memory<M: Memory + ?Sized>(data: &[u8], mem: &M) -> Result<BuildInfo, BuildInfoError> {
         let mem: &dyn Memory = &mem;
         read_raw(data, Some(mem))?.into_build_info()
@@ -283,7 +284,13 @@ impl Pointers {
     }
 
     /// A Go string header `{data, len}` at `addr`, and the bytes it names.
-    fn go_string(&self, mem: &dyn Memory, addr: u64, what: &'static str, limit: u64) -> Result<Vec<u8>, BuildInfoError> {
+    fn go_string(
+        &self,
+        mem: &dyn Memory,
+        addr: u64,
+        what: &'static str,
+        limit: u64,
+    ) -> Result<Vec<u8>, BuildInfoError> {
         let ps = usize::from(self.size);
         let mut hdr = [0u8; 16];
         let hdr = &mut hdr[..2 * ps];
@@ -684,8 +691,21 @@ mod tests {
         assert_eq!(unquote_prefix("`a\r\nb`"), Some(("a\nb".into(), 6)));
         assert_eq!(unquote_prefix("\"\\xff\""), Some(("\u{fffd}".into(), 6)));
         for bad in [
-            "\"", "\"abc", "\"\\q\"", "\"\\'\"", "\"\\x4\"", "\"\\xzz\"", "\"\\400\"", "\"\\18\"", "\"\\ud800\"",
-            "\"\\U00110000\"", "\"a\nb\"", "`abc", "'a'", "\"\\", "\"\\u12",
+            "\"",
+            "\"abc",
+            "\"\\q\"",
+            "\"\\'\"",
+            "\"\\x4\"",
+            "\"\\xzz\"",
+            "\"\\400\"",
+            "\"\\18\"",
+            "\"\\ud800\"",
+            "\"\\U00110000\"",
+            "\"a\nb\"",
+            "`abc",
+            "'a'",
+            "\"\\",
+            "\"\\u12",
         ] {
             assert_eq!(unquote_prefix(bad), None, "{bad:?}");
         }
@@ -857,11 +877,12 @@ mod tests {
         assert!(matches!(BuildInfo::parse_with_memory(&hdr, &mem), Err(BuildInfoError::TooLong { .. })));
     }
 
-    /// A minimal ELF64 x86-64 executable without section headers: one R+X
-    /// segment for the headers and one RW segment holding `payload` at link
-    /// address `vaddr` (the file offset is congruent mod 16).
-    fn tiny_elf(vaddr: u64, payload: &[u8]) -> Vec<u8> {
-        let data_off: u64 = 0x100 + (vaddr % 16);
+    /// One PT_LOAD program header: (p_flags, p_offset, p_vaddr, p_filesz, p_memsz).
+    type Load = (u32, u64, u64, u64, u64);
+
+    /// A minimal ELF64 x86-64 executable without section headers: the given
+    /// PT_LOAD headers, then `body` placed at file offset `body_off`.
+    fn elf_with_loads(loads: &[Load], body_off: usize, body: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
         f.extend(2u16.to_le_bytes()); // ET_EXEC
@@ -873,11 +894,11 @@ mod tests {
         f.extend(0u32.to_le_bytes());
         f.extend(64u16.to_le_bytes());
         f.extend(56u16.to_le_bytes());
-        f.extend(2u16.to_le_bytes()); // phnum
+        f.extend((loads.len() as u16).to_le_bytes()); // phnum
         f.extend(64u16.to_le_bytes());
         f.extend(0u16.to_le_bytes());
         f.extend(0u16.to_le_bytes());
-        let phdr = |f: &mut Vec<u8>, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
+        for &(flags, off, va, filesz, memsz) in loads {
             f.extend(1u32.to_le_bytes()); // PT_LOAD
             f.extend(flags.to_le_bytes());
             f.extend(off.to_le_bytes());
@@ -886,13 +907,39 @@ mod tests {
             f.extend(filesz.to_le_bytes());
             f.extend(memsz.to_le_bytes());
             f.extend(0x1000u64.to_le_bytes());
-        };
-        phdr(&mut f, 5, 0, 0x40_0000, 0x100, 0x100);
-        let len = payload.len() as u64;
-        phdr(&mut f, 6, data_off, vaddr, len, len + 0x40);
-        f.resize(data_off as usize, 0);
-        f.extend_from_slice(payload);
+        }
+        assert!(f.len() <= body_off);
+        f.resize(body_off, 0);
+        f.extend_from_slice(body);
         f
+    }
+
+    /// One R+X segment for the headers and one RW segment holding `payload`
+    /// at link address `vaddr` (the file offset is congruent mod 16).
+    fn tiny_elf(vaddr: u64, payload: &[u8]) -> Vec<u8> {
+        let data_off = 0x100 + (vaddr % 16);
+        let len = payload.len() as u64;
+        elf_with_loads(
+            &[(5, 0, 0x40_0000, 0x100, 0x100), (6, data_off, vaddr, len, len + 0x40)],
+            data_off as usize,
+            payload,
+        )
+    }
+
+    /// Regression for a panic the `buildinfo` fuzz target found in
+    /// `GoBinary::read_at` (src/elf.rs, `seg.file_offset + r` overflows when
+    /// a segment's p_offset is near u64::MAX). A pre-1.18 record points into
+    /// such a segment (fixed in elf.rs with checked arithmetic).
+    #[test]
+    fn pointer_into_segment_with_huge_file_offset_is_an_error() {
+        let mut hdr = MAGIC.to_vec();
+        hdr.extend([8, 0]);
+        hdr.extend(0x60_0040u64.to_le_bytes()); // version string header
+        hdr.extend(0x60_0050u64.to_le_bytes());
+        hdr.resize(HEADER_SIZE, 0);
+        let loads = [(6, 0x100, 0x50_0100, HEADER_SIZE as u64, 0x100), (6, u64::MAX, 0x60_0000, 0x100, 0x100)];
+        let bin = GoBinary::from_vec("huge-offset", elf_with_loads(&loads, 0x100, &hdr)).unwrap();
+        assert!(BuildInfo::from_binary(&bin).is_err());
     }
 
     #[test]
@@ -949,15 +996,14 @@ mod tests {
 
     /// `go version -m FILE` parsed back: (version, modinfo text).
     fn go_version_m(go: &Path, file: &Path) -> Option<(String, String)> {
-        let out = Command::new(go)
-            .arg("version")
-            .arg("-m")
-            .arg(file)
-            .env("GOTOOLCHAIN", "local")
-            .output()
-            .ok()?;
+        let out = Command::new(go).arg("version").arg("-m").arg(file).env("GOTOOLCHAIN", "local").output().ok()?;
         if !out.status.success() {
-            eprintln!("note: {} version -m {} failed: {}", go.display(), file.display(), String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "note: {} version -m {} failed: {}",
+                go.display(),
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             return None;
         }
         let text = String::from_utf8(out.stdout).ok()?;
@@ -1033,7 +1079,11 @@ mod tests {
             .output()
             .ok()?;
         if !res.status.success() {
-            eprintln!("note: could not build a test program with {}: {}", go.display(), String::from_utf8_lossy(&res.stderr));
+            eprintln!(
+                "note: could not build a test program with {}: {}",
+                go.display(),
+                String::from_utf8_lossy(&res.stderr)
+            );
             return None;
         }
         Some(out)

@@ -56,6 +56,12 @@ pub struct GoroutineSnapshot {
     /// tracebacks unless GOTRACEBACK=system.
     #[serde(skip)]
     pub system: bool,
+    /// Address of the `g`, and the `id` and address of its M; Go prints
+    /// them (`gp= m= mp=`) in GOTRACEBACK=system headers from Go 1.22.
+    #[serde(skip)]
+    pub g_addr: u64,
+    #[serde(skip)]
+    pub m: Option<(i64, u64)>,
 }
 
 /// Where a goroutine was started.
@@ -68,6 +74,10 @@ pub struct CreatedBy {
     pub goroutine: Option<u64>,
     #[serde(skip)]
     pub offset: u64,
+    /// The creating function is one Go hides at GOTRACEBACK=all (a
+    /// runtime function), so the line prints only with `--system`.
+    #[serde(skip)]
+    pub runtime: bool,
 }
 
 /// One logical frame.
@@ -87,4 +97,10 @@ pub struct Frame {
     /// `pc - entry` for physical frames, printed as ` +0x..`.
     #[serde(skip)]
     pub offset: Option<u64>,
+    /// Stack pointer and Go's frame pointer (`fp`, the caller's SP) of the
+    /// physical frame, printed at GOTRACEBACK=system.
+    #[serde(skip)]
+    pub sp: u64,
+    #[serde(skip)]
+    pub fp: u64,
 }

@@ -268,13 +268,15 @@ impl Memory for GoBinary {
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= seg.memsz)
             .ok_or_else(|| MemoryError::new(addr, buf.len(), "runs past the end of its segment"))?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = 0;
-            let r = rel + i as u64;
-            if r < seg.filesz {
-                let off = (seg.file_offset + r) as usize;
-                *b = *self.bytes.get(off).ok_or_else(|| MemoryError::new(addr, end as usize, "file is truncated"))?;
-            }
+        // File-backed bytes first, then zeros (.bss); offsets are checked
+        // because a hostile header can put a segment near u64::MAX.
+        buf.fill(0);
+        if rel < seg.filesz {
+            let n = ((seg.filesz - rel).min(buf.len() as u64)) as usize;
+            let start = seg.file_offset.checked_add(rel).and_then(|o| usize::try_from(o).ok());
+            let src = start.and_then(|o| self.bytes.get(o..o.checked_add(n)?));
+            let src = src.ok_or_else(|| MemoryError::new(addr, end as usize, "file is truncated"))?;
+            buf[..n].copy_from_slice(src);
         }
         Ok(())
     }

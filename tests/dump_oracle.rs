@@ -68,6 +68,56 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
     assert_running_untraced(run.pid);
 }
 
+/// `--system` against Go's own GOTRACEBACK=system dump: the fixture is
+/// dumped by gopeek, then sent SIGQUIT, which makes the runtime print every
+/// goroutine at level 2 (runtime frames, `gp= m= mp=` headers from 1.22,
+/// ` fp= sp= pc=` on frames) and exit. Parked goroutines must match.
+fn check_system(version: &str, mode: &str) {
+    let Some(bin) = fixture(version, mode, "parked") else { return };
+    let mut run = start_env(&bin, &["-out", "oracle.txt", "-lifetime", "10m"], &[("GOTRACEBACK", "system")]);
+    let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--system"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours: std::collections::HashMap<u64, Block> =
+        parse_dump(&String::from_utf8(out.stdout).unwrap()).into_iter().map(|b| (b.id, b)).collect();
+    unsafe { libc::kill(run.pid, libc::SIGQUIT) };
+    let _ = run.child.wait();
+    let stderr = std::fs::read_to_string(run.dir.path().join("stderr.txt")).unwrap();
+    // The SIGQUIT dump starts with the signal report; goroutine blocks follow.
+    let oracle = parse_dump(&stderr[stderr.find("goroutine ").unwrap_or(0)..]);
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for want in oracle.iter().filter(|b| comparable(b) && !b.status.starts_with("syscall")) {
+        let Some(got) = ours.get(&want.id) else { continue };
+        compared += 1;
+        if got.header != want.header || got.lines != want.lines {
+            failures.push(format!("goroutine {}:
+--- Go
+{}
+{}
+--- gopeek
+{}
+{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")));
+        }
+    }
+    assert!(compared >= 20, "go{version}/{mode}: only {compared} goroutines compared");
+    assert!(failures.is_empty(), "go{version}/{mode} --system: {} of {compared} differ:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn system_mode_matches_sigquit_go1_19() {
+    check_system("1.19", "default");
+}
+
+#[test]
+fn system_mode_matches_sigquit_go1_22() {
+    check_system("1.22", "pie");
+}
+
+#[test]
+fn system_mode_matches_sigquit_go1_27() {
+    check_system("1.27", "stripped");
+}
+
 /// 10,000 extra goroutines parked at depths 1..12: every one must match.
 #[test]
 fn ten_thousand_goroutines() {

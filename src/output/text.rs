@@ -16,12 +16,20 @@ pub struct TextOutput {
     pub labels: bool,
 }
 
-fn write_frame(w: &mut dyn Write, f: &Frame) -> io::Result<()> {
+/// One frame: the function line and the `\tfile:line +0xoff` line, with
+/// ` fp= sp= pc=` at GOTRACEBACK=system, as Go prints them.
+fn write_frame(w: &mut dyn Write, f: &Frame, system: bool) -> io::Result<()> {
     writeln!(w, "{}(...)", f.function)?;
-    match f.offset {
-        Some(off) if !f.inlined => writeln!(w, "\t{}:{} +{:#x}", f.file, f.line, off),
-        _ => writeln!(w, "\t{}:{}", f.file, f.line),
+    write!(w, "\t{}:{}", f.file, f.line)?;
+    if !f.inlined {
+        if let Some(off) = f.offset {
+            write!(w, " +{off:#x}")?;
+        }
+        if system {
+            write!(w, " fp={:#x} sp={:#x} pc={:#x}", f.fp, f.sp, f.pc)?;
+        }
     }
+    writeln!(w)
 }
 
 impl TextOutput {
@@ -29,7 +37,21 @@ impl TextOutput {
     /// minor version when the target prints labels in headers (1.26 puts
     /// them inside the brackets, quoted; 1.27 after, quoted only if needed).
     pub fn header(g: &GoroutineSnapshot, labels_minor: Option<u32>) -> String {
-        let mut h = format!("goroutine {} [{}", g.id, g.status);
+        Self::header_at(g, labels_minor, None)
+    }
+
+    /// [`Self::header`], with Go 1.22+'s ` gp=0x.. m=N mp=0x..` (or
+    /// ` m=nil`) when printing at GOTRACEBACK=system (`system_minor`).
+    pub fn header_at(g: &GoroutineSnapshot, labels_minor: Option<u32>, system_minor: Option<u32>) -> String {
+        let mut h = format!("goroutine {}", g.id);
+        if system_minor.is_some_and(|m| m >= 22) {
+            h.push_str(&format!(" gp={:#x}", g.g_addr));
+            match g.m {
+                Some((id, addr)) => h.push_str(&format!(" m={id} mp={addr:#x}")),
+                None => h.push_str(" m=nil"),
+            }
+        }
+        h.push_str(&format!(" [{}", g.status));
         if let Some(m) = g.wait_minutes {
             h.push_str(&format!(", {m} minutes"));
         }
@@ -55,7 +77,8 @@ impl TextOutput {
 
     fn write_goroutine(&self, dump: &DumpSnapshot, g: &GoroutineSnapshot, w: &mut dyn Write) -> io::Result<()> {
         let labels_minor = if dump.header_labels { Some(dump.go_minor) } else { None };
-        writeln!(w, "{}", Self::header(g, labels_minor))?;
+        let system_minor = if self.system { Some(dump.go_minor) } else { None };
+        writeln!(w, "{}", Self::header_at(g, labels_minor, system_minor))?;
         if self.labels && !dump.header_labels {
             if let Some(l) = &g.labels {
                 let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k:?}: {v:?}")).collect();
@@ -82,26 +105,26 @@ impl TextOutput {
         match elide(dump.go_minor, &g.frames, &phys, self.system) {
             Elided::All(v) => {
                 for f in v {
-                    write_frame(w, f)?;
+                    write_frame(w, f, self.system)?;
                 }
             }
             Elided::Middle { head, elided, tail } => {
                 for f in head {
-                    write_frame(w, f)?;
+                    write_frame(w, f, self.system)?;
                 }
                 writeln!(w, "...{elided} frames elided...")?;
                 for f in tail {
-                    write_frame(w, f)?;
+                    write_frame(w, f, self.system)?;
                 }
             }
             Elided::Truncated(v) => {
                 for f in v {
-                    write_frame(w, f)?;
+                    write_frame(w, f, self.system)?;
                 }
                 writeln!(w, "...additional frames elided...")?;
             }
         }
-        if let Some(c) = &g.created_by {
+        if let Some(c) = g.created_by.as_ref().filter(|c| self.system || !c.runtime) {
             match c.goroutine {
                 Some(p) => writeln!(w, "created by {} in goroutine {p}", c.function)?,
                 None => writeln!(w, "created by {}", c.function)?,

@@ -278,6 +278,8 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             error: None,
             raw_status: g.base_status(),
             system: is_system(cfg.prog, g.startpc.wrapping_sub(cfg.bias)),
+            g_addr: gaddr,
+            m: if g.m != 0 { cap.mem.read_u64(g.m + off.m.id).ok().map(|id| (id as i64, g.m)) } else { None },
         };
         if !g.looks_valid() {
             snap.error = Some(format!("g at {gaddr:#x} is inconsistent (sched.g {:#x}, stack [{:#x}, {:#x}))", g.sched_g, g.stack_lo, g.stack_hi));
@@ -301,6 +303,8 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
                                 inlined: sf.inlined,
                                 runtime: false,
                                 offset: if sf.inlined || pf.pc.wrapping_sub(cfg.bias) <= pf.entry { None } else { Some(pf.pc.wrapping_sub(cfg.bias) - pf.entry) },
+                                sp: pf.sp,
+                                fp: pf.fp,
                             },
                             raw_name: sf.raw_name.clone(),
                             func_id: sf.func_id,
@@ -327,9 +331,7 @@ fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<Cr
     let pc = g.gopc.wrapping_sub(cfg.bias);
     let f = cfg.prog.pclntab.find_func(pc).ok()?;
     let raw = f.name();
-    if !shows_frame(ids, &raw, f.func_id.0, false, 0) {
-        return None;
-    }
+    let hidden = !shows_frame(ids, &raw, f.func_id.0, false, 0);
     let trace_pc = if pc > f.entry { pc - 1 } else { pc };
     let (file, line) = f.file_line(trace_pc).map(|(f, l)| (String::from_utf8_lossy(f).into_owned(), i64::from(l))).unwrap_or(("?".into(), 0));
     Some(CreatedBy {
@@ -338,6 +340,7 @@ fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<Cr
         line,
         goroutine: if cfg.prog.version.minor >= 21 && g.parent_goid != 0 { Some(g.parent_goid) } else { None },
         offset: pc - f.entry,
+        runtime: hidden,
     })
 }
 

@@ -183,7 +183,7 @@ mod tests {
     }
 
     fn frame(name: &str) -> Frame {
-        Frame { function: name.into(), file: "f.go".into(), line: 1, pc: 0, inlined: false, runtime: false, offset: None }
+        Frame { function: name.into(), file: "f.go".into(), line: 1, pc: 0, inlined: false, runtime: false, offset: None, sp: 0, fp: 0 }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct PhysFrame {
     /// innermost frame.
     pub pc: u64,
     pub sp: u64,
+    /// The caller's SP (Go's `frame.fp`); 0 where the walk stopped at this
+    /// frame before computing it.
+    pub fp: u64,
     /// Index of the function in the pclntab.
     pub func: usize,
     /// Function entry (link address).
@@ -85,7 +88,9 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindSta
         };
         let name = f.name_bytes().unwrap_or(b"?");
         let sym_pc = if trap || link_pc <= f.entry { link_pc } else { link_pc - 1 };
-        out.frames.push(PhysFrame { pc, sp, func: f.index, entry: f.entry, sym_pc });
+        // Go computes fp for every frame, including the last one printed.
+        let fp_here = f.sp_delta(link_pc).ok().filter(|d| *d >= 0).map(|d| sp + d as u64 + 8).unwrap_or(0);
+        out.frames.push(PhysFrame { pc, sp, fp: fp_here, func: f.index, entry: f.entry, sym_pc });
         let mut writes_sp = f.flags.writes_sp();
         if name == b"runtime.cgocallback" || (innermost && start.syscall) {
             writes_sp = false;

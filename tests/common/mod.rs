@@ -53,7 +53,7 @@ pub fn start_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         .envs(env.iter().copied())
         .current_dir(dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
     let stdout = child.stdout.take().unwrap();
@@ -130,6 +130,8 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
         let id: u64 = rest.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let inside = header.split_once('[').map(|(_, r)| r).unwrap_or("");
         let inside = inside.rsplit_once(']').map(|(l, _)| l).unwrap_or(inside);
+        // Go 1.26 prints labels inside the brackets: ` labels:{...}`.
+        let inside = inside.split(" labels:{").next().unwrap_or(inside);
         let status = inside.split(',').next().unwrap_or("").to_string();
         let norm = lines
             .map(|l| {
