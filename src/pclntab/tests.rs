@@ -250,3 +250,17 @@ fn looping_pcvalue_tables_are_bounded() {
     tab[8..16].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
     assert!(Pclntab::parse(&tab, 0, None).is_err());
 }
+
+/// Writes the synthetic tables as fuzz seeds (run with `-- --ignored`):
+/// two length bytes giving the table size, the table, then go:func.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let (tab, gofunc) = sample();
+    let mut seed = (tab.len() as u16).to_le_bytes().to_vec();
+    seed.extend(&tab);
+    seed.extend(&gofunc);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/pclntab");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(format!("{dir}/synthetic-inline"), seed).unwrap();
+}
