@@ -144,8 +144,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, None) => unreachable!("clap requires one"),
             };
             let bin = GoBinary::open(&path)?;
-            let program = GoProgram::load(&bin, None)?;
-            let report = InfoReport::new(&program, None);
+            let (program, layout) = GoProgram::load_with_layout(&bin)?;
+            let layout_source = match &layout {
+                Ok(l) => l.source.to_string(),
+                Err(e) => format!("unavailable: {e}"),
+            };
+            let report = InfoReport::new(&program, Some(layout_source));
             let stdout = io::stdout();
             let mut out = stdout.lock();
             match format {

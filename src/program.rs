@@ -92,6 +92,20 @@ impl<'a> GoProgram<'a> {
         })
     }
 
+    /// Analyses `bin` and picks its runtime layout (DWARF, else the table
+    /// for its version), using the layout to locate `runtime.sched` too.
+    /// The layout error is returned beside the program: `gopeek info` still
+    /// has plenty to say about a binary whose layout is unknown.
+    pub fn load_with_layout(bin: &'a GoBinary) -> Result<(Self, Result<crate::layout::RuntimeLayout, crate::layout::LayoutError>), ProgramError> {
+        let pre = GoProgram::load(bin, None)?;
+        let layout = crate::layout::RuntimeLayout::for_binary(bin, &pre.version);
+        let hint = layout.as_ref().ok().and_then(|l| l.offsets().ok()).map(|o| SchedHint { midle: o.sched.midle, nmidle: o.sched.nmidle });
+        match hint {
+            Some(h) => Ok((GoProgram::load(bin, Some(h))?, layout)),
+            None => Ok((pre, layout)),
+        }
+    }
+
     /// `true` when the binary has neither a symbol table nor DWARF.
     pub fn is_stripped(&self) -> bool {
         !self.bin.has_symtab() && !self.bin.has_dwarf()

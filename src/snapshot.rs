@@ -3,8 +3,7 @@
 
 use crate::dump::DumpSnapshot;
 use crate::elf::{ElfError, GoBinary};
-use crate::layout::{gstatus_table, wait_reason_table, LayoutError, RuntimeLayout};
-use crate::locate::SchedHint;
+use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
 use crate::program::{GoProgram, ProgramError};
 use crate::walk::{build_goroutines, capture, ThreadRegs, WalkConfig, WalkError};
@@ -87,14 +86,10 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
         _ => SnapshotError::Exe { pid, source },
     })?;
-    // Layout first (it needs only the version), so that the locator can
-    // find runtime.sched too.
-    let pre = GoProgram::load(&bin, None).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let layout = RuntimeLayout::for_binary(&bin, &pre.version)?;
-    let off = layout.offsets()?;
-    drop(pre);
-    let prog = GoProgram::load(&bin, Some(SchedHint { midle: off.sched.midle, nmidle: off.sched.nmidle }))
-        .map_err(|source| SnapshotError::NotGo { pid, source })?;
+    // The layout (it needs only the version) also lets the locator find
+    // runtime.sched.
+    let (prog, layout) = GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let off = layout?.offsets()?;
     let minor = prog.version.minor;
     let wait_reasons: Vec<String> = match &prog.wait_reasons_from_binary {
         Some(v) => v.clone(),
