@@ -60,6 +60,9 @@ pub struct RuntimeGlobals {
 pub struct SchedHint {
     pub midle: u64,
     pub nmidle: u64,
+    /// `schedt.lock`, which `mput` also touches when inlining is off (it
+    /// asserts the lock is held); scoring it disambiguates neighbours.
+    pub lock: u64,
 }
 
 /// A memory operand whose address is known statically.
@@ -128,6 +131,18 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
                 }
             }
         }
+        // Without inlining (-gcflags=all=-l) `atomicstorep(&x, v)` is a
+        // call with &x in RAX (ABIInternal's first argument register).
+        if m == Mnemonic::Call && ins.op0_kind() == OpKind::NearBranch64 {
+            let callee = ins.near_branch_target();
+            if let (Ok(f), Some(&arg0)) = (tab.find_func(callee), regs.get(&Register::RAX)) {
+                if f.entry == callee && is_pointer_store(&f.name()) {
+                    out.atomic_stores.push(arg0);
+                }
+            }
+            regs.clear();
+            continue;
+        }
         if m == Mnemonic::Cmp && ins.op_count() == 2 {
             if matches!(ins.op1_kind(), OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64) {
                 out.cmp_imms.push(ins.immediate(1));
@@ -139,6 +154,15 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
         }
     }
     Some(out)
+}
+
+/// Runtime functions that atomically store a pointer through their first
+/// argument (inlined into their callers unless inlining is off).
+fn is_pointer_store(name: &str) -> bool {
+    matches!(
+        name,
+        "runtime.atomicstorep" | "runtime/internal/atomic.StorepNoWB" | "internal/runtime/atomic.StorepNoWB"
+    )
 }
 
 /// Addresses `X` such that the function loads both `[X]` and `[X+8]`: the
@@ -219,14 +243,20 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
     if g.sched.is_none() {
         if let (Some(h), Some(d)) = (sched, decode(bin, tab, "runtime.mput")) {
             let targets: Vec<u64> = d.refs.iter().map(|r| r.target).filter(|&a| in_data(a)).collect();
-            let mut found = None;
+            // Every base that explains a midle and an nmidle reference,
+            // scored by how many of the three fields it explains.
+            let mut found: Option<(usize, u64)> = None;
             for &t in &targets {
                 let Some(base) = t.checked_sub(h.midle) else { continue };
-                if targets.contains(&(base + h.nmidle)) {
-                    found = Some(base);
-                    break;
+                if !targets.contains(&(base + h.nmidle)) {
+                    continue;
+                }
+                let score = 2 + usize::from(targets.contains(&(base + h.lock)));
+                if found.is_none_or(|(s, _)| score > s) {
+                    found = Some((score, base));
                 }
             }
+            let found = found.map(|(_, b)| b);
             if let Some(a) = found {
                 g.sched = Some(Located { addr: a, how: dis("runtime.mput") });
             }

@@ -96,7 +96,11 @@ fn main() -> ExitCode {
             }
             let mut msg = format!("gopeek: {e}");
             for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
+                // Library errors often embed their source's text already.
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(&format!("\n  caused by: {text}"));
+                }
             }
             eprintln!("{msg}");
             ExitCode::from(exit_code_for(&e))
@@ -111,12 +115,15 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
+        if let Some(gopeek::elf::ElfError::Open { .. }) = cause.downcast_ref::<gopeek::elf::ElfError>() {
+            return 1;
+        }
         if cause.downcast_ref::<gopeek::program::ProgramError>().is_some() || cause.downcast_ref::<gopeek::elf::ElfError>().is_some() {
             return 3;
         }
         let p = match cause.downcast_ref::<S>() {
             Some(S::Process(p)) => Some(p),
-            Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_)) => return 3,
+            Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => return 3,
             _ => cause.downcast_ref::<P>(),
         };
         if let Some(p) = p {

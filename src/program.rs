@@ -99,7 +99,7 @@ impl<'a> GoProgram<'a> {
     pub fn load_with_layout(bin: &'a GoBinary) -> Result<(Self, Result<crate::layout::RuntimeLayout, crate::layout::LayoutError>), ProgramError> {
         let pre = GoProgram::load(bin, None)?;
         let layout = crate::layout::RuntimeLayout::for_binary(bin, &pre.version);
-        let hint = layout.as_ref().ok().and_then(|l| l.offsets().ok()).map(|o| SchedHint { midle: o.sched.midle, nmidle: o.sched.nmidle });
+        let hint = layout.as_ref().ok().and_then(|l| l.offsets().ok()).map(|o| SchedHint { midle: o.sched.midle, nmidle: o.sched.nmidle, lock: o.sched.lock });
         match hint {
             Some(h) => Ok((GoProgram::load(bin, Some(h))?, layout)),
             None => Ok((pre, layout)),

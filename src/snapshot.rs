@@ -25,6 +25,38 @@ pub enum SnapshotError {
     Walk { pid: i32, source: WalkError },
     #[error("cannot read memory of process {pid}: {source}")]
     Memory { pid: i32, source: std::io::Error },
+    #[error("process {pid} has no executable to read (a kernel thread?): only user-space Go programs can be inspected")]
+    NoExecutable { pid: i32 },
+}
+
+/// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
+/// kernel thread.
+fn classify_missing(pid: i32) -> SnapshotError {
+    match proc_fs::process_state(pid) {
+        Err(_) => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
+        Ok('Z') | Ok('X') => SnapshotError::Process(ProcessError::Zombie { pid }),
+        Ok(_) if is_kernel_thread(pid) => SnapshotError::NoExecutable { pid },
+        // Still listed but its memory is gone: it is exiting right now.
+        Ok(_) => SnapshotError::Process(ProcessError::Exited { pid }),
+    }
+}
+
+/// PF_KTHREAD in the flags field (9th) of `/proc/PID/stat`.
+fn is_kernel_thread(pid: i32) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // Fields after the parenthesised comm, which may contain spaces.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
+    rest.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD != 0)
+}
+
+/// Maps a failure while the target was held to "the process exited" when
+/// that is what happened (its memory vanished under us).
+fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
+    match proc_fs::process_state(pid) {
+        Err(_) | Ok('Z') | Ok('X') => SnapshotError::Process(ProcessError::Exited { pid }),
+        Ok(_) => e,
+    }
 }
 
 /// Knobs of one snapshot.
@@ -83,7 +115,7 @@ pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
 pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
     let exe_path = proc_fs::exe_path(pid).map(|p| p.display().to_string()).unwrap_or_else(|_| format!("/proc/{pid}/exe"));
     let bin = GoBinary::open(&proc_fs::exe_open_path(pid)).map_err(|source| match &source {
-        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
+        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => classify_missing(pid),
         _ => SnapshotError::Exe { pid, source },
     })?;
     // The layout (it needs only the version) also lets the locator find
@@ -100,7 +132,10 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         .unwrap_or_else(|| ["idle", "runnable", "running", "syscall", "waiting", "", "dead", "", "copystack", "preempted"].iter().map(|s| s.to_string()).collect());
     let bias = proc_fs::load_bias(pid, &bin)?;
     let cfg = WalkConfig { prog: &prog, off: &off, bias, wait_reasons, gstatus };
-    let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
+    let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
+        Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
+        _ => SnapshotError::Memory { pid, source },
+    })?;
     let taken_at = rfc3339(SystemTime::now());
 
     let seized = SeizedProcess::seize(pid, &SeizeOptions { max_pause: opts.max_pause, ..SeizeOptions::default() })?;
@@ -115,7 +150,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
         eprintln!("gopeek: timing: pause {} us, of which capture {} us, stop latency {} us", stats.pause_us(), capture_time.as_micros(), stats.stop_latency.as_micros());
     }
-    let captured = captured.map_err(|source| SnapshotError::Walk { pid, source })?;
+    let captured = captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
 
     let goroutines = build_goroutines(&cfg, &captured);
     let mut warnings = captured.warnings.clone();

@@ -167,6 +167,7 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     if !records.is_empty() && !records.iter().any(|g| g.looks_valid()) {
         return Err(WalkError::Implausible("no entry has g.sched.g == g".into()));
     }
+    let t_ms = std::time::Instant::now();
     let ms: BTreeSet<u64> = records.iter().filter(|g| !g.is_dead() && g.m != 0).map(|g| g.m).collect();
     let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, off.m.size as usize)).collect();
     mem.absorb(src.copy_ranges(&mranges));
@@ -179,7 +180,19 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
             }
         }
     }
+    let t_stacks = std::time::Instant::now();
+    let stack_bytes: usize = stacks.iter().map(|s| s.1).sum();
     mem.absorb(src.copy_ranges(&stacks));
+    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+        eprintln!(
+            "gopeek: timing: capture: gs+ms {} us, stacks {} us ({} stacks, {} bytes), since start {} us",
+            t_stacks.duration_since(t_ms).as_micros(),
+            t_stacks.elapsed().as_micros(),
+            stacks.len(),
+            stack_bytes,
+            t_ms.elapsed().as_micros()
+        );
+    }
     let minor = cfg.prog.version.minor;
     let labels = records
         .iter()

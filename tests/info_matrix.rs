@@ -1,0 +1,714 @@
+//! `gopeek info` and `gopeek symbolize` against independent oracles, for
+//! every installed Go version and build mode of the `parked` fixture:
+//!
+//! a. Go version and build settings equal what the toolchain's own
+//!    `go version -m` prints; `stripped`/`position_independent` follow the
+//!    build mode.
+//! b. The runtime globals (allgs, allglen, allm, allp, waitReasonStrings,
+//!    and sched when reported) are at `nm`'s addresses: from the symbol
+//!    table when there is one, and by disassembly once a copy has been
+//!    stripped with `objcopy --strip-all`. Binaries built stripped
+//!    (`-s -w`) are checked against `nm` of the unstripped build of the
+//!    same version (allowing for the bigger `.go.buildinfo`).
+//! c. Every function entry of the pclntab, and every instruction of the
+//!    main package (where the inline trees show), symbolizes to the names
+//!    and file:lines that `addr2line -f -i` reads from DWARF, inlined
+//!    frames included (at least 99.5% of them; the rest are listed); the
+//!    stripped copy, and the `-s -w` build, symbolize identically.
+//!
+//! addr2line and gopeek disagree in a few documented, understood ways
+//! ([`normalize`], [`Verdict`]); each such answer is confirmed by a second
+//! reader where one is installed ([`second_opinions`]). GNU addr2line
+//! cannot read Go 1.25+'s DWARF 5; llvm-addr2line stands in for it there
+//! ([`choose_oracle`]).
+
+mod common;
+use common::*;
+use gopeek::pclntab::name_for_print;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Build modes whose fixtures were linked with `-ldflags='-s -w'`.
+fn is_stripped_mode(mode: &str) -> bool {
+    matches!(mode, "stripped" | "cgo-stripped")
+}
+
+/// The mode built with the same flags minus `-s -w`: the oracle for a
+/// stripped build (same code; data shifted at most by the build info).
+fn unstripped_sibling(mode: &str) -> Option<&'static str> {
+    match mode {
+        "stripped" => Some("default"),
+        "cgo-stripped" => Some("cgo"),
+        _ => None,
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{what}: output is not UTF-8: {e}"))
+}
+
+fn gopeek_json(args: &[&str], what: &str) -> Value {
+    let text = run(gopeek().args(args), what);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: bad JSON: {e}"))
+}
+
+fn info(bin: &Path) -> Value {
+    gopeek_json(&["info", bin.to_str().unwrap(), "--format", "json"], &format!("gopeek info {}", bin.display()))
+}
+
+fn symbolize_all(bin: &Path) -> Value {
+    gopeek_json(&["symbolize", bin.to_str().unwrap(), "--all-functions", "--format", "json"], &format!("gopeek symbolize {}", bin.display()))
+}
+
+/// What `go version -m` says: the version token and the build settings.
+struct GoVersionM {
+    version: String,
+    settings: Vec<(String, String)>,
+}
+
+/// Undoes the `strconv.Quote` Go applies to a build-setting value that
+/// holds spaces or quotes (`-ldflags="-s -w"`).
+fn unquote(v: &str) -> String {
+    match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => v.to_string(),
+    }
+}
+
+fn go_version_m(version: &str, bin: &Path) -> GoVersionM {
+    let go = PathBuf::from(format!("/usr/lib/go-{version}/bin/go"));
+    assert!(go.exists(), "{} is missing: run scripts/setup", go.display());
+    let text = run(Command::new(&go).args(["version", "-m"]).arg(bin).env("GOTOOLCHAIN", "local"), "go version -m");
+    let first = text.lines().next().unwrap_or("");
+    let version = first.split_whitespace().find(|t| t.starts_with("go1.")).unwrap_or_else(|| panic!("no go1.N token in {first:?}")).to_string();
+    let settings = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("\tbuild\t"))
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), unquote(v))
+        })
+        .collect();
+    GoVersionM { version, settings }
+}
+
+/// `runtime.X` addresses from `nm`.
+fn nm_globals(bin: &Path) -> HashMap<String, u64> {
+    let text = run(Command::new("nm").arg(bin), "nm");
+    let mut out = HashMap::new();
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let (Some(addr), Some(_kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
+        if let Some(short) = name.strip_prefix("runtime.") {
+            if matches!(short, "allgs" | "allglen" | "allm" | "allp" | "sched" | "waitReasonStrings") {
+                out.insert(short.to_string(), u64::from_str_radix(addr, 16).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `gopeek info` JSON key for each global, with its `runtime.` name.
+const GLOBALS: [(&str, &str); 6] = [
+    ("allgs", "allgs"),
+    ("allglen", "allglen"),
+    ("allm", "allm"),
+    ("allp", "allp"),
+    ("wait_reason_strings", "waitReasonStrings"),
+    ("sched", "sched"),
+];
+
+/// Checks every global of `info` against `want` (runtime name → address),
+/// each located by `method` ("symtab" or "disassembly"). sched is only
+/// checked when reported: `gopeek info` passes no schedt layout, which
+/// the stripped-binary route for sched needs.
+fn check_globals(info: &Value, want: &HashMap<String, u64>, method: &str, what: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    for (key, sym) in GLOBALS {
+        let g = &info["globals"][key];
+        if g.is_null() {
+            if sym != "sched" {
+                errs.push(format!("{what}: {key} not found (want {:#x} from nm)", want.get(sym).copied().unwrap_or(0)));
+            }
+            continue;
+        }
+        let Some(&addr) = want.get(sym) else {
+            errs.push(format!("{what}: nm has no runtime.{sym}"));
+            continue;
+        };
+        let got = g["addr"].as_u64().unwrap();
+        if got != addr {
+            errs.push(format!("{what}: {key} at {got:#x}, nm says {addr:#x} (how: {})", g["how"]));
+        }
+        if g["how"]["method"] != method {
+            errs.push(format!("{what}: {key} found by {}, expected {method}", g["how"]));
+        }
+    }
+    errs
+}
+
+/// Build settings as gopeek reports them, in order.
+fn settings_of(info: &Value) -> Vec<(String, String)> {
+    info["build"]["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Part a: version, flags and build settings.
+fn check_info(version: &str, mode: &str, bin: &Path, info: &Value) {
+    let what = format!("go{version}/{mode}");
+    let gv = go_version_m(version, bin);
+    assert_eq!(info["go_version"], gv.version.as_str(), "{what}: go_version vs `go version`");
+    let stripped = is_stripped_mode(mode);
+    assert_eq!(info["stripped"], stripped, "{what}: stripped");
+    assert_eq!(info["has_symtab"], !stripped, "{what}: has_symtab");
+    assert_eq!(info["has_dwarf"], !stripped, "{what}: has_dwarf");
+    assert_eq!(info["position_independent"], mode == "pie", "{what}: position_independent");
+    assert_eq!(info["arch"], "amd64", "{what}: arch");
+
+    let settings = settings_of(info);
+    assert_eq!(settings, gv.settings, "{what}: build settings differ from `go version -m`");
+    let get = |k: &str| settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("-ldflags"), stripped.then_some("-s -w"), "{what}: -ldflags");
+    assert_eq!(get("CGO_ENABLED"), Some(if mode.starts_with("cgo") { "1" } else { "0" }), "{what}: CGO_ENABLED");
+    assert_eq!(get("-trimpath"), (mode == "trimpath").then_some("true"), "{what}: -trimpath");
+    assert_eq!(get("-gcflags"), (mode == "noinline").then_some("all=-l"), "{what}: -gcflags");
+    // Go 1.19 records no -buildmode at all (1.20 started recording it).
+    let buildmode = get("-buildmode");
+    let want = match (version, mode) {
+        ("1.19", _) => None,
+        (_, "pie") => Some("pie"),
+        _ => Some("exe"),
+    };
+    assert_eq!(buildmode, want, "{what}: -buildmode");
+}
+
+/// One logical frame as (name, "file:line").
+type Frame = (String, String);
+
+fn frames_of(answer: &Value) -> Vec<Frame> {
+    answer["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), format!("{}:{}", f["file"].as_str().unwrap(), f["line"])))
+        .collect()
+}
+
+/// Feeds `addrs` on stdin (one process for all) to `cmd args... bin` and
+/// returns its stdout.
+fn pipe_addrs(cmd: &str, args: &[&str], bin: &Path, addrs: &[u64]) -> String {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .arg(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    let input: String = addrs.iter().map(|a| format!("{a:#x}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `addr2line -a -f -i` (GNU or llvm) over `addrs` and returns the
+/// frames per address, innermost first.
+fn addr2line(cmd: &str, bin: &Path, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
+    let text = pipe_addrs(cmd, &["-a", "-f", "-i", "-e"], bin, addrs);
+    let mut res: HashMap<u64, Vec<Frame>> = HashMap::new();
+    let mut cur = None;
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        // `-a` prints each address on its own line before its frames;
+        // neither a function name nor a file:line starts with 0x.
+        if let Some(hex) = l.strip_prefix("0x") {
+            if let Ok(a) = u64::from_str_radix(hex, 16) {
+                cur = Some(a);
+                res.entry(a).or_default();
+                continue;
+            }
+        }
+        let Some(a) = cur else { panic!("{cmd}: output does not start with an address: {l:?}") };
+        // GNU appends " (discriminator N)".
+        let loc = lines.next().unwrap_or("").split(" (discriminator").next().unwrap();
+        res.get_mut(&a).unwrap().push((l.to_string(), loc.to_string()));
+    }
+    res
+}
+
+/// Go's `addr2line` tool: one (function, file:line) per address, no
+/// inlining, read from the pclntab by Go's own debug/gosym.
+fn go_addr2line(tool: &Path, bin: &Path, addrs: &[u64]) -> Vec<Frame> {
+    let text = pipe_addrs(tool.to_str().unwrap(), &[], bin, addrs);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * addrs.len(), "{}: expected two lines per address", tool.display());
+    lines.chunks(2).map(|c| (c[0].to_string(), c[1].to_string())).collect()
+}
+
+/// `true` when a file:line is addr2line's "no line information" answer:
+/// `??:0`/`??:?`, or the ELF `STT_FILE` symbol (`go.go`) with line `?` or
+/// 0 that GNU addr2line falls back to when no DWARF unit covers the PC.
+fn no_line_info(loc: &str) -> bool {
+    let (file, line) = loc.rsplit_once(':').unwrap_or((loc, "?"));
+    (file == "??" || file == "go.go" || file == "?") && (line == "?" || line == "0")
+}
+
+/// Spelling differences between DWARF/symtab and the pclntab, removed
+/// before comparing (they name the same thing):
+/// - DWARF files of compiler-generated code are relative to the unit's
+///   comp_dir `.`: `./<autogenerated>` (DWARF 4), `././<autogenerated>`
+///   (DWARF 5 as llvm joins it); the pclntab says `<autogenerated>`.
+/// - Assembly functions have no DWARF subprogram, so addr2line names them
+///   from `.symtab`, where the linker appends the ABI suffix (`.abi0`).
+/// - Go 1.18-1.20 store generic instantiations in the pclntab already
+///   abbreviated (`main.F[...]`); DWARF keeps the shape (`F[go.shape.int_0]`).
+/// - Types declared inside a function get a middle-dot suffix
+///   (`type:.eq.net.dialResult·1`) in the pclntab and in DWARF; the
+///   linker writes `.` instead in the ELF symbol table, which is where
+///   GNU addr2line takes the name from when it names a function by symbol.
+fn normalize(theirs: &Frame, ours: &Frame) -> Frame {
+    let mut name = theirs.0.strip_suffix(".abi0").unwrap_or(&theirs.0).to_string();
+    if ours.0.contains("[...]") {
+        name = name_for_print(&name).into_owned();
+    }
+    if name != ours.0 && ours.0.contains('\u{b7}') && name == ours.0.replace('\u{b7}', ".") {
+        name = ours.0.clone();
+    }
+    let mut loc = theirs.1.as_str();
+    while let Some(rest) = loc.strip_prefix("./") {
+        loc = rest;
+    }
+    (name, loc.to_string())
+}
+
+/// How one address compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Verdict {
+    /// Same frames, names and file:lines (after [`normalize`]).
+    Exact,
+    /// Compiler-generated code (`<autogenerated>:1` in the pclntab) where
+    /// DWARF has no line: from Go 1.22 the line program of such a
+    /// function starts after its first instruction(s). The name agrees;
+    /// Go's own addr2line confirms the line where it is prebuilt.
+    AutogeneratedNoLine,
+    /// A linker marker with no pcfile/pcln table (`go:textfipsstart`,
+    /// ...): `?:0` in gopeek, no line in addr2line; the name agrees.
+    NoLineTable,
+    /// GNU addr2line names the innermost frame of an inlined call after
+    /// the physical function (llvm-addr2line and Go's traceback name the
+    /// inlined callee); every file:line and the outer names agree.
+    GnuInnermostName,
+    /// GNU addr2line names the first function of the text after the
+    /// linker's `runtime.text` marker symbol, which has the same address
+    /// (seen in Go 1.24, where that function is an out-of-line copy whose
+    /// DWARF subprogram has only an abstract origin); file:line agrees and
+    /// llvm-addr2line names the function.
+    GnuTextMarker,
+    /// Unexplained.
+    Mismatch,
+}
+
+/// Compares gopeek's frames for one address with the oracle's.
+fn compare_frames(ours: &[Frame], theirs: &[Frame], gnu: bool) -> Verdict {
+    if ours.len() != theirs.len() || ours.is_empty() {
+        return Verdict::Mismatch;
+    }
+    let norm: Vec<Frame> = theirs.iter().zip(ours).map(|(t, o)| normalize(t, o)).collect();
+    if norm == ours {
+        return Verdict::Exact;
+    }
+    if ours.len() == 1 && norm[0].0 == ours[0].0 && no_line_info(&norm[0].1) {
+        if ours[0].1 == "<autogenerated>:1" {
+            return Verdict::AutogeneratedNoLine;
+        }
+        if ours[0].1 == "?:0" {
+            return Verdict::NoLineTable;
+        }
+    }
+    if gnu && ours.len() == 1 && norm[0].0 == "runtime.text" && norm[0].1 == ours[0].1 {
+        return Verdict::GnuTextMarker;
+    }
+    let physical = &ours[ours.len() - 1].0;
+    if gnu && ours.len() > 1 && &norm[0].0 == physical && norm[0].1 == ours[0].1 && norm[1..] == ours[1..] {
+        return Verdict::GnuInnermostName;
+    }
+    Verdict::Mismatch
+}
+
+/// Finds an llvm-addr2line on PATH (`llvm-addr2line` or a versioned one).
+fn find_llvm_addr2line() -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    let mut versioned = Vec::new();
+    for dir in std::env::split_paths(&path) {
+        if dir.join("llvm-addr2line").is_file() {
+            return Some(dir.join("llvm-addr2line").display().to_string());
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with("llvm-addr2line-") {
+                    versioned.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    versioned.sort();
+    versioned.pop()
+}
+
+/// The addr2line that can read a binary's DWARF, chosen once per binary.
+struct Oracle {
+    cmd: String,
+    label: String,
+    /// GNU binutils' addr2line (rather than llvm's).
+    gnu: bool,
+}
+
+/// GNU addr2line, unless it cannot read this binary's DWARF at all:
+/// Go 1.25+ writes DWARF 5 whose unit ranges are `DW_RLE_base_addressx`
+/// range lists, which binutils 2.40's libbfd does not decode
+/// (`read_rnglists`: "TODO x-variants need .debug_addr support"); it then
+/// maps no address to a unit and falls back to `.symtab` names and the
+/// `go.go` file symbol. llvm-addr2line reads it.
+fn choose_oracle(bin: &Path, addrs: &[u64]) -> Oracle {
+    let gnu = Command::new("addr2line").arg("--version").output();
+    let gnu_version = match gnu {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string(),
+        _ => panic!("addr2line is missing: install binutils (scripts/setup installs it)"),
+    };
+    // A sample of 64 functions tells whether GNU can read this DWARF.
+    let sample: Vec<u64> = addrs.iter().step_by((addrs.len() / 64).max(1)).copied().collect();
+    let probe = addr2line("addr2line", bin, &sample);
+    let unresolved = probe.values().filter(|fs| fs.iter().all(|f| no_line_info(&f.1))).count();
+    if unresolved * 2 < sample.len() {
+        return Oracle { cmd: "addr2line".into(), label: gnu_version, gnu: true };
+    }
+    let Some(llvm) = find_llvm_addr2line() else {
+        panic!(
+            "{gnu_version} finds no line information for {unresolved} of {} sampled functions of {}: its DWARF 5 \
+             (Go 1.25+) uses DW_RLE_base_addressx range lists that this binutils does not decode. \
+             Install llvm (apt-get install llvm) for llvm-addr2line, or a newer binutils.",
+            sample.len(),
+            bin.display()
+        )
+    };
+    let label = format!("{llvm} (GNU addr2line cannot read this DWARF 5)");
+    Oracle { cmd: llvm, label, gnu: false }
+}
+
+/// Basic sanity of gopeek's answers: no errors, frames present, and
+/// `print_name` in Go's traceback form.
+fn check_answers(what: &str, answers: &[Value]) {
+    let mut errors = Vec::new();
+    for a in answers {
+        if !a["error"].is_null() || a["frames"].as_array().map_or(true, |f| f.is_empty()) {
+            errors.push(format!("{:#x}: {}", a["addr"].as_u64().unwrap(), a["error"]));
+        }
+        // Shape types outside brackets stay, as in Go's own traceback
+        // (`type:.eq.go.shape.struct { ... }`).
+        for f in a["frames"].as_array().into_iter().flatten() {
+            let (name, print) = (f["name"].as_str().unwrap(), f["print_name"].as_str().unwrap());
+            if print != name_for_print(name) || print.contains("[go.shape.") {
+                errors.push(format!("print_name {print:?} of {name:?}"));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{what}: gopeek symbolize errors:\n{}", errors.join("\n"));
+}
+
+/// Compares gopeek's `answers` with the oracle and asserts that at least
+/// 99.5% agree (exactly or by a documented difference); prints the tally.
+fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, answers: &[Value]) {
+    check_answers(what, answers);
+    let addrs: Vec<u64> = answers.iter().map(|a| a["addr"].as_u64().unwrap()).collect();
+    let theirs = addr2line(&oracle.cmd, bin, &addrs);
+    let mut verdicts: Vec<(u64, Verdict, Vec<Frame>, Vec<Frame>)> = answers
+        .iter()
+        .map(|a| {
+            let addr = a["addr"].as_u64().unwrap();
+            let ours = frames_of(a);
+            let t = theirs.get(&addr).cloned().unwrap_or_default();
+            (addr, compare_frames(&ours, &t, oracle.gnu), ours, t)
+        })
+        .collect();
+    let confirmed = second_opinions(version, bin, &mut verdicts);
+
+    let mut counts: HashMap<Verdict, usize> = HashMap::new();
+    let mut mismatches = Vec::new();
+    for (addr, v, ours, t) in &verdicts {
+        *counts.entry(*v).or_default() += 1;
+        if *v == Verdict::Mismatch {
+            mismatches.push(format!("  {addr:#x}\n    gopeek:    {ours:?}\n    addr2line: {t:?}"));
+        }
+    }
+    let total = answers.len();
+    let matched = total - mismatches.len();
+    let rate = matched as f64 / total as f64;
+    eprintln!("{what}: {matched}/{total} agree with {} ({counts:?}; {confirmed})", oracle.label);
+    for m in mismatches.iter().take(5) {
+        eprintln!("{what}: unexplained:\n{m}");
+    }
+    assert!(
+        rate >= 0.995,
+        "{what}: only {matched} of {total} ({:.2}%) agree with {}; {} mismatches:\n{}",
+        rate * 100.0,
+        oracle.cmd,
+        mismatches.len(),
+        mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Checks the answers addr2line could not vouch for against a second
+/// reader, where one is installed, and turns those that disagree into
+/// mismatches:
+/// - no line in DWARF (AutogeneratedNoLine, NoLineTable): Go's own
+///   `addr2line` tool, which reads the pclntab with Go's debug/gosym (an
+///   independent decoder). Prebuilt up to Go 1.24; later toolchains build
+///   it on first use, which is too slow for a test, so they go without.
+/// - GnuInnermostName, GnuTextMarker: llvm-addr2line, which names them
+///   as gopeek does.
+fn second_opinions(version: &str, bin: &Path, verdicts: &mut [(u64, Verdict, Vec<Frame>, Vec<Frame>)]) -> String {
+    let mut notes = Vec::new();
+    let go_tool = PathBuf::from(format!("/usr/lib/go-{version}/pkg/tool/linux_amd64/addr2line"));
+    let no_line: Vec<usize> =
+        (0..verdicts.len()).filter(|&i| matches!(verdicts[i].1, Verdict::AutogeneratedNoLine | Verdict::NoLineTable)).collect();
+    if !no_line.is_empty() && go_tool.exists() {
+        let addrs: Vec<u64> = no_line.iter().map(|&i| verdicts[i].0).collect();
+        let out = go_addr2line(&go_tool, bin, &addrs);
+        for (&i, theirs) in no_line.iter().zip(&out) {
+            let ours = &verdicts[i].2[0];
+            // debug/gosym answers ":-1" where Go's traceback says "?:0".
+            let same_loc = theirs.1 == ours.1 || (ours.1 == "?:0" && theirs.1 == ":-1");
+            if theirs.0 != ours.0 || !same_loc {
+                verdicts[i].1 = Verdict::Mismatch;
+                verdicts[i].3 = vec![theirs.clone()];
+            }
+        }
+        notes.push(format!("{} no-line answers confirmed by go tool addr2line", no_line.len()));
+    }
+    let gnu_quirk: Vec<usize> =
+        (0..verdicts.len()).filter(|&i| matches!(verdicts[i].1, Verdict::GnuInnermostName | Verdict::GnuTextMarker)).collect();
+    if let (false, Some(llvm)) = (gnu_quirk.is_empty(), find_llvm_addr2line()) {
+        let addrs: Vec<u64> = gnu_quirk.iter().map(|&i| verdicts[i].0).collect();
+        let res = addr2line(&llvm, bin, &addrs);
+        for &i in &gnu_quirk {
+            let t = res.get(&verdicts[i].0).cloned().unwrap_or_default();
+            if compare_frames(&verdicts[i].2, &t, false) != Verdict::Exact {
+                verdicts[i].1 = Verdict::Mismatch;
+                verdicts[i].3 = t;
+            }
+        }
+        notes.push(format!("{} GNU-quirk answers confirmed by llvm-addr2line", gnu_quirk.len()));
+    }
+    if notes.is_empty() {
+        "no second opinion needed or available".into()
+    } else {
+        notes.join(", ")
+    }
+}
+
+/// Start of every instruction (alignment padding excluded) of the `main`
+/// package's functions: the PCs where inlined frames show up (a function
+/// entry rarely has any from Go 1.21 on).
+fn main_package_pcs(bin: &Path, all: &[Value]) -> Vec<u64> {
+    let g = gopeek::elf::GoBinary::open(bin).unwrap();
+    let mut pcs = Vec::new();
+    for (i, a) in all.iter().enumerate() {
+        if !a["function"].as_str().unwrap_or("").starts_with("main.") {
+            continue;
+        }
+        let entry = a["addr"].as_u64().unwrap();
+        let Some(end) = all.get(i + 1).and_then(|n| n["addr"].as_u64()) else { continue };
+        let code = g.slice_at_vaddr(entry, (end - entry) as usize).unwrap();
+        let mut dec = iced_x86::Decoder::with_ip(64, code, entry, iced_x86::DecoderOptions::NONE);
+        for ins in &mut dec {
+            if ins.mnemonic() != iced_x86::Mnemonic::Int3 {
+                pcs.push(ins.ip());
+            }
+        }
+    }
+    pcs
+}
+
+/// The text form and the address path (`find_func`, where
+/// `--all-functions` walks the function table): a few PCs print exactly
+/// the frames the JSON gave for them, with and without `0x`.
+fn check_text_form(what: &str, bin: &Path, answers: &[&Value]) {
+    let mut args = vec!["symbolize".to_string(), bin.display().to_string()];
+    let mut want = String::new();
+    for (i, a) in answers.iter().enumerate() {
+        let addr = a["addr"].as_u64().unwrap();
+        args.push(if i % 2 == 0 { format!("{addr:#x}") } else { format!("{addr:x}") });
+        for f in a["frames"].as_array().unwrap() {
+            let inlined = if f["inlined"] == true { " inlined" } else { "" };
+            want.push_str(&format!("{addr:#x} {} {}:{}{inlined}\n", f["name"].as_str().unwrap(), f["file"].as_str().unwrap(), f["line"]));
+        }
+    }
+    let got = run(gopeek().args(&args), &format!("gopeek symbolize {}", args[2..].join(" ")));
+    assert_eq!(got, want, "{what}: text form differs from JSON");
+}
+
+/// Part c for a binary with DWARF: every function entry, and every
+/// instruction of the main package, against addr2line; the text form
+/// against the JSON.
+fn check_symbolization(version: &str, what: &str, bin: &Path, all: &Value) {
+    let entries = all["addresses"].as_array().unwrap();
+    assert!(entries.len() > 1000, "{what}: only {} functions symbolized", entries.len());
+    let addrs: Vec<u64> = entries.iter().map(|a| a["addr"].as_u64().unwrap()).collect();
+    let oracle = choose_oracle(bin, &addrs);
+    let pcs = main_package_pcs(bin, entries);
+    assert!(pcs.len() > 500, "{what}: only {} instructions in package main", pcs.len());
+    let args: Vec<String> = ["symbolize".to_string(), bin.display().to_string(), "--format".into(), "json".into()]
+        .into_iter()
+        .chain(pcs.iter().map(|p| format!("{p:#x}")))
+        .collect();
+    let mid = gopeek_json(&args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("gopeek symbolize {what} (main package)"));
+    let mid = mid["addresses"].as_array().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| compare_with_oracle(version, &format!("{what} function entries"), bin, &oracle, entries));
+        s.spawn(|| compare_with_oracle(version, &format!("{what} main-package PCs"), bin, &oracle, mid));
+    });
+
+    let main = entries.iter().find(|a| a["function"] == "main.main").expect("main.main");
+    let mut picks = vec![main];
+    picks.extend(mid.iter().filter(|a| a["frames"].as_array().unwrap().len() > 1).take(3));
+    picks.extend(mid.iter().skip(1).take(1));
+    check_text_form(what, bin, &picks);
+}
+
+/// Whether two executables load the same code at the same addresses
+/// (`-s -w` drops only unloaded sections; the text never moves).
+fn same_code(a: &gopeek::elf::GoBinary, b: &gopeek::elf::GoBinary) -> bool {
+    let seg = |g: &gopeek::elf::GoBinary| g.segments().iter().filter(|s| s.executable).map(|s| (s.vaddr, s.memsz)).collect::<Vec<_>>();
+    seg(a) == seg(b)
+}
+
+/// Where the globals of a `-s -w` build must be, given `nm` of the
+/// unstripped build of the same version. `-s -w` is recorded in the build
+/// info, so `.go.buildinfo` (in the writable segment) grows, usually by
+/// 0x20, and everything linked after it moves by that much; what comes
+/// before it (`.data` under external linking) stays. `None` when the
+/// layouts differ in any other way.
+fn expected_after_strip(stripped: &gopeek::elf::GoBinary, sib: &gopeek::elf::GoBinary, nm: &HashMap<String, u64>) -> Option<HashMap<String, u64>> {
+    let rw = |g: &gopeek::elf::GoBinary| g.segments().iter().filter(|s| s.writable).map(|s| (s.vaddr, s.memsz, s.filesz)).collect::<Vec<_>>();
+    let (a, b) = (rw(stripped), rw(sib));
+    if a.len() != 1 || b.len() != 1 || a[0].0 != b[0].0 {
+        return None;
+    }
+    let delta = a[0].1.checked_sub(b[0].1)?;
+    if a[0].2.checked_sub(b[0].2)? != delta {
+        return None;
+    }
+    let bi = sib.sections().iter().find(|s| s.name == ".go.buildinfo")?;
+    nm.iter()
+        .map(|(k, &v)| {
+            let shift = if v >= bi.addr + bi.size {
+                delta
+            } else if v < bi.addr {
+                0
+            } else {
+                return None;
+            };
+            Some((k.clone(), v + shift))
+        })
+        .collect()
+}
+
+/// One (version, mode) cell of the matrix: parts a, b and c on `parked`.
+fn check(version: &str, mode: &str) {
+    let Some(bin) = fixture(version, mode, "parked") else { return };
+    let what = format!("go{version}/{mode}");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("parked.stripped");
+
+    let info_orig = info(&bin);
+    check_info(version, mode, &bin, &info_orig);
+    assert!(info_orig["moduledata"].is_object(), "{what}: no module data: {}", info_orig["moduledata_error"]);
+
+    let mut errs = Vec::new();
+    if !is_stripped_mode(mode) {
+        // The symbol table and its stripped copy run side by side.
+        let (want, sym_orig, (info_copy, sym_copy)) = std::thread::scope(|s| {
+            let nm = s.spawn(|| nm_globals(&bin));
+            let sym = s.spawn(|| symbolize_all(&bin));
+            let stripped = s.spawn(|| {
+                run(Command::new("objcopy").arg("--strip-all").arg(&bin).arg(&copy), "objcopy --strip-all");
+                (info(&copy), symbolize_all(&copy))
+            });
+            (nm.join().unwrap(), sym.join().unwrap(), stripped.join().unwrap())
+        });
+        errs.extend(check_globals(&info_orig, &want, "symtab", &format!("{what} (symtab)")));
+        assert_eq!(info_copy["stripped"], true, "{what}: the objcopy --strip-all copy is not reported stripped");
+        errs.extend(check_globals(&info_copy, &want, "disassembly", &format!("{what} stripped by objcopy")));
+        assert!(
+            sym_orig["addresses"] == sym_copy["addresses"],
+            "{what}: symbolization of the objcopy-stripped copy differs from the original's"
+        );
+        check_symbolization(version, &what, &bin, &sym_orig);
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+    } else if let Some(sib) = unstripped_sibling(mode).and_then(|m| fixture(version, m, "parked")) {
+        // A real `-s -w` build: the unstripped build of the same version
+        // is the oracle.
+        let (x, y) = (gopeek::elf::GoBinary::open(&bin).unwrap(), gopeek::elf::GoBinary::open(&sib).unwrap());
+        match expected_after_strip(&x, &y, &nm_globals(&sib)) {
+            Some(want) => errs.extend(check_globals(&info_orig, &want, "disassembly", &format!("{what} (against nm of {})", sib.display()))),
+            None => {
+                eprintln!("note: {what}: data layout differs from {}'s; globals checked for presence only", sib.display());
+                for (key, _) in GLOBALS.iter().filter(|(k, _)| *k != "sched") {
+                    if info_orig["globals"][key]["how"]["method"] != "disassembly" {
+                        errs.push(format!("{what}: {key} not found by disassembly: {}", info_orig["globals"][key]));
+                    }
+                }
+            }
+        }
+        assert!(errs.is_empty(), "{}", errs.join("\n"));
+        if same_code(&x, &y) {
+            assert!(
+                symbolize_all(&bin)["addresses"] == symbolize_all(&sib)["addresses"],
+                "{what}: symbolization differs from the unstripped build {}",
+                sib.display()
+            );
+        } else {
+            eprintln!("note: {what}: code differs from {}'s; symbolization not compared", sib.display());
+        }
+    }
+}
+
+macro_rules! matrix {
+    ($($name:ident => $v:literal),* $(,)?) => {
+        $(
+            mod $name {
+                #[test] fn default() { super::check($v, "default") }
+                #[test] fn stripped() { super::check($v, "stripped") }
+                #[test] fn pie() { super::check($v, "pie") }
+                #[test] fn cgo() { super::check($v, "cgo") }
+                #[test] fn cgo_stripped() { super::check($v, "cgo-stripped") }
+                #[test] fn trimpath() { super::check($v, "trimpath") }
+                #[test] fn noinline() { super::check($v, "noinline") }
+            }
+        )*
+    };
+}
+
+matrix! {
+    go1_19 => "1.19",
+    go1_21 => "1.21",
+    go1_22 => "1.22",
+    go1_23 => "1.23",
+    go1_24 => "1.24",
+    go1_25 => "1.25",
+    go1_26 => "1.26",
+    go1_27 => "1.27",
+}
