@@ -8,7 +8,7 @@ use gopeek::info::InfoReport;
 use gopeek::output::{JsonOutput, Outputter, TextOutput};
 use gopeek::program::GoProgram;
 use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -179,7 +179,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {
                 DumpFormat::Text => Box::new(TextOutput { system, labels }),
-                DumpFormat::Json => Box::new(JsonOutput { pretty: true }),
+                // Indented for a person at a terminal, compact for pipes
+                // (a 100k-goroutine dump is several times smaller).
+                DumpFormat::Json => Box::new(JsonOutput { pretty: io::stdout().is_terminal() }),
             };
             let stdout = io::stdout();
             let mut w = io::BufWriter::new(stdout.lock());

@@ -142,7 +142,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     let threads: Vec<ThreadRegs> =
         seized.threads().iter().map(|t| ThreadRegs { tid: t.tid, pc: t.regs.pc(), sp: t.regs.sp(), tls_base: t.regs.tls_base() }).collect();
     let t_capture = std::time::Instant::now();
-    let captured = capture(&cfg, &mem, threads);
+    let captured = capture(&cfg, &mem, threads, &|| seized.check_budget().is_ok());
     let capture_time = t_capture.elapsed();
     let budget = seized.check_budget();
     let stats = seized.detach();

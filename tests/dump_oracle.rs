@@ -42,7 +42,9 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
         compared += 1;
         match ours.get(&want.id) {
             None => failures.push(format!("goroutine {} [{}] missing from gopeek's dump", want.id, want.status)),
-            Some(got) if got.header != want.header || got.lines != want.lines => {
+            // A GC may be scanning a stack at the instant gopeek stops the
+            // target; Go would print " (scan)" then too.
+            Some(got) if got.header.replace(" (scan)", "") != want.header || got.lines != want.lines => {
                 failures.push(format!("goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")))
             }
             Some(_) => {}
@@ -61,7 +63,7 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
         v["goroutines"].as_array().unwrap().iter().map(|g| (g["id"].as_u64().unwrap(), g)).collect();
     for want in oracle.iter().filter(|b| comparable(b)) {
         let g = gs.get(&want.id).unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
-        assert_eq!(g["status"], want.status.as_str(), "goroutine {} status", want.id);
+        assert_eq!(g["status"].as_str().unwrap_or("").replace(" (scan)", ""), want.status, "goroutine {} status", want.id);
         assert!(g["error"].is_null(), "goroutine {} has an error: {}", want.id, g["error"]);
     }
     assert!(v["pause_us"].as_u64().unwrap() > 0);

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let p = p.with_gofunc(0x600000, gofunc);
         for f in p.funcs().take(64).flatten() {
             let _ = f.name();
-            for pc in [f.entry, f.entry + 1, f.entry.wrapping_add(7), f.end.wrapping_sub(1)] {
+            for pc in [f.entry, f.entry.wrapping_add(1), f.entry.wrapping_add(7), f.end.wrapping_sub(1)] {
                 let _ = f.sp_delta(pc);
                 let _ = f.file_line(pc);
                 let _ = f.frames_at(pc);

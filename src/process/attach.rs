@@ -325,7 +325,9 @@ impl SeizedProcess {
             Err(ProcessError::PauseBudgetExceeded {
                 pid: self.pid,
                 budget: self.budget,
-                elapsed: self.paused_for(),
+                // The tracer released the target at the budget; later
+                // reads by the caller did not hold it longer.
+                elapsed: self.paused_for().min(self.budget),
                 phase: "copying memory",
             })
         } else {

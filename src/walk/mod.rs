@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use thiserror::Error;
 use traceback::{mark_hidden, shows_frame, FuncIds, RawFrame};
-use unwind::{unwind, UnwindStart};
+use unwind::{unwind, UnwindCache, UnwindStart};
 
 /// Most goroutines accepted from `allgs` (a corrupt length beyond this is
 /// refused rather than allocated).
@@ -36,6 +36,24 @@ pub enum WalkError {
     TooMany(u64),
     #[error("runtime.allgs does not look like a goroutine list ({0}); the binary may not match the process")]
     Implausible(String),
+    /// The caller said stop (the pause budget ran out): the copy is
+    /// incomplete and must not be used.
+    #[error("copy abandoned: the pause budget ran out")]
+    Abandoned,
+}
+
+/// Ranges copied per batch between checks of the pause budget.
+const RANGES_PER_CHECK: usize = 8192;
+
+/// Copies `ranges` in batches, asking `keep_going` between them.
+fn copy_checked<C: RangeCopier>(src: &C, ranges: &[(u64, usize)], mem: &mut RegionMemory, keep_going: &dyn Fn() -> bool) -> Result<(), WalkError> {
+    for chunk in ranges.chunks(RANGES_PER_CHECK) {
+        if !keep_going() {
+            return Err(WalkError::Abandoned);
+        }
+        mem.absorb(src.copy_ranges(chunk));
+    }
+    Ok(())
 }
 
 /// Registers of one thread, as much as the walker needs.
@@ -129,7 +147,9 @@ fn monotonic_ns() -> i64 {
 /// Copies everything the dump needs from `src` (the held target): the
 /// goroutine list, every live g, the Ms of running goroutines, and each
 /// stack from its start SP to `stack.hi`.
-pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<ThreadRegs>) -> Result<Capture, WalkError> {
+/// `keep_going` is asked between batches; once it says no (the pause
+/// budget ran out and the target was released) the copy is abandoned.
+pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<ThreadRegs>, keep_going: &dyn Fn() -> bool) -> Result<Capture, WalkError> {
     let nanotime = monotonic_ns();
     let off = cfg.off;
     let allgs = cfg.prog.globals.allgs.as_ref().ok_or(WalkError::NoAllgs)?.addr + cfg.bias;
@@ -153,7 +173,7 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     mem.absorb(array);
     let gsize = off.g.size as usize;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
-    mem.absorb(src.copy_ranges(&granges));
+    copy_checked(src, &granges, &mut mem, keep_going)?;
     let records: Vec<GRecord> = gs
         .iter()
         .filter_map(|&g| {
@@ -170,7 +190,7 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     let t_ms = std::time::Instant::now();
     let ms: BTreeSet<u64> = records.iter().filter(|g| !g.is_dead() && g.m != 0).map(|g| g.m).collect();
     let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, off.m.size as usize)).collect();
-    mem.absorb(src.copy_ranges(&mranges));
+    copy_checked(src, &mranges, &mut mem, keep_going)?;
     let mut stacks = Vec::new();
     for g in records.iter().filter(|g| !g.is_dead() && g.looks_valid()) {
         if let Ok((start, _)) = start_context(g, &mem, off, &threads) {
@@ -182,7 +202,7 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     }
     let t_stacks = std::time::Instant::now();
     let stack_bytes: usize = stacks.iter().map(|s| s.1).sum();
-    mem.absorb(src.copy_ranges(&stacks));
+    copy_checked(src, &stacks, &mut mem, keep_going)?;
     if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
         eprintln!(
             "gopeek: timing: capture: gs+ms {} us, stacks {} us ({} stacks, {} bytes), since start {} us",
@@ -268,6 +288,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     let minor = cfg.prog.version.minor;
     let ids = FuncIds::for_minor(minor);
     let mut sym = Symbolizer { prog: cfg.prog, cache: HashMap::new() };
+    let mut pcs = UnwindCache::new();
     let mut out = Vec::new();
     let gsize = off.g.size as usize;
     for &gaddr in &cap.gs {
@@ -302,7 +323,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         match start_context(&g, &cap.mem, off, &cap.threads) {
             Ok((start, tid)) => {
                 snap.thread = if g.base_status() == G_RUNNING || g.syscallsp != 0 { tid } else { None };
-                let uw = unwind(&cfg.prog.pclntab, cfg.bias, &cap.mem, start, g.stack_lo, g.stack_hi);
+                let uw = unwind(&cfg.prog.pclntab, &mut pcs, cfg.bias, &cap.mem, start, g.stack_lo, g.stack_hi);
                 let mut raw = Vec::new();
                 for (i, pf) in uw.frames.iter().enumerate() {
                     let lf = sym.frames(pf.sym_pc);

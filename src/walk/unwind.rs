@@ -47,6 +47,49 @@ pub struct Unwound {
     pub error: Option<String>,
 }
 
+/// What the unwinder needs to know about one PC, computed once per PC:
+/// 100k goroutines parked in the same few places share a handful of PCs.
+#[derive(Debug, Clone, Copy)]
+struct PcInfo {
+    func: usize,
+    entry: u64,
+    top_frame: bool,
+    writes_sp: bool,
+    cgocallback: bool,
+    injected: bool,
+    /// `pcsp` at this PC; `None` when the function has no table.
+    sp_delta: Option<i32>,
+}
+
+/// Memo of [`PcInfo`] by link-time PC, shared across the goroutines of
+/// one dump.
+#[derive(Debug, Default)]
+pub struct UnwindCache {
+    map: std::collections::HashMap<u64, Option<PcInfo>>,
+}
+
+impl UnwindCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&mut self, tab: &Pclntab<'_>, link_pc: u64) -> Option<PcInfo> {
+        *self.map.entry(link_pc).or_insert_with(|| {
+            let f = tab.find_func(link_pc).ok()?;
+            let name = f.name_bytes().unwrap_or(b"?");
+            Some(PcInfo {
+                func: f.index,
+                entry: f.entry,
+                top_frame: f.flags.is_top_frame(),
+                writes_sp: f.flags.writes_sp(),
+                cgocallback: name == b"runtime.cgocallback",
+                injected: is_injected(name),
+                sp_delta: f.sp_delta(link_pc).ok(),
+            })
+        })
+    }
+}
+
 /// Functions whose caller frame resumes at an interrupted (not a return)
 /// PC, as in Go's `isInjectedCall`.
 fn is_injected(name: &[u8]) -> bool {
@@ -55,7 +98,7 @@ fn is_injected(name: &[u8]) -> bool {
 
 /// Walks the stack from `start` within `[stack_lo, stack_hi)`. `bias` is
 /// the PIE load bias (runtime = link + bias).
-pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindStart, stack_lo: u64, stack_hi: u64) -> Unwound {
+pub fn unwind<M: Memory>(tab: &Pclntab<'_>, cache: &mut UnwindCache, bias: u64, mem: &M, start: UnwindStart, stack_lo: u64, stack_hi: u64) -> Unwound {
     let mut out = Unwound::default();
     let (mut pc, mut sp) = (start.pc, start.sp);
     let mut trap = start.trap;
@@ -64,7 +107,7 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindSta
         match mem.read_u64(sp) {
             Ok(v) => {
                 pc = v;
-                sp += 8;
+                sp = sp.saturating_add(8);
             }
             Err(e) => {
                 out.error = Some(format!("pc is 0 and the return address is unreadable: {e}"));
@@ -79,38 +122,35 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindSta
             return out;
         }
         let link_pc = pc.wrapping_sub(bias);
-        let f = match tab.find_func(link_pc) {
-            Ok(f) => f,
-            Err(_) => {
-                out.error = Some(format!("unknown pc {pc:#x}"));
-                return out;
-            }
+        let Some(info) = cache.get(tab, link_pc) else {
+            out.error = Some(format!("unknown pc {pc:#x}"));
+            return out;
         };
-        let name = f.name_bytes().unwrap_or(b"?");
-        let sym_pc = if trap || link_pc <= f.entry { link_pc } else { link_pc - 1 };
+        let name = || tab.func(info.func).map(|f| f.name()).unwrap_or_else(|_| "?".into());
+        let sym_pc = if trap || link_pc <= info.entry { link_pc } else { link_pc - 1 };
         // Go computes fp for every frame, including the last one printed.
-        let fp_here = f.sp_delta(link_pc).ok().filter(|d| *d >= 0).map(|d| sp + d as u64 + 8).unwrap_or(0);
-        out.frames.push(PhysFrame { pc, sp, fp: fp_here, func: f.index, entry: f.entry, sym_pc });
-        let mut writes_sp = f.flags.writes_sp();
-        if name == b"runtime.cgocallback" || (innermost && start.syscall) {
-            writes_sp = false;
-        }
-        if f.flags.is_top_frame() || writes_sp {
+        let fp = info.sp_delta.filter(|d| *d >= 0).and_then(|d| sp.checked_add(d as u64 + 8));
+        out.frames.push(PhysFrame { pc, sp, fp: fp.unwrap_or(0), func: info.func, entry: info.entry, sym_pc });
+        let writes_sp = info.writes_sp && !info.cgocallback && !(innermost && start.syscall);
+        if info.top_frame || writes_sp {
             return out;
         }
-        let delta = match f.sp_delta(link_pc) {
-            Ok(d) if d >= 0 => d as u64,
-            Ok(d) => {
-                out.error = Some(format!("negative frame size {d} in {}", String::from_utf8_lossy(name)));
+        let fp = match (info.sp_delta, fp) {
+            (None, _) => return out, // no pcsp: Go stops here too
+            (Some(d), _) if d < 0 => {
+                out.error = Some(format!("negative frame size {d} in {}", name()));
                 return out;
             }
-            Err(_) => return out, // no pcsp: Go stops here too
+            (Some(_), None) => {
+                out.error = Some(format!("frame of {} runs past the top of the address space", name()));
+                return out;
+            }
+            (Some(_), Some(fp)) => fp,
         };
-        let fp = sp + delta + 8;
         let lr = match mem.read_u64(fp - 8) {
             Ok(v) => v,
             Err(e) => {
-                out.error = Some(format!("return address of {} unreadable: {e}", String::from_utf8_lossy(name)));
+                out.error = Some(format!("return address of {} unreadable: {e}", name()));
                 return out;
             }
         };
@@ -121,11 +161,11 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, bias: u64, mem: &M, start: UnwindSta
             out.error = Some(format!("traceback stuck at pc {pc:#x}"));
             return out;
         }
-        if tab.find_func(lr.wrapping_sub(bias)).is_err() {
-            out.error = Some(format!("unexpected return pc {lr:#x} above {}", String::from_utf8_lossy(name)));
+        if cache.get(tab, lr.wrapping_sub(bias)).is_none() {
+            out.error = Some(format!("unexpected return pc {lr:#x} above {}", name()));
             return out;
         }
-        trap = is_injected(name);
+        trap = info.injected;
         pc = lr;
         sp = fp;
         innermost = false;

@@ -1,0 +1,3 @@
+module gopeek.test/scale
+
+go 1.19
