@@ -67,6 +67,17 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
         assert!(g["error"].is_null(), "goroutine {} has an error: {}", want.id, g["error"]);
     }
     assert!(v["pause_us"].as_u64().unwrap() > 0);
+    // The spinner: when caught running, it names its OS thread (a thread
+    // of the target) and its stack is unwound from that thread's registers.
+    let spinner = gs.values().find(|g| g["frames"].as_array().unwrap().iter().any(|f| f["function"] == "main.spin"));
+    let spinner = spinner.unwrap_or_else(|| panic!("go{version}/{mode}: the spinning goroutine has no main.spin frame"));
+    if spinner["status"] == "running" {
+        let tid = spinner["thread"].as_i64().unwrap_or_else(|| panic!("running goroutine without a thread: {spinner}"));
+        assert!(std::path::Path::new(&format!("/proc/{}/task/{tid}", run.pid)).exists(), "thread {tid} is not a thread of the target");
+        assert!(spinner["error"].is_null(), "running goroutine unwound with an error: {}", spinner["error"]);
+        let last = spinner["frames"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["function"], "runtime.goexit", "the running stack reaches goexit");
+    }
     assert_running_untraced(run.pid);
 }
 
