@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One whole `gopeek dump`.
 #[derive(Debug, Clone, Serialize)]
@@ -80,12 +81,13 @@ pub struct CreatedBy {
     pub runtime: bool,
 }
 
-/// One logical frame.
+/// One logical frame. Names and files are shared (`Arc<str>`): 100k
+/// goroutines parked in the same code hold one copy of each string.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Frame {
     /// As Go prints it (generic shapes shown as `[...]`).
-    pub function: String,
-    pub file: String,
+    pub function: Arc<str>,
+    pub file: Arc<str>,
     pub line: i64,
     /// The frame's PC in the target (return address for callers).
     pub pc: u64,

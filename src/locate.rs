@@ -143,10 +143,11 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
             regs.clear();
             continue;
         }
-        if m == Mnemonic::Cmp && ins.op_count() == 2 {
-            if matches!(ins.op1_kind(), OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64) {
-                out.cmp_imms.push(ins.immediate(1));
-            }
+        if m == Mnemonic::Cmp
+            && ins.op_count() == 2
+            && matches!(ins.op1_kind(), OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64)
+        {
+            out.cmp_imms.push(ins.immediate(1));
         }
         // Any other write to a register forgets its constant.
         if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
@@ -216,7 +217,7 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
     if g.allglen.is_none() {
         // allgadd stores allgptr then allglen atomically; allglen is the last.
         if let Some(d) = decode(bin, tab, "runtime.allgadd") {
-            if let Some(&a) = d.atomic_stores.iter().filter(|&&a| in_data(a)).last() {
+            if let Some(&a) = d.atomic_stores.iter().rev().find(|&&a| in_data(a)) {
                 g.allglen = Some(Located { addr: a, how: dis("runtime.allgadd") });
             }
         }

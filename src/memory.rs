@@ -138,32 +138,6 @@ impl Memory for RegionMemory {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn region_reads_span_adjacent_ranges() {
-        let mut m = RegionMemory::new();
-        m.insert(0x1000, vec![1, 2, 3, 4]);
-        m.insert(0x1004, vec![5, 6, 7, 8]);
-        let mut b = [0u8; 6];
-        m.read_at(0x1001, &mut b).unwrap();
-        assert_eq!(b, [2, 3, 4, 5, 6, 7]);
-        assert!(m.read_at(0x1006, &mut [0u8; 4]).is_err());
-        assert!(m.read_at(0xfff, &mut [0u8; 1]).is_err());
-        assert!(m.read_at(u64::MAX, &mut [0u8; 2]).is_err());
-        assert_eq!(m.read_u32(0x1000).unwrap(), 0x04030201);
-        assert_eq!(m.total_bytes(), 8);
-    }
-
-    #[test]
-    fn read_vec_refuses_huge_lengths() {
-        let m = RegionMemory::new();
-        assert!(m.read_vec(0, 1 << 40, 1 << 20).is_err());
-    }
-}
-
 impl RegionMemory {
     /// Moves every range of `other` into `self`.
     pub fn absorb(&mut self, other: RegionMemory) {
@@ -198,5 +172,31 @@ pub trait RangeCopier: Memory {
 impl RangeCopier for RegionMemory {
     fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
         RegionMemory::copy_ranges(self, ranges)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_reads_span_adjacent_ranges() {
+        let mut m = RegionMemory::new();
+        m.insert(0x1000, vec![1, 2, 3, 4]);
+        m.insert(0x1004, vec![5, 6, 7, 8]);
+        let mut b = [0u8; 6];
+        m.read_at(0x1001, &mut b).unwrap();
+        assert_eq!(b, [2, 3, 4, 5, 6, 7]);
+        assert!(m.read_at(0x1006, &mut [0u8; 4]).is_err());
+        assert!(m.read_at(0xfff, &mut [0u8; 1]).is_err());
+        assert!(m.read_at(u64::MAX, &mut [0u8; 2]).is_err());
+        assert_eq!(m.read_u32(0x1000).unwrap(), 0x04030201);
+        assert_eq!(m.total_bytes(), 8);
+    }
+
+    #[test]
+    fn read_vec_refuses_huge_lengths() {
+        let m = RegionMemory::new();
+        assert!(m.read_vec(0, 1 << 40, 1 << 20).is_err());
     }
 }

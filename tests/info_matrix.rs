@@ -413,7 +413,7 @@ fn choose_oracle(bin: &Path, addrs: &[u64]) -> Oracle {
 fn check_answers(what: &str, answers: &[Value]) {
     let mut errors = Vec::new();
     for a in answers {
-        if !a["error"].is_null() || a["frames"].as_array().map_or(true, |f| f.is_empty()) {
+        if !a["error"].is_null() || a["frames"].as_array().is_none_or(|f| f.is_empty()) {
             errors.push(format!("{:#x}: {}", a["addr"].as_u64().unwrap(), a["error"]));
         }
         // Shape types outside brackets stay, as in Go's own traceback

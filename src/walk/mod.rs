@@ -14,6 +14,7 @@ use crate::program::GoProgram;
 use gstruct::{GRecord, G_RUNNING};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 use thiserror::Error;
 use traceback::{mark_hidden, shows_frame, FuncIds, RawFrame};
 use unwind::{unwind, UnwindCache, UnwindStart};
@@ -141,7 +142,7 @@ fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// Copies everything the dump needs from `src` (the held target): the
@@ -224,9 +225,9 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
 
 /// A logical frame ready to become a [`Frame`], cached per symbolization PC.
 struct SymFrame {
-    raw_name: String,
-    print_name: String,
-    file: String,
+    raw_name: Arc<str>,
+    print_name: Arc<str>,
+    file: Arc<str>,
     line: i64,
     inlined: bool,
     func_id: u8,
@@ -252,16 +253,16 @@ impl Symbolizer<'_, '_> {
                     .map(|fr| {
                         let raw = fr.name_str().into_owned();
                         SymFrame {
-                            print_name: crate::pclntab::name_for_print(&raw).into_owned(),
-                            raw_name: raw,
-                            file: fr.file_str().into_owned(),
+                            print_name: crate::pclntab::name_for_print(&raw).into(),
+                            raw_name: raw.into(),
+                            file: fr.file_str().into(),
                             line: i64::from(fr.line),
                             inlined: fr.inlined,
                             func_id: fr.func_id.0,
                         }
                     })
                     .collect(),
-                Err(_) => vec![SymFrame { raw_name: f.name(), print_name: f.print_name(), file: "?".into(), line: 0, inlined: false, func_id: f.func_id.0 }],
+                Err(_) => vec![SymFrame { raw_name: f.name().into(), print_name: f.print_name().into(), file: "?".into(), line: 0, inlined: false, func_id: f.func_id.0 }],
             },
             Err(_) => vec![SymFrame { raw_name: "?".into(), print_name: "?".into(), file: "?".into(), line: 0, inlined: false, func_id: 0 }],
         };

@@ -65,7 +65,7 @@ pub fn shows_frame(ids: &FuncIds, raw_name: &str, func_id: u8, first_frame: bool
 #[derive(Debug, Clone)]
 pub struct RawFrame {
     pub frame: Frame,
-    pub raw_name: String,
+    pub raw_name: std::sync::Arc<str>,
     pub func_id: u8,
     /// Index of the physical frame it came from (Go 1.19 counts those).
     pub physical: usize,
@@ -193,7 +193,7 @@ mod tests {
         match elide(21, &frames, &phys, false) {
             Elided::Middle { head, elided, tail } => {
                 assert_eq!((head.len(), elided, tail.len()), (50, 51, 50));
-                assert_eq!(tail[0].function, "main.f101");
+                assert_eq!(&*tail[0].function, "main.f101");
             }
             _ => panic!("expected elision"),
         }
