@@ -67,7 +67,7 @@ pub trait MemoryExt: Memory {
     /// A Go `string` header `{ptr, len}` at `addr`, decoded lossily.
     fn read_go_string(&self, addr: u64, limit: u64) -> Result<String, MemoryError> {
         let ptr = self.read_u64(addr)?;
-        let len = self.read_u64(addr + 8)?;
+        let len = self.read_u64(addr.wrapping_add(8))?;
         if len == 0 {
             return Ok(String::new());
         }

@@ -41,7 +41,7 @@ pub fn read_labels<M: Memory>(mem: &M, labels_ptr: u64, minor: u32) -> Option<BT
 
 fn read_slice<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
     let ptr = mem.read_u64(at).ok()?;
-    let len = mem.read_u64(at + 8).ok()?;
+    let len = mem.read_u64(at.wrapping_add(8)).ok()?;
     if len > MAX_LABELS {
         return None;
     }
@@ -49,7 +49,7 @@ fn read_slice<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
     for i in 0..len {
         let e = ptr.checked_add(32 * i)?;
         let k = mem.read_go_string(e, MAX_LABEL_LEN).ok()?;
-        let v = mem.read_go_string(e + 16, MAX_LABEL_LEN).ok()?;
+        let v = mem.read_go_string(e.wrapping_add(16), MAX_LABEL_LEN).ok()?;
         out.insert(k, v);
     }
     Some(out)
@@ -64,11 +64,11 @@ fn read_map<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
     if count > MAX_LABELS {
         return None;
     }
-    let b = mem.read_u8(hmap + 9).ok()?;
+    let b = mem.read_u8(hmap.wrapping_add(9)).ok()?;
     if b > MAX_BUCKET_SHIFT {
         return None;
     }
-    let buckets = mem.read_u64(hmap + 16).ok()?;
+    let buckets = mem.read_u64(hmap.wrapping_add(16)).ok()?;
     let mut out = BTreeMap::new();
     for i in 0..(1u64 << b) {
         let mut bucket = buckets.checked_add(i * BUCKET_SIZE)?;
@@ -77,12 +77,12 @@ fn read_map<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
             mem.read_at(bucket, &mut tophash).ok()?;
             for (slot, &t) in tophash.iter().enumerate() {
                 if t >= MIN_TOP_HASH {
-                    let k = mem.read_go_string(bucket + 8 + 16 * slot as u64, MAX_LABEL_LEN).ok()?;
-                    let v = mem.read_go_string(bucket + 8 + 128 + 16 * slot as u64, MAX_LABEL_LEN).ok()?;
+                    let k = mem.read_go_string(bucket.wrapping_add(8 + 16 * slot as u64), MAX_LABEL_LEN).ok()?;
+                    let v = mem.read_go_string(bucket.wrapping_add(8 + 128 + 16 * slot as u64), MAX_LABEL_LEN).ok()?;
                     out.insert(k, v);
                 }
             }
-            let next = mem.read_u64(bucket + BUCKET_SIZE - 8).ok()?;
+            let next = mem.read_u64(bucket.wrapping_add(BUCKET_SIZE - 8)).ok()?;
             if next == 0 || out.len() as u64 >= count {
                 break;
             }

@@ -99,9 +99,9 @@ struct MRecord {
 
 fn read_m<M: Memory>(mem: &M, off: &RuntimeOffsets, m: u64) -> Option<MRecord> {
     Some(MRecord {
-        procid: mem.read_u64(m + off.m.procid).ok()?,
-        vdso_sp: mem.read_u64(m + off.m.vdso_sp).ok()?,
-        vdso_pc: mem.read_u64(m + off.m.vdso_pc).ok()?,
+        procid: mem.read_u64(m.wrapping_add(off.m.procid)).ok()?,
+        vdso_sp: mem.read_u64(m.wrapping_add(off.m.vdso_sp)).ok()?,
+        vdso_pc: mem.read_u64(m.wrapping_add(off.m.vdso_pc)).ok()?,
     })
 }
 
@@ -166,7 +166,7 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     let array = src.copy_ranges(&[(ptr, (len * 8) as usize)]);
     let mut gs = Vec::with_capacity(len as usize);
     for i in 0..len {
-        let g = array.read_u64(ptr + 8 * i).map_err(|source| WalkError::Allgs { addr: ptr, source })?;
+        let g = array.read_u64(ptr.wrapping_add(8 * i)).map_err(|source| WalkError::Allgs { addr: ptr, source })?;
         if g != 0 {
             gs.push(g);
         }
@@ -314,7 +314,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             raw_status: g.base_status(),
             system: is_system(cfg.prog, g.startpc.wrapping_sub(cfg.bias)),
             g_addr: gaddr,
-            m: if g.m != 0 { cap.mem.read_u64(g.m + off.m.id).ok().map(|id| (id as i64, g.m)) } else { None },
+            m: if g.m != 0 { cap.mem.read_u64(g.m.wrapping_add(off.m.id)).ok().map(|id| (id as i64, g.m)) } else { None },
         };
         if !g.looks_valid() {
             snap.error = Some(format!("g at {gaddr:#x} is inconsistent (sched.g {:#x}, stack [{:#x}, {:#x}))", g.sched_g, g.stack_lo, g.stack_hi));

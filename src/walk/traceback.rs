@@ -149,7 +149,7 @@ pub fn status_text(g: &GRecord, gstatus: &[String], wait_reasons: &[String]) -> 
 pub fn wait_minutes(g: &GRecord, now_nanotime: i64) -> Option<u64> {
     let st = g.base_status();
     if (st == G_WAITING || st == G_SYSCALL) && g.waitsince != 0 {
-        let m = (now_nanotime - g.waitsince) / 60_000_000_000;
+        let m = now_nanotime.wrapping_sub(g.waitsince) / 60_000_000_000;
         if m >= 1 {
             return Some(m as u64);
         }

@@ -1,0 +1,76 @@
+//! Fuzzes the goroutine walker and the unwinder over hostile memory: a real
+//! Go binary supplies the pclntab and layouts (GOPEEK_FUZZ_BINARY, default
+//! the go1.27 default `parked` fixture), and the input supplies the
+//! target's memory: the `allgs` slice header, one g struct, and a "stack"
+//! region the g may point into. Pointers into nowhere, cycles, huge
+//! lengths and reversed stack bounds must end in a per-goroutine error,
+//! never a panic, a hang or a huge allocation.
+#![no_main]
+
+use gopeek::elf::GoBinary;
+use gopeek::layout::offsets::RuntimeOffsets;
+use gopeek::memory::RegionMemory;
+use gopeek::program::GoProgram;
+use gopeek::walk::{build_goroutines, capture, WalkConfig};
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+struct Target {
+    prog: GoProgram<'static>,
+    off: RuntimeOffsets,
+}
+
+// GoProgram borrows tables from the mapped binary; the fuzzer process keeps
+// both for its whole life.
+unsafe impl Sync for Target {}
+unsafe impl Send for Target {}
+
+fn target() -> &'static Target {
+    static T: OnceLock<Target> = OnceLock::new();
+    T.get_or_init(|| {
+        let path = std::env::var("GOPEEK_FUZZ_BINARY")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/parked").to_string());
+        let bin: &'static GoBinary = Box::leak(Box::new(GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures)")));
+        let (prog, layout) = GoProgram::load_with_layout(bin).expect("a Go binary");
+        let off = layout.expect("layout").offsets().expect("offsets");
+        Target { prog, off }
+    })
+}
+
+const G_ADDR: u64 = 0x1000_0000;
+const STACK_ADDR: u64 = 0x2000_0000;
+const ARRAY_ADDR: u64 = 0x3000_0000;
+
+fuzz_target!(|data: &[u8]| {
+    let t = target();
+    let gsize = t.off.g.size as usize;
+    let (gbytes, stack) = data.split_at(data.len().min(gsize));
+    let mut mem = RegionMemory::new();
+    let allgs = t.prog.globals.allgs.as_ref().unwrap().addr;
+    // allgs = {ARRAY_ADDR, n, n}: the last input byte picks n (0..=3), so
+    // duplicated and missing g pointers are exercised too.
+    let n = u64::from(data.last().copied().unwrap_or(1) % 4);
+    let mut hdr = ARRAY_ADDR.to_le_bytes().to_vec();
+    hdr.extend(n.to_le_bytes());
+    hdr.extend(n.to_le_bytes());
+    mem.insert(allgs, hdr);
+    let mut arr = Vec::new();
+    for _ in 0..n {
+        arr.extend(G_ADDR.to_le_bytes());
+    }
+    mem.insert(ARRAY_ADDR, arr);
+    let mut g = gbytes.to_vec();
+    g.resize(gsize, 0);
+    mem.insert(G_ADDR, g);
+    mem.insert(STACK_ADDR, stack.to_vec());
+    let cfg = WalkConfig {
+        prog: &t.prog,
+        off: &t.off,
+        bias: 0,
+        wait_reasons: vec!["".into(), "chan receive".into()],
+        gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
+    };
+    if let Ok(cap) = capture(&cfg, &mem, Vec::new(), &|| true) {
+        let _ = build_goroutines(&cfg, &cap);
+    }
+});
