@@ -5,6 +5,7 @@
 //! (function, file:line +offset) in order, and the created-by lines.
 //! Run for every installed Go version and build mode.
 
+#[macro_use]
 mod common;
 use common::*;
 
@@ -168,29 +169,5 @@ fn labels_in_json() {
     }
 }
 
-macro_rules! matrix {
-    ($($name:ident => $v:literal),* $(,)?) => {
-        $(
-            mod $name {
-                #[test] fn default() { super::check($v, "default") }
-                #[test] fn stripped() { super::check($v, "stripped") }
-                #[test] fn pie() { super::check($v, "pie") }
-                #[test] fn cgo() { super::check($v, "cgo") }
-                #[test] fn cgo_stripped() { super::check($v, "cgo-stripped") }
-                #[test] fn trimpath() { super::check($v, "trimpath") }
-                #[test] fn noinline() { super::check($v, "noinline") }
-            }
-        )*
-    };
-}
-
-matrix! {
-    go1_19 => "1.19",
-    go1_21 => "1.21",
-    go1_22 => "1.22",
-    go1_23 => "1.23",
-    go1_24 => "1.24",
-    go1_25 => "1.25",
-    go1_26 => "1.26",
-    go1_27 => "1.27",
-}
+// One test per Go version and build mode, each calling `check(version, mode)`.
+go_matrix!();

@@ -22,6 +22,7 @@
 //! cannot read Go 1.25+'s DWARF 5; llvm-addr2line stands in for it there
 //! ([`choose_oracle`]).
 
+#[macro_use]
 mod common;
 use common::*;
 use gopeek::pclntab::name_for_print;
@@ -686,29 +687,5 @@ fn check(version: &str, mode: &str) {
     }
 }
 
-macro_rules! matrix {
-    ($($name:ident => $v:literal),* $(,)?) => {
-        $(
-            mod $name {
-                #[test] fn default() { super::check($v, "default") }
-                #[test] fn stripped() { super::check($v, "stripped") }
-                #[test] fn pie() { super::check($v, "pie") }
-                #[test] fn cgo() { super::check($v, "cgo") }
-                #[test] fn cgo_stripped() { super::check($v, "cgo-stripped") }
-                #[test] fn trimpath() { super::check($v, "trimpath") }
-                #[test] fn noinline() { super::check($v, "noinline") }
-            }
-        )*
-    };
-}
-
-matrix! {
-    go1_19 => "1.19",
-    go1_21 => "1.21",
-    go1_22 => "1.22",
-    go1_23 => "1.23",
-    go1_24 => "1.24",
-    go1_25 => "1.25",
-    go1_26 => "1.26",
-    go1_27 => "1.27",
-}
+// One test per Go version and build mode, each calling `check(version, mode)`.
+go_matrix!();

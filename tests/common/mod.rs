@@ -149,3 +149,27 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
     }
     out
 }
+
+/// Generates one `#[test]` per Go version (1.19, 1.21–1.27) and build mode,
+/// each calling `check(version, mode)` of the invoking test file, so that
+/// nextest reports every cell of the matrix by name.
+#[macro_export]
+macro_rules! go_matrix {
+    () => {
+        $crate::go_matrix!(@versions go1_19 => "1.19", go1_21 => "1.21", go1_22 => "1.22", go1_23 => "1.23",
+                           go1_24 => "1.24", go1_25 => "1.25", go1_26 => "1.26", go1_27 => "1.27");
+    };
+    (@versions $($name:ident => $v:literal),*) => {
+        $(
+            mod $name {
+                #[test] fn default() { super::check($v, "default") }
+                #[test] fn stripped() { super::check($v, "stripped") }
+                #[test] fn pie() { super::check($v, "pie") }
+                #[test] fn cgo() { super::check($v, "cgo") }
+                #[test] fn cgo_stripped() { super::check($v, "cgo-stripped") }
+                #[test] fn trimpath() { super::check($v, "trimpath") }
+                #[test] fn noinline() { super::check($v, "noinline") }
+            }
+        )*
+    };
+}
