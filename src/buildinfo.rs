@@ -80,7 +80,9 @@ pub enum BuildInfoError {
     #[error("build info uses the pointer format of Go 1.17 and older, which needs the binary's data segments: use BuildInfo::from_binary or BuildInfo::parse_with_memory")]
     PointerFormat,
     /// The pre-1.18 header declared a pointer size Go never used.
-    #[error("build info declares a pointer size of {0} bytes (only 4 and 8 exist): corrupt binary")]
+    #[error(
+        "build info declares a pointer size of {0} bytes (only 4 and 8 exist): corrupt binary"
+    )]
     PointerSize(u8),
     /// The record ended early, or a varint in it was corrupt.
     #[error("build info is truncated or corrupt: {0}")]
@@ -170,7 +172,10 @@ impl BuildInfo {
     /// addresses), or a process's memory when `data` was read from that
     /// process too (its pointers are then already relocated). Lengths read
     /// through `mem` are capped like the inline ones.
-    pub fn parse_with_memory<M: Memory + ?Sized>(data: &[u8], mem: &M) -> Result<BuildInfo, BuildInfoError> {
+    pub fn parse_with_memory<M: Memory + ?Sized>(
+        data: &[u8],
+        mem: &M,
+    ) -> Result<BuildInfo, BuildInfoError> {
         let mem: &dyn Memory = &mem;
         read_raw(data, Some(mem))?.into_build_info()
     }
@@ -178,7 +183,10 @@ impl BuildInfo {
     /// The value of a `build` setting such as `GOARCH` or `-ldflags`, so that
     /// callers need not search the list by hand.
     pub fn setting(&self, key: &str) -> Option<&str> {
-        self.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `DefaultGODEBUG` setting (Go 1.21+): the GODEBUG defaults baked in
@@ -230,7 +238,9 @@ fn strip_sentinels(m: &[u8]) -> &[u8] {
 fn read_raw<'a>(data: &'a [u8], mem: Option<&dyn Memory>) -> Result<Raw<'a>, BuildInfoError> {
     let head = &data[..data.len().min(MAGIC.len())];
     if head != &MAGIC[..head.len()] {
-        return Err(BuildInfoError::BadMagic { found: head.to_vec() });
+        return Err(BuildInfoError::BadMagic {
+            found: head.to_vec(),
+        });
     }
     let hdr = slice_at(data, 0, HEADER_SIZE, WHAT)?;
     let ptr_size = hdr[14];
@@ -239,10 +249,16 @@ fn read_raw<'a>(data: &'a [u8], mem: Option<&dyn Memory>) -> Result<Raw<'a>, Bui
         let mut c = Cursor::at(data, HEADER_SIZE, WHAT);
         let version = inline_string(&mut c, "Go version", MAX_VERSION_LEN)?;
         let modinfo = inline_string(&mut c, "module info", MAX_MODINFO_LEN)?;
-        return Ok(Raw { version: Cow::Borrowed(version), modinfo: Cow::Borrowed(modinfo) });
+        return Ok(Raw {
+            version: Cow::Borrowed(version),
+            modinfo: Cow::Borrowed(modinfo),
+        });
     }
     let mem = mem.ok_or(BuildInfoError::PointerFormat)?;
-    let ptr = Pointers { size: ptr_size, big_endian: flags & FLAG_BIG_ENDIAN != 0 };
+    let ptr = Pointers {
+        size: ptr_size,
+        big_endian: flags & FLAG_BIG_ENDIAN != 0,
+    };
     if ptr.size != 4 && ptr.size != 8 {
         return Err(BuildInfoError::PointerSize(ptr.size));
     }
@@ -251,11 +267,18 @@ fn read_raw<'a>(data: &'a [u8], mem: Option<&dyn Memory>) -> Result<Raw<'a>, Bui
     let modinfo_hdr = ptr.word(&hdr[16 + ps..16 + 2 * ps]);
     let version = ptr.go_string(mem, version_hdr, "Go version", MAX_VERSION_LEN)?;
     let modinfo = ptr.go_string(mem, modinfo_hdr, "module info", MAX_MODINFO_LEN)?;
-    Ok(Raw { version: Cow::Owned(version), modinfo: Cow::Owned(modinfo) })
+    Ok(Raw {
+        version: Cow::Owned(version),
+        modinfo: Cow::Owned(modinfo),
+    })
 }
 
 /// A uvarint length followed by that many bytes, with the length capped.
-fn inline_string<'a>(c: &mut Cursor<'a>, what: &'static str, limit: u64) -> Result<&'a [u8], BuildInfoError> {
+fn inline_string<'a>(
+    c: &mut Cursor<'a>,
+    what: &'static str,
+    limit: u64,
+) -> Result<&'a [u8], BuildInfoError> {
     let len = c.uvarint()?;
     if len > limit {
         return Err(BuildInfoError::TooLong { what, len, limit });
@@ -323,7 +346,11 @@ fn locate_raw(bin: &GoBinary) -> Result<Raw<'_>, BuildInfoError> {
     // PT_LOAD (Go 1.19's debug/buildinfo looks exactly there); read-only
     // data segments are a fallback for unusual links.
     for writable in [true, false] {
-        for seg in bin.segments().iter().filter(|s| !s.executable && s.writable == writable && s.filesz > 0) {
+        for seg in bin
+            .segments()
+            .iter()
+            .filter(|s| !s.executable && s.writable == writable && s.filesz > 0)
+        {
             let Some(bytes) = segment_bytes(bin.data(), seg.file_offset, seg.filesz) else {
                 continue;
             };
@@ -344,7 +371,9 @@ fn locate_raw(bin: &GoBinary) -> Result<Raw<'_>, BuildInfoError> {
 /// still yields what it has).
 fn segment_bytes(file: &[u8], offset: u64, filesz: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
-    let end = usize::try_from(offset.saturating_add(filesz)).unwrap_or(usize::MAX).min(file.len());
+    let end = usize::try_from(offset.saturating_add(filesz))
+        .unwrap_or(usize::MAX)
+        .min(file.len());
     file.get(start..end)
 }
 
@@ -393,14 +422,22 @@ fn parse_modinfo(text: &str) -> Result<BuildInfo, BuildInfoError> {
         } else if let Some(m) = line.strip_prefix("=>\t") {
             let elem: Vec<&str> = m.split('\t').collect();
             if elem.len() != 3 {
-                return Err(err(line_no, format!("expected 3 columns for replacement; got {}", elem.len())));
+                return Err(err(
+                    line_no,
+                    format!("expected 3 columns for replacement; got {}", elem.len()),
+                ));
             }
             let target = match last.take() {
                 Some(Last::Main) => bi.main.as_mut(),
                 Some(Last::Dep(i)) => bi.deps.get_mut(i),
                 None => None,
             }
-            .ok_or_else(|| err(line_no, "replacement with no module on previous line".to_string()))?;
+            .ok_or_else(|| {
+                err(
+                    line_no,
+                    "replacement with no module on previous line".to_string(),
+                )
+            })?;
             target.replace = Some(Box::new(Module {
                 path: elem[0].to_string(),
                 version: elem[1].to_string(),
@@ -415,7 +452,8 @@ fn parse_modinfo(text: &str) -> Result<BuildInfo, BuildInfoError> {
                     limit: MAX_SETTINGS as u64,
                 });
             }
-            bi.settings.push(build_line(kv).map_err(|r| err(line_no, r))?);
+            bi.settings
+                .push(build_line(kv).map_err(|r| err(line_no, r))?);
         }
         line_no += 1;
     }
@@ -447,12 +485,17 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
                 None => return Err("build line missing '=' after quoted key".into()),
                 Some(b'=') => (key, &kv[used + 1..]),
                 Some(&c) => {
-                    return Err(format!("unexpected character after quoted key: {:?}", char::from(c)));
+                    return Err(format!(
+                        "unexpected character after quoted key: {:?}",
+                        char::from(c)
+                    ));
                 }
             }
         }
         Some(_) => {
-            let (key, value) = kv.split_once('=').ok_or("build line missing '=' after key")?;
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or("build line missing '=' after key")?;
             if needs_quoted_key(key) {
                 return Err(format!("unquoted key {key:?} must be quoted"));
             }
@@ -569,7 +612,8 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    const INFO_START: &[u8; 16] = b"\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6";
+    const INFO_START: &[u8; 16] =
+        b"\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6";
     const INFO_END: &[u8; 16] = b"\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41\x16\xd8\xf2";
 
     fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
@@ -621,24 +665,42 @@ mod tests {
         assert_eq!(bi.version().unwrap().minor, 27);
         assert_eq!(bi.path.as_deref(), Some("example.com/app/cmd/app"));
         let main = bi.main.as_ref().unwrap();
-        assert_eq!((main.path.as_str(), main.version.as_str(), main.sum.as_str()), ("example.com/app", "(devel)", ""));
+        assert_eq!(
+            (main.path.as_str(), main.version.as_str(), main.sum.as_str()),
+            ("example.com/app", "(devel)", "")
+        );
         assert_eq!(bi.deps.len(), 2);
         assert_eq!(bi.deps[0].sum, "h1:abc=");
         assert_eq!(bi.deps[1].sum, "");
         let keys: Vec<&str> = bi.settings.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["-buildmode", "-compiler", "-trimpath", "CGO_ENABLED", "GOARCH", "GOOS", "GOAMD64", "DefaultGODEBUG"]
+            [
+                "-buildmode",
+                "-compiler",
+                "-trimpath",
+                "CGO_ENABLED",
+                "GOARCH",
+                "GOOS",
+                "GOAMD64",
+                "DefaultGODEBUG"
+            ]
         );
         assert_eq!(bi.setting("GOARCH"), Some("amd64"));
         assert_eq!(bi.setting("nope"), None);
-        assert_eq!(bi.default_godebug(), Some("httplaxcontentlength=1,tracebacklabels=0"));
+        assert_eq!(
+            bi.default_godebug(),
+            Some("httplaxcontentlength=1,tracebacklabels=0")
+        );
         // Trailing bytes after the record (section padding) are ignored.
         let mut padded = inline_blob(b"go1.27.3", &wrap(NORMAL));
         padded.resize(padded.len() + 100, 0);
         assert_eq!(BuildInfo::parse(&padded).unwrap(), bi);
         let json = serde_json::to_string(&bi).unwrap();
-        assert!(json.contains("\"settings\":[[\"-buildmode\",\"exe\"]"), "{json}");
+        assert!(
+            json.contains("\"settings\":[[\"-buildmode\",\"exe\"]"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -650,11 +712,21 @@ mod tests {
         let bi = BuildInfo::parse(&inline_blob(b"go1.22.1", &wrap(text))).unwrap();
         assert!(bi.deps[0].replace.is_none());
         let c = bi.deps[1].replace.as_deref().unwrap();
-        assert_eq!((c.path.as_str(), c.version.as_str(), c.sum.as_str()), ("../c", "(devel)", ""));
+        assert_eq!(
+            (c.path.as_str(), c.version.as_str(), c.sum.as_str()),
+            ("../c", "(devel)", "")
+        );
         let d = bi.deps[2].replace.as_deref().unwrap();
-        assert_eq!((d.path.as_str(), d.version.as_str(), d.sum.as_str()), ("ex.com/fork/d", "v0.1.1", "h1:d="));
+        assert_eq!(
+            (d.path.as_str(), d.version.as_str(), d.sum.as_str()),
+            ("ex.com/fork/d", "v0.1.1", "h1:d=")
+        );
         // The main module can be replaced too (Go's parser allows it).
-        let bi = BuildInfo::parse(&inline_blob(b"go1.22.1", &wrap("mod\tm\tv1\n=>\tn\tv2\ts\n"))).unwrap();
+        let bi = BuildInfo::parse(&inline_blob(
+            b"go1.22.1",
+            &wrap("mod\tm\tv1\n=>\tn\tv2\ts\n"),
+        ))
+        .unwrap();
         assert_eq!(bi.main.unwrap().replace.unwrap().path, "n");
     }
 
@@ -677,7 +749,10 @@ mod tests {
             "build\tvcs.modified=true\n",
         );
         let bi = BuildInfo::parse(&inline_blob(b"go1.21.0", &wrap(text))).unwrap();
-        assert_eq!(bi.setting("-ldflags"), Some("-s -w -X \"main.version=1.2 3\" -X main.x=\ttab"));
+        assert_eq!(
+            bi.setting("-ldflags"),
+            Some("-s -w -X \"main.version=1.2 3\" -X main.x=\ttab")
+        );
         assert_eq!(bi.setting("-tags"), Some(""));
         assert_eq!(bi.setting("we=ird key"), Some("raw \"value\""));
         assert_eq!(bi.setting("esc"), Some("\x07\x08\x0c\n\r\x0b\\AAé😀"));
@@ -747,7 +822,13 @@ mod tests {
     fn modinfo_without_sentinels_is_empty() {
         for m in [&b""[..], b"path\tx\n", &[b'x'; 40][..]] {
             let bi = BuildInfo::parse(&inline_blob(b"go1.19.8", m)).unwrap();
-            assert_eq!(bi, BuildInfo { go_version: "go1.19.8".into(), ..Default::default() });
+            assert_eq!(
+                bi,
+                BuildInfo {
+                    go_version: "go1.19.8".into(),
+                    ..Default::default()
+                }
+            );
         }
         // Non-UTF-8 bytes are replaced, not fatal.
         let bi = BuildInfo::parse(&inline_blob(b"go1.21\xff", &wrap(b"path\tp\xc3\n"))).unwrap();
@@ -765,10 +846,19 @@ mod tests {
             let r = BuildInfo::parse(&blob[..n]);
             assert!(r.is_err(), "prefix {n} parsed: {r:?}");
         }
-        assert!(matches!(BuildInfo::parse(&blob[..20]), Err(BuildInfoError::Truncated(_))));
-        assert!(matches!(BuildInfo::parse(&blob[..40]), Err(BuildInfoError::Truncated(_))));
+        assert!(matches!(
+            BuildInfo::parse(&blob[..20]),
+            Err(BuildInfoError::Truncated(_))
+        ));
+        assert!(matches!(
+            BuildInfo::parse(&blob[..40]),
+            Err(BuildInfoError::Truncated(_))
+        ));
         let msg = BuildInfo::parse(&blob[..40]).unwrap_err().to_string();
-        assert!(msg.contains("go.buildinfo") && msg.contains("offset"), "{msg}");
+        assert!(
+            msg.contains("go.buildinfo") && msg.contains("offset"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -777,10 +867,22 @@ mod tests {
         blob[3] = b'X';
         let e = BuildInfo::parse(&blob).unwrap_err();
         assert!(matches!(e, BuildInfoError::BadMagic { .. }));
-        assert!(e.to_string().contains("bad magic \"\\xff GX buildinf:\""), "{e}");
-        assert!(matches!(BuildInfo::parse(b"\x7fELF"), Err(BuildInfoError::BadMagic { .. })));
-        assert!(matches!(BuildInfo::parse(b""), Err(BuildInfoError::Truncated(_))));
-        assert_eq!(BuildInfo::parse(&inline_blob(b"", &wrap(NORMAL))), Err(BuildInfoError::EmptyVersion));
+        assert!(
+            e.to_string().contains("bad magic \"\\xff GX buildinf:\""),
+            "{e}"
+        );
+        assert!(matches!(
+            BuildInfo::parse(b"\x7fELF"),
+            Err(BuildInfoError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            BuildInfo::parse(b""),
+            Err(BuildInfoError::Truncated(_))
+        ));
+        assert_eq!(
+            BuildInfo::parse(&inline_blob(b"", &wrap(NORMAL))),
+            Err(BuildInfoError::EmptyVersion)
+        );
     }
 
     #[test]
@@ -789,32 +891,68 @@ mod tests {
         b.truncate(HEADER_SIZE);
         let mut huge = b.clone();
         put_uvarint(&mut huge, u64::MAX);
-        assert!(matches!(BuildInfo::parse(&huge), Err(BuildInfoError::TooLong { what: "Go version", .. })));
+        assert!(matches!(
+            BuildInfo::parse(&huge),
+            Err(BuildInfoError::TooLong {
+                what: "Go version",
+                ..
+            })
+        ));
         let mut over = b.clone();
         over.extend_from_slice(&[0xff; 11]);
         assert!(matches!(
             BuildInfo::parse(&over),
-            Err(BuildInfoError::Truncated(ReadError::VarintOverflow { offset: 32, .. }))
+            Err(BuildInfoError::Truncated(ReadError::VarintOverflow {
+                offset: 32,
+                ..
+            }))
         ));
         let mut big_mod = b.clone();
         put_uvarint(&mut big_mod, 2);
         big_mod.extend_from_slice(b"go");
         put_uvarint(&mut big_mod, MAX_MODINFO_LEN + 1);
-        assert!(matches!(BuildInfo::parse(&big_mod), Err(BuildInfoError::TooLong { what: "module info", .. })));
+        assert!(matches!(
+            BuildInfo::parse(&big_mod),
+            Err(BuildInfoError::TooLong {
+                what: "module info",
+                ..
+            })
+        ));
         // A length under the cap but past the end is truncation, not an allocation.
         let mut short = b;
         put_uvarint(&mut short, MAX_VERSION_LEN);
-        assert!(matches!(BuildInfo::parse(&short), Err(BuildInfoError::Truncated(_))));
+        assert!(matches!(
+            BuildInfo::parse(&short),
+            Err(BuildInfoError::Truncated(_))
+        ));
     }
 
     #[test]
     fn entry_counts_are_capped() {
         let text = "dep\ta\tv\n".repeat(MAX_MODULES + 1);
         let e = BuildInfo::parse(&inline_blob(b"go1.21.0", &wrap(&text))).unwrap_err();
-        assert!(matches!(e, BuildInfoError::TooLong { what: "dependency list", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                BuildInfoError::TooLong {
+                    what: "dependency list",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let text = "build\ta=b\n".repeat(MAX_SETTINGS + 1);
         let e = BuildInfo::parse(&inline_blob(b"go1.21.0", &wrap(&text))).unwrap_err();
-        assert!(matches!(e, BuildInfoError::TooLong { what: "build settings list", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                BuildInfoError::TooLong {
+                    what: "build settings list",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     /// A pre-1.18 header whose pointers lead to Go string headers at `base`.
@@ -851,7 +989,14 @@ mod tests {
         strings.resize(0x10, 0);
         strings.extend(word(base + 0x200));
         strings.extend(word(modinfo.len() as u64));
-        (hdr, vec![(base, strings), (base + 0x100, version), (base + 0x200, modinfo)])
+        (
+            hdr,
+            vec![
+                (base, strings),
+                (base + 0x100, version),
+                (base + 0x200, modinfo),
+            ],
+        )
     }
 
     #[test]
@@ -866,15 +1011,24 @@ mod tests {
         }
         let (mut hdr, mem) = pointer_blob(8, false, 0x50_0000);
         hdr[14] = 2;
-        assert_eq!(BuildInfo::parse_with_memory(&hdr, &mem), Err(BuildInfoError::PointerSize(2)));
+        assert_eq!(
+            BuildInfo::parse_with_memory(&hdr, &mem),
+            Err(BuildInfoError::PointerSize(2))
+        );
         // Pointers to nowhere and huge lengths fail cleanly.
         let (hdr, _) = pointer_blob(8, false, 0x50_0000);
-        assert!(matches!(BuildInfo::parse_with_memory(&hdr, &RegionMemory::new()), Err(BuildInfoError::Memory(_))));
+        assert!(matches!(
+            BuildInfo::parse_with_memory(&hdr, &RegionMemory::new()),
+            Err(BuildInfoError::Memory(_))
+        ));
         let mut mem = RegionMemory::new();
         let mut sh = 0x50_0100u64.to_le_bytes().to_vec();
         sh.extend(u64::MAX.to_le_bytes());
         mem.insert(0x50_0000, sh);
-        assert!(matches!(BuildInfo::parse_with_memory(&hdr, &mem), Err(BuildInfoError::TooLong { .. })));
+        assert!(matches!(
+            BuildInfo::parse_with_memory(&hdr, &mem),
+            Err(BuildInfoError::TooLong { .. })
+        ));
     }
 
     /// One PT_LOAD program header: (p_flags, p_offset, p_vaddr, p_filesz, p_memsz).
@@ -920,7 +1074,10 @@ mod tests {
         let data_off = 0x100 + (vaddr % 16);
         let len = payload.len() as u64;
         elf_with_loads(
-            &[(5, 0, 0x40_0000, 0x100, 0x100), (6, data_off, vaddr, len, len + 0x40)],
+            &[
+                (5, 0, 0x40_0000, 0x100, 0x100),
+                (6, data_off, vaddr, len, len + 0x40),
+            ],
             data_off as usize,
             payload,
         )
@@ -937,7 +1094,10 @@ mod tests {
         hdr.extend(0x60_0040u64.to_le_bytes()); // version string header
         hdr.extend(0x60_0050u64.to_le_bytes());
         hdr.resize(HEADER_SIZE, 0);
-        let loads = [(6, 0x100, 0x50_0100, HEADER_SIZE as u64, 0x100), (6, u64::MAX, 0x60_0000, 0x100, 0x100)];
+        let loads = [
+            (6, 0x100, 0x50_0100, HEADER_SIZE as u64, 0x100),
+            (6, u64::MAX, 0x60_0000, 0x100, 0x100),
+        ];
         let bin = GoBinary::from_vec("huge-offset", elf_with_loads(&loads, 0x100, &hdr)).unwrap();
         assert!(BuildInfo::from_binary(&bin).is_err());
     }
@@ -957,9 +1117,13 @@ mod tests {
         assert_eq!(BuildInfo::from_binary(&bin), Err(BuildInfoError::NotFound));
         // A candidate that fails to parse reports its error.
         let bin = GoBinary::from_vec("tiny", tiny_elf(0x60_0000, &blob[..40])).unwrap();
-        assert!(matches!(BuildInfo::from_binary(&bin), Err(BuildInfoError::Truncated(_))));
+        assert!(matches!(
+            BuildInfo::from_binary(&bin),
+            Err(BuildInfoError::Truncated(_))
+        ));
         // Pre-1.18 pointers are followed through the binary's own image.
-        let bin = GoBinary::from_vec("tiny", tiny_elf(0x60_0000, &pointer_image(0x60_0000))).unwrap();
+        let bin =
+            GoBinary::from_vec("tiny", tiny_elf(0x60_0000, &pointer_image(0x60_0000))).unwrap();
         let bi = BuildInfo::from_binary(&bin).unwrap();
         assert_eq!(bi.go_version, "go1.17.13");
         assert_eq!(bi.path.as_deref(), Some("ex.com/old"));
@@ -989,14 +1153,24 @@ mod tests {
         let blob = inline_blob(b"go1.27.3", &wrap(text));
         std::fs::write(dir.join("synthetic-inline"), &blob).unwrap();
         std::fs::write(dir.join("synthetic-elf-inline"), tiny_elf(0x60_0000, &blob)).unwrap();
-        std::fs::write(dir.join("synthetic-elf-pointer"), tiny_elf(0x60_0000, &pointer_image(0x60_0000))).unwrap();
+        std::fs::write(
+            dir.join("synthetic-elf-pointer"),
+            tiny_elf(0x60_0000, &pointer_image(0x60_0000)),
+        )
+        .unwrap();
     }
 
     // ---- real binaries --------------------------------------------------
 
     /// `go version -m FILE` parsed back: (version, modinfo text).
     fn go_version_m(go: &Path, file: &Path) -> Option<(String, String)> {
-        let out = Command::new(go).arg("version").arg("-m").arg(file).env("GOTOOLCHAIN", "local").output().ok()?;
+        let out = Command::new(go)
+            .arg("version")
+            .arg("-m")
+            .arg(file)
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .ok()?;
         if !out.status.success() {
             eprintln!(
                 "note: {} version -m {} failed: {}",
@@ -1028,20 +1202,34 @@ mod tests {
 
     /// Checks one binary against the toolchain's own reading of it.
     fn check_real(go: &Path, file: &Path) -> bool {
-        let Some((version, modinfo)) = go_version_m(go, file) else { return false };
+        let Some((version, modinfo)) = go_version_m(go, file) else {
+            return false;
+        };
         let bin = GoBinary::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let bi = BuildInfo::from_binary(&bin).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let mut want = parse_modinfo(&modinfo).unwrap_or_else(|e| panic!("{}: go's output: {e}", file.display()));
+        let mut want = parse_modinfo(&modinfo)
+            .unwrap_or_else(|e| panic!("{}: go's output: {e}", file.display()));
         want.go_version = version;
         assert_eq!(bi, want, "{}", file.display());
         // The raw text is byte-identical to what the toolchain prints.
         let raw = locate_raw(&bin).unwrap();
-        assert_eq!(String::from_utf8_lossy(strip_sentinels(&raw.modinfo)), modinfo, "{}", file.display());
+        assert_eq!(
+            String::from_utf8_lossy(strip_sentinels(&raw.modinfo)),
+            modinfo,
+            "{}",
+            file.display()
+        );
         assert!(bi.version().is_some(), "{}", bi.go_version);
         // Same answer from the segment scan alone.
-        let stripped = GoBinary::from_vec("stripped", without_sections(bin.data().to_vec())).unwrap();
+        let stripped =
+            GoBinary::from_vec("stripped", without_sections(bin.data().to_vec())).unwrap();
         assert!(stripped.section(".go.buildinfo").is_none());
-        assert_eq!(BuildInfo::from_binary(&stripped).unwrap(), bi, "{} without sections", file.display());
+        assert_eq!(
+            BuildInfo::from_binary(&stripped).unwrap(),
+            bi,
+            "{} without sections",
+            file.display()
+        );
         true
     }
 
@@ -1063,7 +1251,10 @@ mod tests {
             "package main\n\nimport \"example.com/dep\"\n\nvar greeting = \"x\"\n\nfunc main() { println(dep.Hello(), greeting) }\n",
         );
         write("dep/go.mod", "module example.com/dep\n\ngo 1.19\n");
-        write("dep/dep.go", "package dep\n\nfunc Hello() string { return \"hi\" }\n");
+        write(
+            "dep/dep.go",
+            "package dep\n\nfunc Hello() string { return \"hi\" }\n",
+        );
         let out = dir.join("peektest");
         let res = Command::new(go)
             .current_dir(dir)
@@ -1113,23 +1304,38 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             // Not -trimpath: Go then leaves -ldflags out of the record.
             let flags = ["-ldflags=-s -w -X \"main.greeting=hello world\""];
-            let Some(exe) = build_module_program(go, dir.path(), &flags) else { continue };
+            let Some(exe) = build_module_program(go, dir.path(), &flags) else {
+                continue;
+            };
             assert!(check_real(go, &exe));
             let bi = BuildInfo::from_binary(&GoBinary::open(&exe).unwrap()).unwrap();
-            assert_eq!(bi.setting("-ldflags"), Some("-s -w -X \"main.greeting=hello world\""));
+            assert_eq!(
+                bi.setting("-ldflags"),
+                Some("-s -w -X \"main.greeting=hello world\"")
+            );
             assert_eq!(bi.path.as_deref(), Some("example.com/peektest"));
             let dep = &bi.deps[0];
-            assert_eq!((dep.path.as_str(), dep.version.as_str()), ("example.com/dep", "v1.2.3"));
+            assert_eq!(
+                (dep.path.as_str(), dep.version.as_str()),
+                ("example.com/dep", "v1.2.3")
+            );
             assert_eq!(dep.replace.as_ref().unwrap().path, "./dep");
             if go == go27 {
-                assert!(bi.default_godebug().is_some_and(|g| g.contains("tracebacklabels=0")), "{bi:?}");
+                assert!(
+                    bi.default_godebug()
+                        .is_some_and(|g| g.contains("tracebacklabels=0")),
+                    "{bi:?}"
+                );
             }
             checked.push(exe);
         }
         if checked.is_empty() {
             eprintln!("note: no Go toolchain under /usr/lib/go-1.27 or /usr/lib/go-1.19; real-binary check skipped");
         } else {
-            eprintln!("checked {} real Go binaries against `go version -m`", checked.len());
+            eprintln!(
+                "checked {} real Go binaries against `go version -m`",
+                checked.len()
+            );
         }
     }
 }

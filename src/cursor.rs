@@ -95,7 +95,10 @@ impl<'a> Cursor<'a> {
         for i in 0..10 {
             let b = self.u8()?;
             if i == 9 && b > 1 {
-                return Err(ReadError::VarintOverflow { what: self.what, offset: start });
+                return Err(ReadError::VarintOverflow {
+                    what: self.what,
+                    offset: start,
+                });
             }
             x |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
@@ -103,12 +106,20 @@ impl<'a> Cursor<'a> {
             }
             shift += 7;
         }
-        Err(ReadError::VarintOverflow { what: self.what, offset: start })
+        Err(ReadError::VarintOverflow {
+            what: self.what,
+            offset: start,
+        })
     }
 }
 
 /// `data[off..off+n]`, or an error naming the table and offset.
-pub fn slice_at<'a>(data: &'a [u8], off: usize, n: usize, what: &'static str) -> Result<&'a [u8], ReadError> {
+pub fn slice_at<'a>(
+    data: &'a [u8],
+    off: usize,
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u8], ReadError> {
     match off.checked_add(n) {
         Some(end) if end <= data.len() => Ok(&data[off..end]),
         _ => Err(ReadError::UnexpectedEof {
@@ -138,7 +149,12 @@ pub fn u64_at(data: &[u8], off: usize, what: &'static str) -> Result<u64, ReadEr
 
 /// A NUL-terminated string of at most `limit` bytes, decoded lossily
 /// (symbol names are UTF-8 in practice, but the target controls them).
-pub fn cstr_at<'a>(data: &'a [u8], off: usize, limit: usize, what: &'static str) -> Result<&'a [u8], ReadError> {
+pub fn cstr_at<'a>(
+    data: &'a [u8],
+    off: usize,
+    limit: usize,
+    what: &'static str,
+) -> Result<&'a [u8], ReadError> {
     let tail = data.get(off..).ok_or(ReadError::UnexpectedEof {
         what,
         offset: off,
@@ -154,7 +170,11 @@ pub fn cstr_at<'a>(data: &'a [u8], off: usize, limit: usize, what: &'static str)
             wanted: tail.len() + 1,
             available: tail.len(),
         }),
-        None => Err(ReadError::Unterminated { what, offset: off, limit }),
+        None => Err(ReadError::Unterminated {
+            what,
+            offset: off,
+            limit,
+        }),
     }
 }
 
@@ -167,9 +187,15 @@ mod tests {
         let mut c = Cursor::new(&[0x96, 0x01, 0x7f], "t");
         assert_eq!(c.uvarint().unwrap(), 150);
         assert_eq!(c.uvarint().unwrap(), 127);
-        assert!(matches!(c.uvarint(), Err(ReadError::UnexpectedEof { offset: 3, .. })));
+        assert!(matches!(
+            c.uvarint(),
+            Err(ReadError::UnexpectedEof { offset: 3, .. })
+        ));
         let long = [0xffu8; 11];
-        assert!(matches!(Cursor::new(&long, "t").uvarint(), Err(ReadError::VarintOverflow { .. })));
+        assert!(matches!(
+            Cursor::new(&long, "t").uvarint(),
+            Err(ReadError::VarintOverflow { .. })
+        ));
         let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(Cursor::new(&max, "t").uvarint().unwrap(), u64::MAX);
     }
@@ -184,8 +210,14 @@ mod tests {
     #[test]
     fn cstr_limits() {
         assert_eq!(cstr_at(b"ab\0cd", 0, 10, "t").unwrap(), b"ab");
-        assert!(matches!(cstr_at(b"abcd", 0, 10, "t"), Err(ReadError::UnexpectedEof { .. })));
-        assert!(matches!(cstr_at(b"abcdef\0", 0, 3, "t"), Err(ReadError::Unterminated { .. })));
+        assert!(matches!(
+            cstr_at(b"abcd", 0, 10, "t"),
+            Err(ReadError::UnexpectedEof { .. })
+        ));
+        assert!(matches!(
+            cstr_at(b"abcdef\0", 0, 3, "t"),
+            Err(ReadError::Unterminated { .. })
+        ));
         assert!(cstr_at(b"ab", 7, 3, "t").is_err());
     }
 }

@@ -17,9 +17,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ElfError {
     #[error("cannot open {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not an ELF file gopeek can read: {source}")]
-    Parse { path: PathBuf, source: object::Error },
+    Parse {
+        path: PathBuf,
+        source: object::Error,
+    },
     #[error("{path}: unsupported architecture {arch} (gopeek reads linux/amd64 and linux/arm64 Go binaries)")]
     Architecture { path: PathBuf, arch: String },
 }
@@ -102,11 +108,17 @@ impl GoBinary {
     /// Maps `path` read-only. The file is not trusted: every later read is
     /// bounds-checked.
     pub fn open(path: &Path) -> Result<Self, ElfError> {
-        let file = std::fs::File::open(path).map_err(|source| ElfError::Open { path: path.into(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| ElfError::Open {
+            path: path.into(),
+            source,
+        })?;
         // SAFETY: the mapping is read-only and private; if the file is
         // truncated underneath us reads may fault, which is the same risk
         // every debugger takes with a mapped executable.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ElfError::Open { path: path.into(), source })?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ElfError::Open {
+            path: path.into(),
+            source,
+        })?;
         Self::from_bytes_inner(path.into(), Bytes::Mapped(map))
     }
 
@@ -117,14 +129,25 @@ impl GoBinary {
 
     fn from_bytes_inner(path: PathBuf, bytes: Bytes) -> Result<Self, ElfError> {
         let (arch, position_independent, segments, sections, symbols, has_symtab, has_dwarf) = {
-            let file = object::File::parse(&*bytes).map_err(|source| ElfError::Parse { path: path.clone(), source })?;
+            let file = object::File::parse(&*bytes).map_err(|source| ElfError::Parse {
+                path: path.clone(),
+                source,
+            })?;
             let arch = match file.architecture() {
                 object::Architecture::X86_64 => Arch::Amd64,
                 object::Architecture::Aarch64 => Arch::Arm64,
-                other => return Err(ElfError::Architecture { path, arch: format!("{other:?}") }),
+                other => {
+                    return Err(ElfError::Architecture {
+                        path,
+                        arch: format!("{other:?}"),
+                    })
+                }
             };
             if file.format() != object::BinaryFormat::Elf {
-                return Err(ElfError::Architecture { path, arch: format!("{:?} object format", file.format()) });
+                return Err(ElfError::Architecture {
+                    path,
+                    arch: format!("{:?} object format", file.format()),
+                });
             }
             let pie = file.kind() == object::ObjectKind::Dynamic;
             let mut segments = Vec::new();
@@ -150,7 +173,12 @@ impl GoBinary {
                 if name == ".debug_info" || name == ".zdebug_info" {
                     has_dwarf = true;
                 }
-                sections.push(Section { name, addr: s.address(), size: s.size(), file_range: s.file_range() });
+                sections.push(Section {
+                    name,
+                    addr: s.address(),
+                    size: s.size(),
+                    file_range: s.file_range(),
+                });
             }
             let mut symbols = HashMap::new();
             let mut has_symtab = false;
@@ -162,9 +190,21 @@ impl GoBinary {
                     }
                 }
             }
-            (arch, pie, segments, sections, symbols, has_symtab, has_dwarf)
+            (
+                arch, pie, segments, sections, symbols, has_symtab, has_dwarf,
+            )
         };
-        Ok(GoBinary { path, bytes, arch, position_independent, segments, sections, symbols, has_symtab, has_dwarf })
+        Ok(GoBinary {
+            path,
+            bytes,
+            arch,
+            position_independent,
+            segments,
+            sections,
+            symbols,
+            has_symtab,
+            has_dwarf,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -209,7 +249,8 @@ impl GoBinary {
     pub fn section_data(&self, name: &str) -> Option<&[u8]> {
         let s = self.section(name)?;
         let (off, len) = s.file_range?;
-        self.bytes.get(off as usize..(off.checked_add(len)?) as usize)
+        self.bytes
+            .get(off as usize..(off.checked_add(len)?) as usize)
     }
 
     /// Section contents with SHF_COMPRESSED undone (Go compresses DWARF).
@@ -229,7 +270,10 @@ impl GoBinary {
     /// `None` for unmapped addresses and for `.bss` (zero-filled, not in
     /// the file).
     pub fn slice_at_vaddr(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let seg = self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
         let rel = addr - seg.vaddr;
         let end = rel.checked_add(len as u64)?;
         if end > seg.filesz {
@@ -242,7 +286,10 @@ impl GoBinary {
     /// The longest file-backed slice starting at `addr` (for tables whose
     /// length is only known after parsing them).
     pub fn tail_at_vaddr(&self, addr: u64) -> Option<&[u8]> {
-        let seg = self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.filesz))?;
         let rel = addr - seg.vaddr;
         let off = seg.file_offset.checked_add(rel)? as usize;
         let end = (seg.file_offset.checked_add(seg.filesz)?) as usize;
@@ -251,7 +298,9 @@ impl GoBinary {
 
     /// The segment holding `addr` in memory (file-backed or `.bss`).
     pub fn segment_of(&self, addr: u64) -> Option<&Segment> {
-        self.segments.iter().find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.memsz))
+        self.segments
+            .iter()
+            .find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.memsz))
     }
 }
 
@@ -273,9 +322,13 @@ impl Memory for GoBinary {
         buf.fill(0);
         if rel < seg.filesz {
             let n = ((seg.filesz - rel).min(buf.len() as u64)) as usize;
-            let start = seg.file_offset.checked_add(rel).and_then(|o| usize::try_from(o).ok());
+            let start = seg
+                .file_offset
+                .checked_add(rel)
+                .and_then(|o| usize::try_from(o).ok());
             let src = start.and_then(|o| self.bytes.get(o..o.checked_add(n)?));
-            let src = src.ok_or_else(|| MemoryError::new(addr, end as usize, "file is truncated"))?;
+            let src =
+                src.ok_or_else(|| MemoryError::new(addr, end as usize, "file is truncated"))?;
             buf[..n].copy_from_slice(src);
         }
         Ok(())

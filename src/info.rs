@@ -67,7 +67,12 @@ impl InfoReport {
                 functions: p.pclntab.nfunc(),
                 files: p.pclntab.nfiles(),
             },
-            moduledata: p.moduledata.as_ref().map(|m| ModuleSummary { addr: m.addr, found_by: m.how.clone(), text: m.text, gofunc: m.gofunc }),
+            moduledata: p.moduledata.as_ref().map(|m| ModuleSummary {
+                addr: m.addr,
+                found_by: m.how.clone(),
+                text: m.text,
+                gofunc: m.gofunc,
+            }),
             moduledata_error: p.moduledata_error.clone(),
             globals: p.globals.clone(),
             layout_source,
@@ -84,8 +89,23 @@ impl InfoReport {
         let yes = |b: bool| if b { "yes" } else { "no" };
         writeln!(w, "path:          {}", self.path)?;
         writeln!(w, "go version:    {}", self.go_version)?;
-        writeln!(w, "arch:          {}{}", self.arch, if self.position_independent { " (PIE)" } else { "" })?;
-        writeln!(w, "stripped:      {} (symtab: {}, DWARF: {})", yes(self.stripped), yes(self.has_symtab), yes(self.has_dwarf))?;
+        writeln!(
+            w,
+            "arch:          {}{}",
+            self.arch,
+            if self.position_independent {
+                " (PIE)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            w,
+            "stripped:      {} (symtab: {}, DWARF: {})",
+            yes(self.stripped),
+            yes(self.has_symtab),
+            yes(self.has_dwarf)
+        )?;
         if let Some(p) = &self.build.path {
             writeln!(w, "main package:  {p}")?;
         }
@@ -101,11 +121,23 @@ impl InfoReport {
         writeln!(
             w,
             "pclntab:       {:#x}, Go {} format, {} functions, {} files (found by {})",
-            self.pclntab.addr, self.pclntab.format, self.pclntab.functions, self.pclntab.files, self.pclntab.found_by
+            self.pclntab.addr,
+            self.pclntab.format,
+            self.pclntab.functions,
+            self.pclntab.files,
+            self.pclntab.found_by
         )?;
         match &self.moduledata {
-            Some(m) => writeln!(w, "moduledata:    {:#x} (found by {}), text {:#x}, gofunc {:#x}", m.addr, m.found_by, m.text, m.gofunc)?,
-            None => writeln!(w, "moduledata:    not found: {}", self.moduledata_error.as_deref().unwrap_or("?"))?,
+            Some(m) => writeln!(
+                w,
+                "moduledata:    {:#x} (found by {}), text {:#x}, gofunc {:#x}",
+                m.addr, m.found_by, m.text, m.gofunc
+            )?,
+            None => writeln!(
+                w,
+                "moduledata:    not found: {}",
+                self.moduledata_error.as_deref().unwrap_or("?")
+            )?,
         }
         let g = &self.globals;
         for (name, l) in [
@@ -117,7 +149,13 @@ impl InfoReport {
             ("waitReasons", &g.wait_reason_strings),
         ] {
             match l {
-                Some(l) => writeln!(w, "{:<15}{:#x} (from {})", format!("{name}:"), l.addr, l.how)?,
+                Some(l) => writeln!(
+                    w,
+                    "{:<15}{:#x} (from {})",
+                    format!("{name}:"),
+                    l.addr,
+                    l.how
+                )?,
                 None => writeln!(w, "{:<15}not found", format!("{name}:"))?,
             }
         }

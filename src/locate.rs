@@ -113,7 +113,12 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
             } else {
                 Register::None
             };
-            out.refs.push(StaticRef { mnemonic: m, target, is_store, reg_size: reg.size() });
+            out.refs.push(StaticRef {
+                mnemonic: m,
+                target,
+                is_store,
+                reg_size: reg.size(),
+            });
             if m == Mnemonic::Lea {
                 regs.insert(ins.op0_register().full_register(), target);
                 continue;
@@ -126,7 +131,8 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
             for i in 0..ins.op_count() {
                 if ins.op_kind(i) == OpKind::Memory && ins.memory_index() == Register::None {
                     if let Some(base) = regs.get(&ins.memory_base().full_register()) {
-                        out.atomic_stores.push(base.wrapping_add(ins.memory_displacement64()));
+                        out.atomic_stores
+                            .push(base.wrapping_add(ins.memory_displacement64()));
                     }
                 }
             }
@@ -145,7 +151,14 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
         }
         if m == Mnemonic::Cmp
             && ins.op_count() == 2
-            && matches!(ins.op1_kind(), OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate8to64 | OpKind::Immediate32 | OpKind::Immediate32to64)
+            && matches!(
+                ins.op1_kind(),
+                OpKind::Immediate8
+                    | OpKind::Immediate8to32
+                    | OpKind::Immediate8to64
+                    | OpKind::Immediate32
+                    | OpKind::Immediate32to64
+            )
         {
             out.cmp_imms.push(ins.immediate(1));
         }
@@ -162,7 +175,9 @@ fn decode(bin: &GoBinary, tab: &Pclntab<'_>, name: &str) -> Option<Decoded> {
 fn is_pointer_store(name: &str) -> bool {
     matches!(
         name,
-        "runtime.atomicstorep" | "runtime/internal/atomic.StorepNoWB" | "internal/runtime/atomic.StorepNoWB"
+        "runtime.atomicstorep"
+            | "runtime/internal/atomic.StorepNoWB"
+            | "internal/runtime/atomic.StorepNoWB"
     )
 }
 
@@ -170,8 +185,12 @@ fn is_pointer_store(name: &str) -> bool {
 /// pointer and length words of a slice, both into 64-bit registers (a
 /// 32-bit load of `X+8` is some other struct's int32 field).
 fn slice_loads(d: &Decoded) -> Vec<u64> {
-    let loads: Vec<u64> =
-        d.refs.iter().filter(|r| r.mnemonic == Mnemonic::Mov && !r.is_store && r.reg_size == 8).map(|r| r.target).collect();
+    let loads: Vec<u64> = d
+        .refs
+        .iter()
+        .filter(|r| r.mnemonic == Mnemonic::Mov && !r.is_store && r.reg_size == 8)
+        .map(|r| r.target)
+        .collect();
     let mut out = Vec::new();
     for &x in &loads {
         if loads.contains(&(x + 8)) && !out.contains(&x) {
@@ -183,9 +202,19 @@ fn slice_loads(d: &Decoded) -> Vec<u64> {
 
 /// Locates every global gopeek needs. `md` narrows candidates to the
 /// module's data and bss; `sched` enables finding `runtime.sched`.
-pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>, sched: Option<SchedHint>) -> RuntimeGlobals {
+pub fn locate_globals(
+    bin: &GoBinary,
+    tab: &Pclntab<'_>,
+    md: Option<&ModuleData>,
+    sched: Option<SchedHint>,
+) -> RuntimeGlobals {
     let mut g = RuntimeGlobals::default();
-    let sym = |name: &str| bin.symbol(name).filter(|&a| a != 0).map(|addr| Located { addr, how: LocateMethod::Symtab });
+    let sym = |name: &str| {
+        bin.symbol(name).filter(|&a| a != 0).map(|addr| Located {
+            addr,
+            how: LocateMethod::Symtab,
+        })
+    };
     g.allgs = sym("runtime.allgs");
     g.allglen = sym("runtime.allglen");
     g.allm = sym("runtime.allm");
@@ -204,13 +233,21 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
         Some(md) => md.is_global_data(a),
         None => bin.segment_of(a).map(|s| s.writable).unwrap_or(false),
     };
-    let dis = |function: &str| LocateMethod::Disassembly { function: function.to_string() };
+    let dis = |function: &str| LocateMethod::Disassembly {
+        function: function.to_string(),
+    };
 
     if g.allgs.is_none() {
         if let Some(d) = decode(bin, tab, "runtime.forEachG") {
-            let c: Vec<u64> = slice_loads(&d).into_iter().filter(|&a| in_data(a)).collect();
+            let c: Vec<u64> = slice_loads(&d)
+                .into_iter()
+                .filter(|&a| in_data(a))
+                .collect();
             if c.len() == 1 {
-                g.allgs = Some(Located { addr: c[0], how: dis("runtime.forEachG") });
+                g.allgs = Some(Located {
+                    addr: c[0],
+                    how: dis("runtime.forEachG"),
+                });
             }
         }
     }
@@ -218,24 +255,41 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
         // allgadd stores allgptr then allglen atomically; allglen is the last.
         if let Some(d) = decode(bin, tab, "runtime.allgadd") {
             if let Some(&a) = d.atomic_stores.iter().rev().find(|&&a| in_data(a)) {
-                g.allglen = Some(Located { addr: a, how: dis("runtime.allgadd") });
+                g.allglen = Some(Located {
+                    addr: a,
+                    how: dis("runtime.allgadd"),
+                });
             }
         }
     }
     if g.allm.is_none() {
         if let Some(d) = decode(bin, tab, "runtime.mcommoninit") {
-            let c: Vec<u64> = d.atomic_stores.iter().copied().filter(|&a| in_data(a)).collect();
+            let c: Vec<u64> = d
+                .atomic_stores
+                .iter()
+                .copied()
+                .filter(|&a| in_data(a))
+                .collect();
             if let Some(&a) = c.first() {
-                g.allm = Some(Located { addr: a, how: dis("runtime.mcommoninit") });
+                g.allm = Some(Located {
+                    addr: a,
+                    how: dis("runtime.mcommoninit"),
+                });
             }
         }
     }
     if g.allp.is_none() {
         for name in ["runtime.forEachPInternal", "runtime.forEachP"] {
             if let Some(d) = decode(bin, tab, name) {
-                let c: Vec<u64> = slice_loads(&d).into_iter().filter(|&a| in_data(a)).collect();
+                let c: Vec<u64> = slice_loads(&d)
+                    .into_iter()
+                    .filter(|&a| in_data(a))
+                    .collect();
                 if let Some(&a) = c.first() {
-                    g.allp = Some(Located { addr: a, how: dis(name) });
+                    g.allp = Some(Located {
+                        addr: a,
+                        how: dis(name),
+                    });
                     break;
                 }
             }
@@ -243,12 +297,19 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
     }
     if g.sched.is_none() {
         if let (Some(h), Some(d)) = (sched, decode(bin, tab, "runtime.mput")) {
-            let targets: Vec<u64> = d.refs.iter().map(|r| r.target).filter(|&a| in_data(a)).collect();
+            let targets: Vec<u64> = d
+                .refs
+                .iter()
+                .map(|r| r.target)
+                .filter(|&a| in_data(a))
+                .collect();
             // Every base that explains a midle and an nmidle reference,
             // scored by how many of the three fields it explains.
             let mut found: Option<(usize, u64)> = None;
             for &t in &targets {
-                let Some(base) = t.checked_sub(h.midle) else { continue };
+                let Some(base) = t.checked_sub(h.midle) else {
+                    continue;
+                };
                 if !targets.contains(&(base + h.nmidle)) {
                     continue;
                 }
@@ -259,16 +320,27 @@ pub fn locate_globals(bin: &GoBinary, tab: &Pclntab<'_>, md: Option<&ModuleData>
             }
             let found = found.map(|(_, b)| b);
             if let Some(a) = found {
-                g.sched = Some(Located { addr: a, how: dis("runtime.mput") });
+                g.sched = Some(Located {
+                    addr: a,
+                    how: dis("runtime.mput"),
+                });
             }
         }
     }
     if g.wait_reason_strings.is_none() {
         if let Some(d) = decode(bin, tab, "runtime.waitReason.String") {
-            let arr = d.refs.iter().filter(|r| r.mnemonic == Mnemonic::Lea && in_data(r.target)).map(|r| r.target).next();
+            let arr = d
+                .refs
+                .iter()
+                .filter(|r| r.mnemonic == Mnemonic::Lea && in_data(r.target))
+                .map(|r| r.target)
+                .next();
             if let (Some(a), Some(&n)) = (arr, d.cmp_imms.first()) {
                 if n > 0 && n < 256 {
-                    g.wait_reason_strings = Some(Located { addr: a, how: dis("runtime.waitReason.String") });
+                    g.wait_reason_strings = Some(Located {
+                        addr: a,
+                        how: dis("runtime.waitReason.String"),
+                    });
                     g.wait_reason_count = Some(n);
                 }
             }
@@ -283,5 +355,7 @@ pub fn read_string_table(bin: &GoBinary, addr: u64, count: u64) -> Option<Vec<St
     if count > 256 {
         return None;
     }
-    (0..count).map(|i| bin.read_go_string(addr + 16 * i, 256).ok()).collect()
+    (0..count)
+        .map(|i| bin.read_go_string(addr + 16 * i, 256).ok())
+        .collect()
 }

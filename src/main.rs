@@ -115,15 +115,23 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
-        if let Some(gopeek::elf::ElfError::Open { .. }) = cause.downcast_ref::<gopeek::elf::ElfError>() {
+        if let Some(gopeek::elf::ElfError::Open { .. }) =
+            cause.downcast_ref::<gopeek::elf::ElfError>()
+        {
             return 1;
         }
-        if cause.downcast_ref::<gopeek::program::ProgramError>().is_some() || cause.downcast_ref::<gopeek::elf::ElfError>().is_some() {
+        if cause
+            .downcast_ref::<gopeek::program::ProgramError>()
+            .is_some()
+            || cause.downcast_ref::<gopeek::elf::ElfError>().is_some()
+        {
             return 3;
         }
         let p = match cause.downcast_ref::<S>() {
             Some(S::Process(p)) => Some(p),
-            Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => return 3,
+            Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => {
+                return 3
+            }
             _ => cause.downcast_ref::<P>(),
         };
         if let Some(p) = p {
@@ -139,12 +147,20 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<io::Error>().map(|io| io.kind() == io::ErrorKind::BrokenPipe).unwrap_or(false))
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .map(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            .unwrap_or(false)
+    })
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Info { binary, pid, format } => {
+        Command::Info {
+            binary,
+            pid,
+            format,
+        } => {
             let path = match (binary, pid) {
                 (Some(b), _) => b,
                 (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/exe")),
@@ -169,41 +185,69 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Dump { pid, format, system, labels, max_pause } => {
+        Command::Dump {
+            pid,
+            format,
+            system,
+            labels,
+            max_pause,
+        } => {
             // gopeek writes only to stdout, which is already open: from here
             // on nothing may write to another process or open a file for
             // writing (/proc/PID/mem included).
-            gopeek::process::seccomp::install_read_only_filter().context("installing the read-only seccomp filter")?;
-            gopeek::process::seccomp::forbid_open_for_write().context("installing the no-write-open seccomp filter")?;
-            let opts = SnapshotOptions { max_pause: std::time::Duration::from_millis(max_pause) };
+            gopeek::process::seccomp::install_read_only_filter()
+                .context("installing the read-only seccomp filter")?;
+            gopeek::process::seccomp::forbid_open_for_write()
+                .context("installing the no-write-open seccomp filter")?;
+            let opts = SnapshotOptions {
+                max_pause: std::time::Duration::from_millis(max_pause),
+            };
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {
                 DumpFormat::Text => Box::new(TextOutput { system, labels }),
                 // Indented for a person at a terminal, compact for pipes
                 // (a 100k-goroutine dump is several times smaller).
-                DumpFormat::Json => Box::new(JsonOutput { pretty: io::stdout().is_terminal() }),
+                DumpFormat::Json => Box::new(JsonOutput {
+                    pretty: io::stdout().is_terminal(),
+                }),
             };
             let stdout = io::stdout();
             let mut w = io::BufWriter::new(stdout.lock());
             out.write(&dump, &mut w)?;
             w.flush()?;
-            let broken = dump.goroutines.iter().filter(|g| g.error.is_some() && !g.frames.is_empty()).count();
+            let broken = dump
+                .goroutines
+                .iter()
+                .filter(|g| g.error.is_some() && !g.frames.is_empty())
+                .count();
             if broken > 0 && matches!(format, DumpFormat::Text) {
-                eprintln!("gopeek: {broken} goroutine stacks are incomplete; --format json says why");
+                eprintln!(
+                    "gopeek: {broken} goroutine stacks are incomplete; --format json says why"
+                );
             }
             for w in &dump.warnings {
                 eprintln!("gopeek: warning: {w}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Symbolize { binary, addrs, all_functions, format } => {
-            use gopeek::symbolize::{symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport};
+        Command::Symbolize {
+            binary,
+            addrs,
+            all_functions,
+            format,
+        } => {
+            use gopeek::symbolize::{
+                symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport,
+            };
             let bin = GoBinary::open(&binary)?;
             let program = GoProgram::load(&bin, None)?;
             let answers = if all_functions {
                 symbolize_all_functions(&program.pclntab)
             } else {
-                addrs.iter().map(|&a| symbolize_addr(&program.pclntab, a)).collect()
+                addrs
+                    .iter()
+                    .map(|&a| symbolize_addr(&program.pclntab, a))
+                    .collect()
             };
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());

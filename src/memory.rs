@@ -21,7 +21,11 @@ pub struct MemoryError {
 
 impl MemoryError {
     pub fn new(addr: u64, len: usize, reason: impl Into<String>) -> Self {
-        MemoryError { addr, len, reason: reason.into() }
+        MemoryError {
+            addr,
+            len,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -58,7 +62,11 @@ pub trait MemoryExt: Memory {
     /// length word in the target never turns into a huge allocation.
     fn read_vec(&self, addr: u64, len: u64, limit: u64) -> Result<Vec<u8>, MemoryError> {
         if len > limit {
-            return Err(MemoryError::new(addr, len.min(usize::MAX as u64) as usize, format!("length exceeds the limit of {limit} bytes")));
+            return Err(MemoryError::new(
+                addr,
+                len.min(usize::MAX as u64) as usize,
+                format!("length exceeds the limit of {limit} bytes"),
+            ));
         }
         let mut v = vec![0u8; len as usize];
         self.read_at(addr, &mut v)?;

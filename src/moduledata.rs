@@ -33,23 +33,39 @@ pub fn find_pclntab(bin: &GoBinary) -> Result<PclntabLocation, ModuleDataError> 
     for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
         if let Some(s) = bin.section(name) {
             if s.addr != 0 && bin.slice_at_vaddr(s.addr, 8).is_some() {
-                return Ok(PclntabLocation { addr: s.addr, how: format!("section {name}") });
+                return Ok(PclntabLocation {
+                    addr: s.addr,
+                    how: format!("section {name}"),
+                });
             }
         }
     }
     let mut segs: Vec<_> = bin.segments().iter().collect();
     segs.sort_by_key(|s| s.writable);
     for seg in segs {
-        let Some(data) = bin.slice_at_vaddr(seg.vaddr, seg.filesz as usize) else { continue };
+        let Some(data) = bin.slice_at_vaddr(seg.vaddr, seg.filesz as usize) else {
+            continue;
+        };
         let mut i = 0usize;
         while i + 0x48 <= data.len() {
             let magic = u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-            if magic_version(magic).is_ok() && data[i + 4] == 0 && data[i + 5] == 0 && matches!(data[i + 6], 1 | 2 | 4) && data[i + 7] == 8 {
+            if magic_version(magic).is_ok()
+                && data[i + 4] == 0
+                && data[i + 5] == 0
+                && matches!(data[i + 6], 1 | 2 | 4)
+                && data[i + 7] == 8
+            {
                 let addr = seg.vaddr + i as u64;
                 // A real header parses and its first function table entry
                 // is plausible; stray magic bytes rarely do.
-                if Pclntab::parse(&data[i..], addr, Some(0)).map(|p| p.nfunc() > 0).unwrap_or(false) {
-                    return Ok(PclntabLocation { addr, how: "magic scan (no section headers)".into() });
+                if Pclntab::parse(&data[i..], addr, Some(0))
+                    .map(|p| p.nfunc() > 0)
+                    .unwrap_or(false)
+                {
+                    return Ok(PclntabLocation {
+                        addr,
+                        how: "magic scan (no section headers)".into(),
+                    });
                 }
             }
             i += 8;
@@ -105,11 +121,17 @@ pub fn gofunc_offset(minor: u32) -> u64 {
 /// one 8-byte-aligned word in a writable segment that points at the
 /// pclntab and whose neighbours point at its funcname table and function
 /// table.
-pub fn find_moduledata(bin: &GoBinary, tab: &Pclntab<'_>, minor: u32) -> Result<ModuleData, ModuleDataError> {
+pub fn find_moduledata(
+    bin: &GoBinary,
+    tab: &Pclntab<'_>,
+    minor: u32,
+) -> Result<ModuleData, ModuleDataError> {
     let pcl = tab.addr();
     let valid = |md: u64| -> bool {
         let w = |o: u64| bin.read_u64(md + o).ok();
-        w(0) == Some(pcl) && w(8) == Some(pcl + tab.funcname_offset()) && w(0x68) == Some(pcl + tab.functab_offset())
+        w(0) == Some(pcl)
+            && w(8) == Some(pcl + tab.funcname_offset())
+            && w(0x68) == Some(pcl + tab.functab_offset())
     };
     let mut candidates = Vec::new();
     if let Some(s) = bin.section(".go.module") {
@@ -120,23 +142,39 @@ pub fn find_moduledata(bin: &GoBinary, tab: &Pclntab<'_>, minor: u32) -> Result<
     if candidates.is_empty() {
         let needle = pcl.to_le_bytes();
         for seg in bin.segments().iter().filter(|s| s.writable) {
-            let Some(data) = bin.slice_at_vaddr(seg.vaddr, seg.filesz as usize) else { continue };
+            let Some(data) = bin.slice_at_vaddr(seg.vaddr, seg.filesz as usize) else {
+                continue;
+            };
             let mut i = 0usize;
             while i + 8 <= data.len() {
                 if data[i..i + 8] == needle && valid(seg.vaddr + i as u64) {
-                    candidates.push((seg.vaddr + i as u64, "scan of writable segments for a pointer to the pclntab".to_string()));
+                    candidates.push((
+                        seg.vaddr + i as u64,
+                        "scan of writable segments for a pointer to the pclntab".to_string(),
+                    ));
                 }
                 i += 8;
             }
         }
     }
     match candidates.len() {
-        0 => return Err(ModuleDataError::NotFound("no word points at the pclntab with matching tables".into())),
+        0 => {
+            return Err(ModuleDataError::NotFound(
+                "no word points at the pclntab with matching tables".into(),
+            ))
+        }
         1 => {}
-        n => return Err(ModuleDataError::NotFound(format!("{n} candidates, refusing to guess"))),
+        n => {
+            return Err(ModuleDataError::NotFound(format!(
+                "{n} candidates, refusing to guess"
+            )))
+        }
     }
     let (addr, how) = candidates.remove(0);
-    let w = |o: u64| bin.read_u64(addr + o).map_err(|e| ModuleDataError::NotFound(e.to_string()));
+    let w = |o: u64| {
+        bin.read_u64(addr + o)
+            .map_err(|e| ModuleDataError::NotFound(e.to_string()))
+    };
     Ok(ModuleData {
         addr,
         how,

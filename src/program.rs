@@ -20,13 +20,19 @@ pub const MIN_MINOR: u32 = 19;
 #[derive(Debug, Error)]
 pub enum ProgramError {
     #[error("{path}: {source}")]
-    BuildInfo { path: String, source: BuildInfoError },
+    BuildInfo {
+        path: String,
+        source: BuildInfoError,
+    },
     #[error("{path}: unrecognised Go version string {version:?}")]
     Version { path: String, version: String },
     #[error("{path}: built with {version}; gopeek supports Go 1.{MIN_MINOR} and later")]
     TooOld { path: String, version: String },
     #[error("{path}: {source}")]
-    Tables { path: String, source: ModuleDataError },
+    Tables {
+        path: String,
+        source: ModuleDataError,
+    },
     #[error("{path}: {source}")]
     Pclntab { path: String, source: PclntabError },
 }
@@ -52,33 +58,54 @@ impl<'a> GoProgram<'a> {
     /// locator find `runtime.sched` in a stripped binary.
     pub fn load(bin: &'a GoBinary, sched: Option<SchedHint>) -> Result<Self, ProgramError> {
         let path = bin.path().display().to_string();
-        let build_info = BuildInfo::from_binary(bin).map_err(|source| ProgramError::BuildInfo { path: path.clone(), source })?;
-        let version = GoVersion::parse(&build_info.go_version)
-            .ok_or_else(|| ProgramError::Version { path: path.clone(), version: build_info.go_version.clone() })?;
+        let build_info = BuildInfo::from_binary(bin).map_err(|source| ProgramError::BuildInfo {
+            path: path.clone(),
+            source,
+        })?;
+        let version =
+            GoVersion::parse(&build_info.go_version).ok_or_else(|| ProgramError::Version {
+                path: path.clone(),
+                version: build_info.go_version.clone(),
+            })?;
         if !version.at_least(MIN_MINOR) {
-            return Err(ProgramError::TooOld { path, version: version.raw });
+            return Err(ProgramError::TooOld {
+                path,
+                version: version.raw,
+            });
         }
-        let loc = find_pclntab(bin).map_err(|source| ProgramError::Tables { path: path.clone(), source })?;
+        let loc = find_pclntab(bin).map_err(|source| ProgramError::Tables {
+            path: path.clone(),
+            source,
+        })?;
         let data = bin
             .tail_at_vaddr(loc.addr)
-            .ok_or_else(|| ProgramError::Tables { path: path.clone(), source: ModuleDataError::NoPclntab })?;
-        let pcerr = |source| ProgramError::Pclntab { path: path.clone(), source };
+            .ok_or_else(|| ProgramError::Tables {
+                path: path.clone(),
+                source: ModuleDataError::NoPclntab,
+            })?;
+        let pcerr = |source| ProgramError::Pclntab {
+            path: path.clone(),
+            source,
+        };
         let provisional = Pclntab::parse(data, loc.addr, Some(0)).map_err(pcerr)?;
-        let (moduledata, moduledata_error) = match find_moduledata(bin, &provisional, version.minor) {
+        let (moduledata, moduledata_error) = match find_moduledata(bin, &provisional, version.minor)
+        {
             Ok(md) => (Some(md), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        let mut pclntab = Pclntab::parse(data, loc.addr, moduledata.as_ref().map(|m| m.text)).map_err(pcerr)?;
+        let mut pclntab =
+            Pclntab::parse(data, loc.addr, moduledata.as_ref().map(|m| m.text)).map_err(pcerr)?;
         if let Some(md) = &moduledata {
             if let Some(gofunc) = bin.tail_at_vaddr(md.gofunc) {
                 pclntab = pclntab.with_gofunc(md.gofunc, gofunc);
             }
         }
         let globals = locate_globals(bin, &pclntab, moduledata.as_ref(), sched);
-        let wait_reasons_from_binary = match (&globals.wait_reason_strings, globals.wait_reason_count) {
-            (Some(l), Some(n)) => read_string_table(bin, l.addr, n),
-            _ => None,
-        };
+        let wait_reasons_from_binary =
+            match (&globals.wait_reason_strings, globals.wait_reason_count) {
+                (Some(l), Some(n)) => read_string_table(bin, l.addr, n),
+                _ => None,
+            };
         Ok(GoProgram {
             bin,
             build_info,
@@ -96,10 +123,26 @@ impl<'a> GoProgram<'a> {
     /// for its version), using the layout to locate `runtime.sched` too.
     /// The layout error is returned beside the program: `gopeek info` still
     /// has plenty to say about a binary whose layout is unknown.
-    pub fn load_with_layout(bin: &'a GoBinary) -> Result<(Self, Result<crate::layout::RuntimeLayout, crate::layout::LayoutError>), ProgramError> {
+    pub fn load_with_layout(
+        bin: &'a GoBinary,
+    ) -> Result<
+        (
+            Self,
+            Result<crate::layout::RuntimeLayout, crate::layout::LayoutError>,
+        ),
+        ProgramError,
+    > {
         let pre = GoProgram::load(bin, None)?;
         let layout = crate::layout::RuntimeLayout::for_binary(bin, &pre.version);
-        let hint = layout.as_ref().ok().and_then(|l| l.offsets().ok()).map(|o| SchedHint { midle: o.sched.midle, nmidle: o.sched.nmidle, lock: o.sched.lock });
+        let hint = layout
+            .as_ref()
+            .ok()
+            .and_then(|l| l.offsets().ok())
+            .map(|o| SchedHint {
+                midle: o.sched.midle,
+                nmidle: o.sched.nmidle,
+                lock: o.sched.lock,
+            });
         match hint {
             Some(h) => Ok((GoProgram::load(bin, Some(h))?, layout)),
             None => Ok((pre, layout)),

@@ -44,10 +44,17 @@ fn classify_missing(pid: i32) -> SnapshotError {
 /// PF_KTHREAD in the flags field (9th) of `/proc/PID/stat`.
 fn is_kernel_thread(pid: i32) -> bool {
     const PF_KTHREAD: u64 = 0x0020_0000;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
     // Fields after the parenthesised comm, which may contain spaces.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
-    rest.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok()).is_some_and(|f| f & PF_KTHREAD != 0)
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return false;
+    };
+    rest.split_whitespace()
+        .nth(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|f| f & PF_KTHREAD != 0)
 }
 
 /// Maps a failure while the target was held to "the process exited" when
@@ -68,13 +75,18 @@ pub struct SnapshotOptions {
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
-        SnapshotOptions { max_pause: Duration::from_secs(2) }
+        SnapshotOptions {
+            max_pause: Duration::from_secs(2),
+        }
     }
 }
 
 /// Formats a UNIX time as RFC 3339 UTC (no external time crate needed).
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -88,17 +100,29 @@ pub fn rfc3339(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Whether the target's runtime prints pprof labels in traceback headers:
 /// `GODEBUG` in its environment wins, then the binary's `DefaultGODEBUG`,
 /// then the release default (on from Go 1.27).
 pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
-    let find = |s: &str| s.split(',').find_map(|kv| kv.trim().strip_prefix("tracebacklabels=")).map(|v| v == "1");
+    let find = |s: &str| {
+        s.split(',')
+            .find_map(|kv| kv.trim().strip_prefix("tracebacklabels="))
+            .map(|v| v == "1")
+    };
     if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
         for var in env.split(|&b| b == 0) {
-            if let Some(v) = std::str::from_utf8(var).ok().and_then(|s| s.strip_prefix("GODEBUG=")) {
+            if let Some(v) = std::str::from_utf8(var)
+                .ok()
+                .and_then(|s| s.strip_prefix("GODEBUG="))
+            {
                 if let Some(on) = find(v) {
                     return on;
                 }
@@ -113,34 +137,77 @@ pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
 
 /// Takes a consistent snapshot of every goroutine of `pid`.
 pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
-    let exe_path = proc_fs::exe_path(pid).map(|p| p.display().to_string()).unwrap_or_else(|_| format!("/proc/{pid}/exe"));
+    let exe_path = proc_fs::exe_path(pid)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
     let bin = GoBinary::open(&proc_fs::exe_open_path(pid)).map_err(|source| match &source {
-        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => classify_missing(pid),
+        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
+            classify_missing(pid)
+        }
         _ => SnapshotError::Exe { pid, source },
     })?;
     // The layout (it needs only the version) also lets the locator find
     // runtime.sched.
-    let (prog, layout) = GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let (prog, layout) =
+        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
     let off = layout?.offsets()?;
     let minor = prog.version.minor;
     let wait_reasons: Vec<String> = match &prog.wait_reasons_from_binary {
         Some(v) => v.clone(),
-        None => wait_reason_table(minor).map(|t| t.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+        None => wait_reason_table(minor)
+            .map(|t| t.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
     };
     let gstatus: Vec<String> = gstatus_table(minor)
         .map(|t| t.iter().map(|s| s.to_string()).collect())
-        .unwrap_or_else(|| ["idle", "runnable", "running", "syscall", "waiting", "", "dead", "", "copystack", "preempted"].iter().map(|s| s.to_string()).collect());
+        .unwrap_or_else(|| {
+            [
+                "idle",
+                "runnable",
+                "running",
+                "syscall",
+                "waiting",
+                "",
+                "dead",
+                "",
+                "copystack",
+                "preempted",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        });
     let bias = proc_fs::load_bias(pid, &bin)?;
-    let cfg = WalkConfig { prog: &prog, off: &off, bias, wait_reasons, gstatus };
+    let cfg = WalkConfig {
+        prog: &prog,
+        off: &off,
+        bias,
+        wait_reasons,
+        gstatus,
+    };
     let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
         Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
         _ => SnapshotError::Memory { pid, source },
     })?;
     let taken_at = rfc3339(SystemTime::now());
 
-    let seized = SeizedProcess::seize(pid, &SeizeOptions { max_pause: opts.max_pause, ..SeizeOptions::default() })?;
-    let threads: Vec<ThreadRegs> =
-        seized.threads().iter().map(|t| ThreadRegs { tid: t.tid, pc: t.regs.pc(), sp: t.regs.sp(), tls_base: t.regs.tls_base() }).collect();
+    let seized = SeizedProcess::seize(
+        pid,
+        &SeizeOptions {
+            max_pause: opts.max_pause,
+            ..SeizeOptions::default()
+        },
+    )?;
+    let threads: Vec<ThreadRegs> = seized
+        .threads()
+        .iter()
+        .map(|t| ThreadRegs {
+            tid: t.tid,
+            pc: t.regs.pc(),
+            sp: t.regs.sp(),
+            tls_base: t.regs.tls_base(),
+        })
+        .collect();
     let t_capture = std::time::Instant::now();
     let captured = capture(&cfg, &mem, threads, &|| seized.check_budget().is_ok());
     let capture_time = t_capture.elapsed();
@@ -148,9 +215,15 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     let stats = seized.detach();
     budget?;
     if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
-        eprintln!("gopeek: timing: pause {} us, of which capture {} us, stop latency {} us", stats.pause_us(), capture_time.as_micros(), stats.stop_latency.as_micros());
+        eprintln!(
+            "gopeek: timing: pause {} us, of which capture {} us, stop latency {} us",
+            stats.pause_us(),
+            capture_time.as_micros(),
+            stats.stop_latency.as_micros()
+        );
     }
-    let captured = captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    let captured =
+        captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
 
     let goroutines = build_goroutines(&cfg, &captured);
     let mut warnings = captured.warnings.clone();

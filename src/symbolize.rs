@@ -67,7 +67,10 @@ pub struct SymbolizeReport {
 /// without `0x`/`0X`, optionally with `_` separators.
 pub fn parse_addr(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     let hex: String = hex.chars().filter(|&c| c != '_').collect();
     if hex.is_empty() {
         return Err(format!("{s:?} is not a hexadecimal address"));
@@ -77,7 +80,13 @@ pub fn parse_addr(s: &str) -> Result<u64, String> {
 
 fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
     let name = f.name_str().into_owned();
-    SymFrame { print_name: name_for_print(&name).into_owned(), name, file: f.file_str().into_owned(), line: f.line, inlined: f.inlined }
+    SymFrame {
+        print_name: name_for_print(&name).into_owned(),
+        name,
+        file: f.file_str().into_owned(),
+        line: f.line,
+        inlined: f.inlined,
+    }
 }
 
 /// The frames of `f` at `pc`. Where the tables say nothing about `pc` —
@@ -89,15 +98,29 @@ fn frames_of(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
     match f.frames_at(pc) {
         Ok(frames) => Ok(frames.iter().map(frame_from).collect()),
         Err(PclntabError::PcNotCovered { .. }) => {
-            let name = f.name_bytes().map(|b| String::from_utf8_lossy(b).into_owned())?;
-            Ok(vec![SymFrame { print_name: name_for_print(&name).into_owned(), name, file: "?".into(), line: 0, inlined: false }])
+            let name = f
+                .name_bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned())?;
+            Ok(vec![SymFrame {
+                print_name: name_for_print(&name).into_owned(),
+                name,
+                file: "?".into(),
+                line: 0,
+                inlined: false,
+            }])
         }
         Err(e) => Err(e),
     }
 }
 
 fn answer(addr: u64, func: Result<Func<'_, '_>, PclntabError>) -> Symbolized {
-    let mut s = Symbolized { addr, function: None, entry: None, frames: Vec::new(), error: None };
+    let mut s = Symbolized {
+        addr,
+        function: None,
+        entry: None,
+        frames: Vec::new(),
+        error: None,
+    };
     let f = match func {
         Ok(f) => f,
         Err(e) => {
@@ -144,7 +167,15 @@ pub fn write_text(answers: &[Symbolized], w: &mut dyn Write) -> io::Result<()> {
             continue;
         }
         for f in &a.frames {
-            writeln!(w, "{:#x} {} {}:{}{}", a.addr, f.name, f.file, f.line, if f.inlined { " inlined" } else { "" })?;
+            writeln!(
+                w,
+                "{:#x} {} {}:{}{}",
+                a.addr,
+                f.name,
+                f.file,
+                f.line,
+                if f.inlined { " inlined" } else { "" }
+            )?;
         }
     }
     Ok(())
@@ -166,13 +197,34 @@ mod tests {
 
     #[test]
     fn text_form_marks_inlined_frames_and_errors() {
-        let fr = |name: &str, inlined| SymFrame { name: name.into(), print_name: name.into(), file: "/a.go".into(), line: 3, inlined };
+        let fr = |name: &str, inlined| SymFrame {
+            name: name.into(),
+            print_name: name.into(),
+            file: "/a.go".into(),
+            line: 3,
+            inlined,
+        };
         let answers = vec![
-            Symbolized { addr: 0x10, function: Some("main.f".into()), entry: Some(0x10), frames: vec![fr("main.g", true), fr("main.f", false)], error: None },
-            Symbolized { addr: 0x1, function: None, entry: None, frames: vec![], error: Some("no function".into()) },
+            Symbolized {
+                addr: 0x10,
+                function: Some("main.f".into()),
+                entry: Some(0x10),
+                frames: vec![fr("main.g", true), fr("main.f", false)],
+                error: None,
+            },
+            Symbolized {
+                addr: 0x1,
+                function: None,
+                entry: None,
+                frames: vec![],
+                error: Some("no function".into()),
+            },
         ];
         let mut out = Vec::new();
         write_text(&answers, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "0x10 main.g /a.go:3 inlined\n0x10 main.f /a.go:3\n0x1 ? ?:0 (no function)\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0x10 main.g /a.go:3 inlined\n0x10 main.f /a.go:3\n0x1 ? ?:0 (no function)\n"
+        );
     }
 }

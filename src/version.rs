@@ -40,7 +40,12 @@ impl GoVersion {
         } else if idx < 1 {
             return None;
         }
-        Some(GoVersion { major: nums[0], minor: nums[1], patch: nums[2], raw })
+        Some(GoVersion {
+            major: nums[0],
+            minor: nums[1],
+            patch: nums[2],
+            raw,
+        })
     }
 
     /// `true` if this is `1.minor` or newer.

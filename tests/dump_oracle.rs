@@ -25,59 +25,130 @@ fn check_env(version: &str, mode: &str, env: &[(&str, &str)]) {
 }
 
 fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
-    let Some(bin) = fixture(version, mode, "parked") else { return };
+    let Some(bin) = fixture(version, mode, "parked") else {
+        return;
+    };
     let mut args = vec!["-out", "oracle.txt", "-lifetime", "10m"];
     args.extend_from_slice(extra);
     let run = start_env(&bin, &args, env);
     let oracle_text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
-    let out = gopeek().args(["dump", "--pid", &run.pid.to_string()]).output().unwrap();
-    assert!(out.status.success(), "gopeek dump failed on go{version}/{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = gopeek()
+        .args(["dump", "--pid", &run.pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gopeek dump failed on go{version}/{mode}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours_text = String::from_utf8(out.stdout).unwrap();
     assert_running_untraced(run.pid);
 
     let oracle = parse_dump(&oracle_text);
-    let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text).into_iter().map(|b| (b.id, b)).collect();
+    let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text)
+        .into_iter()
+        .map(|b| (b.id, b))
+        .collect();
     let mut compared = 0;
     let mut failures = Vec::new();
     for want in oracle.iter().filter(|b| comparable(b)) {
         compared += 1;
         match ours.get(&want.id) {
-            None => failures.push(format!("goroutine {} [{}] missing from gopeek's dump", want.id, want.status)),
+            None => failures.push(format!(
+                "goroutine {} [{}] missing from gopeek's dump",
+                want.id, want.status
+            )),
             // A GC may be scanning a stack at the instant gopeek stops the
             // target; Go would print " (scan)" then too.
-            Some(got) if got.header.replace(" (scan)", "") != want.header || got.lines != want.lines => {
-                failures.push(format!("goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")))
+            Some(got)
+                if got.header.replace(" (scan)", "") != want.header || got.lines != want.lines =>
+            {
+                failures.push(format!(
+                    "goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
+                    want.id,
+                    want.header,
+                    want.lines.join("\n"),
+                    got.header,
+                    got.lines.join("\n")
+                ))
             }
             Some(_) => {}
         }
     }
-    assert!(compared >= 20, "go{version}/{mode}: only {compared} parked goroutines in the oracle");
-    assert!(failures.is_empty(), "go{version}/{mode}: {} of {compared} goroutines differ from Go's own traceback:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        compared >= 20,
+        "go{version}/{mode}: only {compared} parked goroutines in the oracle"
+    );
+    assert!(
+        failures.is_empty(),
+        "go{version}/{mode}: {} of {compared} goroutines differ from Go's own traceback:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 
     // The JSON form parses and carries the same goroutines.
-    let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--format", "json"]).output().unwrap();
+    let out = gopeek()
+        .args(["dump", "--pid", &run.pid.to_string(), "--format", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["schema"], "gopeek.dump/1");
     assert_eq!(v["pid"], run.pid);
-    let gs: std::collections::HashMap<u64, &serde_json::Value> =
-        v["goroutines"].as_array().unwrap().iter().map(|g| (g["id"].as_u64().unwrap(), g)).collect();
+    let gs: std::collections::HashMap<u64, &serde_json::Value> = v["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["id"].as_u64().unwrap(), g))
+        .collect();
     for want in oracle.iter().filter(|b| comparable(b)) {
-        let g = gs.get(&want.id).unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
-        assert_eq!(g["status"].as_str().unwrap_or("").replace(" (scan)", ""), want.status, "goroutine {} status", want.id);
-        assert!(g["error"].is_null(), "goroutine {} has an error: {}", want.id, g["error"]);
+        let g = gs
+            .get(&want.id)
+            .unwrap_or_else(|| panic!("goroutine {} missing from JSON", want.id));
+        assert_eq!(
+            g["status"].as_str().unwrap_or("").replace(" (scan)", ""),
+            want.status,
+            "goroutine {} status",
+            want.id
+        );
+        assert!(
+            g["error"].is_null(),
+            "goroutine {} has an error: {}",
+            want.id,
+            g["error"]
+        );
     }
     assert!(v["pause_us"].as_u64().unwrap() > 0);
     // The spinner: when caught running, it names its OS thread (a thread
     // of the target) and its stack is unwound from that thread's registers.
-    let spinner = gs.values().find(|g| g["frames"].as_array().unwrap().iter().any(|f| f["function"] == "main.spin"));
-    let spinner = spinner.unwrap_or_else(|| panic!("go{version}/{mode}: the spinning goroutine has no main.spin frame"));
+    let spinner = gs.values().find(|g| {
+        g["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["function"] == "main.spin")
+    });
+    let spinner = spinner.unwrap_or_else(|| {
+        panic!("go{version}/{mode}: the spinning goroutine has no main.spin frame")
+    });
     if spinner["status"] == "running" {
-        let tid = spinner["thread"].as_i64().unwrap_or_else(|| panic!("running goroutine without a thread: {spinner}"));
-        assert!(std::path::Path::new(&format!("/proc/{}/task/{tid}", run.pid)).exists(), "thread {tid} is not a thread of the target");
-        assert!(spinner["error"].is_null(), "running goroutine unwound with an error: {}", spinner["error"]);
+        let tid = spinner["thread"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("running goroutine without a thread: {spinner}"));
+        assert!(
+            std::path::Path::new(&format!("/proc/{}/task/{tid}", run.pid)).exists(),
+            "thread {tid} is not a thread of the target"
+        );
+        assert!(
+            spinner["error"].is_null(),
+            "running goroutine unwound with an error: {}",
+            spinner["error"]
+        );
         let last = spinner["frames"].as_array().unwrap().last().unwrap();
-        assert_eq!(last["function"], "runtime.goexit", "the running stack reaches goexit");
+        assert_eq!(
+            last["function"], "runtime.goexit",
+            "the running stack reaches goexit"
+        );
     }
     assert_running_untraced(run.pid);
 }
@@ -87,12 +158,28 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
 /// goroutine at level 2 (runtime frames, `gp= m= mp=` headers from 1.22,
 /// ` fp= sp= pc=` on frames) and exit. Parked goroutines must match.
 fn check_system(version: &str, mode: &str) {
-    let Some(bin) = fixture(version, mode, "parked") else { return };
-    let mut run = start_env(&bin, &["-out", "oracle.txt", "-lifetime", "10m"], &[("GOTRACEBACK", "system")]);
-    let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--system"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(bin) = fixture(version, mode, "parked") else {
+        return;
+    };
+    let mut run = start_env(
+        &bin,
+        &["-out", "oracle.txt", "-lifetime", "10m"],
+        &[("GOTRACEBACK", "system")],
+    );
+    let out = gopeek()
+        .args(["dump", "--pid", &run.pid.to_string(), "--system"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours: std::collections::HashMap<u64, Block> =
-        parse_dump(&String::from_utf8(out.stdout).unwrap()).into_iter().map(|b| (b.id, b)).collect();
+        parse_dump(&String::from_utf8(out.stdout).unwrap())
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
     unsafe { libc::kill(run.pid, libc::SIGQUIT) };
     let _ = run.child.wait();
     let stderr = std::fs::read_to_string(run.dir.path().join("stderr.txt")).unwrap();
@@ -100,21 +187,41 @@ fn check_system(version: &str, mode: &str) {
     let oracle = parse_dump(&stderr[stderr.find("goroutine ").unwrap_or(0)..]);
     let mut compared = 0;
     let mut failures = Vec::new();
-    for want in oracle.iter().filter(|b| comparable(b) && !b.status.starts_with("syscall")) {
-        let Some(got) = ours.get(&want.id) else { continue };
+    for want in oracle
+        .iter()
+        .filter(|b| comparable(b) && !b.status.starts_with("syscall"))
+    {
+        let Some(got) = ours.get(&want.id) else {
+            continue;
+        };
         compared += 1;
         if got.header != want.header || got.lines != want.lines {
-            failures.push(format!("goroutine {}:
+            failures.push(format!(
+                "goroutine {}:
 --- Go
 {}
 {}
 --- gopeek
 {}
-{}", want.id, want.header, want.lines.join("\n"), got.header, got.lines.join("\n")));
+{}",
+                want.id,
+                want.header,
+                want.lines.join("\n"),
+                got.header,
+                got.lines.join("\n")
+            ));
         }
     }
-    assert!(compared >= 20, "go{version}/{mode}: only {compared} goroutines compared");
-    assert!(failures.is_empty(), "go{version}/{mode} --system: {} of {compared} differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        compared >= 20,
+        "go{version}/{mode}: only {compared} goroutines compared"
+    );
+    assert!(
+        failures.is_empty(),
+        "go{version}/{mode} --system: {} of {compared} differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -157,12 +264,22 @@ fn labels_in_headers_go1_27() {
 #[test]
 fn labels_in_json() {
     for v in ["1.19", "1.23", "1.24", "1.27"] {
-        let Some(bin) = fixture(v, "stripped", "parked") else { continue };
+        let Some(bin) = fixture(v, "stripped", "parked") else {
+            continue;
+        };
         let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
-        let out = gopeek().args(["dump", "--pid", &run.pid.to_string(), "--format", "json"]).output().unwrap();
+        let out = gopeek()
+            .args(["dump", "--pid", &run.pid.to_string(), "--format", "json"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let labeled: Vec<&serde_json::Value> = d["goroutines"].as_array().unwrap().iter().filter(|g| !g["labels"].is_null()).collect();
+        let labeled: Vec<&serde_json::Value> = d["goroutines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| !g["labels"].is_null())
+            .collect();
         assert_eq!(labeled.len(), 1, "go{v}: one goroutine carries labels");
         assert_eq!(labeled[0]["labels"]["tenant"], "acme", "go{v}");
         assert_eq!(labeled[0]["labels"]["user id"], "x y", "go{v}");

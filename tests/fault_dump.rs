@@ -35,7 +35,12 @@ use std::os::unix::process::ExitStatusExt;
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    eprintln!("load average: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    eprintln!(
+        "load average: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     g
 }
 
@@ -53,7 +58,8 @@ struct Rng(u64);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        let mut s = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        let mut s =
+            seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
         if s == 0 {
             s = 1;
         }
@@ -101,7 +107,10 @@ impl Busy {
         // block it and look like a stopped heartbeat.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line.strip_prefix("tick ").and_then(|n| n.trim().parse::<u64>().ok()) {
+                if let Some(n) = line
+                    .strip_prefix("tick ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                {
                     t.store(n, Ordering::SeqCst);
                 } else if line.starts_with("ready ") {
                     let _ = tx.send(());
@@ -114,7 +123,12 @@ impl Busy {
             panic!("{} did not print ready within 30 s", bin.display());
         }
         let pid = child.id() as i32;
-        Busy { child, pid, ticks, label: label.to_string() }
+        Busy {
+            child,
+            pid,
+            ticks,
+            label: label.to_string(),
+        }
     }
 
     fn tick(&self) -> u64 {
@@ -143,7 +157,13 @@ impl Busy {
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own unreaped child.
         let rc = unsafe { libc::kill(self.pid, sig) };
-        assert_eq!(rc, 0, "kill({}, {sig}): {}", self.pid, std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {sig}): {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -160,10 +180,20 @@ fn threads(pid: i32) -> Vec<(i32, char, i32)> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for e in rd.flatten() {
-            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
-            let Ok(status) = std::fs::read_to_string(e.path().join("status")) else { continue };
-            let state = status.lines().find_map(|l| l.strip_prefix("State:")).and_then(|s| s.trim().chars().next());
-            let tracer = status.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|s| s.trim().parse().ok());
+            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+                continue;
+            };
+            let state = status
+                .lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .and_then(|s| s.trim().chars().next());
+            let tracer = status
+                .lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|s| s.trim().parse().ok());
             if let (Some(s), Some(t)) = (state, tracer) {
                 out.push((tid, s, t));
             }
@@ -178,7 +208,9 @@ fn describe_threads(pid: i32) -> String {
     let common_view = common::thread_states(pid);
     format!(
         "{:?} (common::thread_states: {:?})",
-        ts.iter().map(|(tid, s, t)| format!("{tid}:{s}/tracer={t}")).collect::<Vec<_>>(),
+        ts.iter()
+            .map(|(tid, s, t)| format!("{tid}:{s}/tracer={t}"))
+            .collect::<Vec<_>>(),
         common_view
     )
 }
@@ -187,13 +219,22 @@ fn describe_threads(pid: i32) -> String {
 fn leader_tracer(pid: i32) -> i32 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
 /// Polls until every thread of `pid` satisfies `ok(state)` with TracerPid 0
 /// (the kernel detaches on tracer exit asynchronously).
-fn wait_threads(pid: i32, within: Duration, want: &str, ok: impl Fn(char) -> bool) -> Result<Duration, String> {
+fn wait_threads(
+    pid: i32,
+    within: Duration,
+    want: &str,
+    ok: impl Fn(char) -> bool,
+) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
         let ts = threads(pid);
@@ -201,18 +242,25 @@ fn wait_threads(pid: i32, within: Duration, want: &str, ok: impl Fn(char) -> boo
             return Ok(start.elapsed());
         }
         if start.elapsed() >= within {
-            return Err(format!("threads of {pid} not {want} and untraced after {within:?}: {}", describe_threads(pid)));
+            return Err(format!(
+                "threads of {pid} not {want} and untraced after {within:?}: {}",
+                describe_threads(pid)
+            ));
         }
         std::thread::sleep(Duration::from_micros(500));
     }
 }
 
 fn wait_running_untraced(pid: i32) -> Result<Duration, String> {
-    wait_threads(pid, Duration::from_secs(1), "running", |s| s != 't' && s != 'T')
+    wait_threads(pid, Duration::from_secs(1), "running", |s| {
+        s != 't' && s != 'T'
+    })
 }
 
 fn wait_stopped_untraced(pid: i32) -> Result<Duration, String> {
-    wait_threads(pid, Duration::from_secs(1), "group-stopped (T)", |s| s == 'T')
+    wait_threads(pid, Duration::from_secs(1), "group-stopped (T)", |s| {
+        s == 'T'
+    })
 }
 
 fn gopeek_dump(pid: i32) -> Child {
@@ -295,13 +343,20 @@ fn calibrate(busy: &Busy) -> Calibration {
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("gopeek dump JSON");
         let n = v["goroutines"].as_array().map(|a| a.len()).unwrap_or(0);
-        assert!(n >= 50, "{}: only {n} goroutines in an undisturbed dump", busy.label);
+        assert!(
+            n >= 50,
+            "{}: only {n} goroutines in an undisturbed dump",
+            busy.label
+        );
         pauses.push(Duration::from_micros(v["pause_us"].as_u64().unwrap_or(0)));
         wait_running_untraced(busy.pid).unwrap();
     }
     walls.sort();
     pauses.sort();
-    Calibration { wall: walls[2], pause: pauses[2] }
+    Calibration {
+        wall: walls[2],
+        pause: pauses[2],
+    }
 }
 
 /// When to send the signal, relative to gopeek's start.
@@ -407,7 +462,10 @@ struct Counts {
 #[test]
 fn dump_survives_random_kills() {
     let _g = serial();
-    let iters: usize = std::env::var("GOPEEK_FAULT_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let iters: usize = std::env::var("GOPEEK_FAULT_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     let test_start = Instant::now();
     let mut total = 0;
     for (ti, (label, bin)) in targets().into_iter().enumerate() {
@@ -436,8 +494,14 @@ fn dump_survives_random_kills() {
                 None => child.wait().unwrap(),
             };
             let stderr = stderr_of(&mut child);
-            let ctx = format!("{label} iteration {i}: {aim:?}, {} -> {st} ({w:?})", sig_name(sig));
-            assert!(!stderr.contains("panicked"), "{ctx}: gopeek panicked:\n{stderr}");
+            let ctx = format!(
+                "{label} iteration {i}: {aim:?}, {} -> {st} ({w:?})",
+                sig_name(sig)
+            );
+            assert!(
+                !stderr.contains("panicked"),
+                "{ctx}: gopeek panicked:\n{stderr}"
+            );
             if st.success() {
                 counts.completed += 1;
             } else if st.signal() == Some(sig) {
@@ -453,7 +517,9 @@ fn dump_survives_random_kills() {
             }
             let released = wait_running_untraced(busy.pid).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             max_release = max_release.max(released);
-            let hb = busy.wait_heartbeat(HEARTBEAT_HARD).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let hb = busy
+                .wait_heartbeat(HEARTBEAT_HARD)
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             if hb > HEARTBEAT_DUE {
                 late.push(format!("{ctx}: heartbeat after {hb:?}"));
             }
@@ -482,11 +548,22 @@ fn dump_survives_random_kills() {
             "{label}: {} of {iters} heartbeats came later than {HEARTBEAT_DUE:?} (at most {LATE_PERCENT}% tolerated as machine load): {late:#?}",
             late.len()
         );
-        assert!(counts.other.is_empty(), "{label}: gopeek ended in an unexpected way: {:#?}", counts.other);
+        assert!(
+            counts.other.is_empty(),
+            "{label}: gopeek ended in an unexpected way: {:#?}",
+            counts.other
+        );
         // The aim must actually reach the hold, or this test proves little.
-        assert!(counts.held >= iters / 10, "{label}: only {} of {iters} kills landed while the target was held", counts.held);
+        assert!(
+            counts.held >= iters / 10,
+            "{label}: only {} of {iters} kills landed while the target was held",
+            counts.held
+        );
     }
-    eprintln!("dump_survives_random_kills: {total} kills in {:?}", test_start.elapsed());
+    eprintln!(
+        "dump_survives_random_kills: {total} kills in {:?}",
+        test_start.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -495,7 +572,10 @@ fn dump_survives_random_kills() {
 #[test]
 fn target_exits_mid_snapshot() {
     let _g = serial();
-    let iters: usize = std::env::var("GOPEEK_FAULT_EXIT_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    let iters: usize = std::env::var("GOPEEK_FAULT_EXIT_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     let test_start = Instant::now();
     let mut bad = Vec::new();
     for (ti, (label, bin)) in targets().into_iter().enumerate() {
@@ -513,15 +593,13 @@ fn target_exits_mid_snapshot() {
             // held, only after gopeek releases it).
             let how = (i / 4) % 3;
             let mut exited_before = false;
-            let (mut child, w) = run_until(busy.pid, aim, |_| {
-                match how {
-                    0 => busy.signal(libc::SIGKILL),
-                    1 => {
-                        busy.signal(libc::SIGKILL);
-                        let _ = busy.child.wait();
-                    }
-                    _ => busy.signal(libc::SIGTERM),
+            let (mut child, w) = run_until(busy.pid, aim, |_| match how {
+                0 => busy.signal(libc::SIGKILL),
+                1 => {
+                    busy.signal(libc::SIGKILL);
+                    let _ = busy.child.wait();
                 }
+                _ => busy.signal(libc::SIGTERM),
             });
             if w.exited.is_some() {
                 exited_before = true;
@@ -537,7 +615,9 @@ fn target_exits_mid_snapshot() {
             let pid_s = busy.pid.to_string();
             let key = match st {
                 None => {
-                    bad.push(format!("{ctx}: gopeek hung for 10 s; its threads: {stuck}\nstderr: {stderr}"));
+                    bad.push(format!(
+                        "{ctx}: gopeek hung for 10 s; its threads: {stuck}\nstderr: {stderr}"
+                    ));
                     "HUNG".to_string()
                 }
                 Some(_) if stderr.contains("panicked") => {
@@ -547,13 +627,17 @@ fn target_exits_mid_snapshot() {
                 Some(st) if st.code() == Some(0) => "finished (0)".to_string(),
                 Some(st) if st.code() == Some(5) => {
                     let low = stderr.to_lowercase();
-                    if !(low.contains("exited") || low.contains("no such process")) || !stderr.contains(&pid_s) {
+                    if !(low.contains("exited") || low.contains("no such process"))
+                        || !stderr.contains(&pid_s)
+                    {
                         bad.push(format!("{ctx}: exit 5, but the message does not say PID {pid_s} exited: {stderr}"));
                     }
                     format!("5: {}", first_line_shape(&stderr, busy.pid))
                 }
                 Some(st) => {
-                    bad.push(format!("{ctx}: gopeek ended with {st}, want exit 0 or 5; stderr:\n{stderr}"));
+                    bad.push(format!(
+                        "{ctx}: gopeek ended with {st}, want exit 0 or 5; stderr:\n{stderr}"
+                    ));
                     format!("BAD {st}: {}", first_line_shape(&stderr, busy.pid))
                 }
             };
@@ -567,7 +651,9 @@ fn target_exits_mid_snapshot() {
                 "killed before attach"
             };
             let how_s = ["SIGKILL (zombie)", "SIGKILL (reaped)", "SIGTERM"][how];
-            *outcomes.entry(format!("{phase}, {how_s} -> {key}")).or_default() += 1;
+            *outcomes
+                .entry(format!("{phase}, {how_s} -> {key}"))
+                .or_default() += 1;
         }
         eprintln!("{label}: {iters} target exits:");
         for (k, n) in &outcomes {
@@ -578,12 +664,21 @@ fn target_exits_mid_snapshot() {
     for b in &bad {
         eprintln!("FAIL {b}");
     }
-    assert!(bad.is_empty(), "{} runs ended badly (see FAIL lines above); first: {}", bad.len(), bad[0]);
+    assert!(
+        bad.is_empty(),
+        "{} runs ended badly (see FAIL lines above); first: {}",
+        bad.len(),
+        bad[0]
+    );
 }
 
 /// The first line of an error, with the PID replaced, for counting.
 fn first_line_shape(stderr: &str, pid: i32) -> String {
-    stderr.lines().next().unwrap_or("").replace(&pid.to_string(), "PID")
+    stderr
+        .lines()
+        .next()
+        .unwrap_or("")
+        .replace(&pid.to_string(), "PID")
 }
 
 // ---------------------------------------------------------------------------
@@ -602,10 +697,15 @@ fn dump_of_stopped_target_leaves_it_stopped() {
         for v in 0..8 {
             let mut rng = Rng::new(0x5709_0000 | (ti as u64) << 32 | v as u64);
             busy.signal(libc::SIGSTOP);
-            wait_stopped_untraced(busy.pid).unwrap_or_else(|e| panic!("{label}: after SIGSTOP: {e}"));
+            wait_stopped_untraced(busy.pid)
+                .unwrap_or_else(|e| panic!("{label}: after SIGSTOP: {e}"));
             let sig = [libc::SIGKILL, libc::SIGINT, libc::SIGTERM][v % 3];
             let (mut child, w, what) = if v < 2 {
-                (gopeek_dump(busy.pid), Watch::default(), "undisturbed".to_string())
+                (
+                    gopeek_dump(busy.pid),
+                    Watch::default(),
+                    "undisturbed".to_string(),
+                )
             } else {
                 let aim = pick_aim(v, &mut rng, &cal);
                 let (c, w) = run_until(busy.pid, aim, |c| {
@@ -621,9 +721,21 @@ fn dump_of_stopped_target_leaves_it_stopped() {
             };
             let stderr = stderr_of(&mut child);
             let ctx = format!("{label} variant {v} ({what}, {w:?})");
-            let st = st.unwrap_or_else(|| panic!("{ctx}: gopeek hung for 10 s on a stopped target; threads: {stuck}"));
-            assert!(!stderr.contains("panicked"), "{ctx}: gopeek panicked:\n{stderr}");
-            eprintln!("{ctx}: gopeek {st}{}", if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) });
+            let st = st.unwrap_or_else(|| {
+                panic!("{ctx}: gopeek hung for 10 s on a stopped target; threads: {stuck}")
+            });
+            assert!(
+                !stderr.contains("panicked"),
+                "{ctx}: gopeek panicked:\n{stderr}"
+            );
+            eprintln!(
+                "{ctx}: gopeek {st}{}",
+                if stderr.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", stderr.trim())
+                }
+            );
             if v < 2 {
                 // Undisturbed: success, or a clean documented failure.
                 assert!(
@@ -641,16 +753,24 @@ fn dump_of_stopped_target_leaves_it_stopped() {
                 "{ctx}: the target did not stay stopped: {}",
                 describe_threads(busy.pid)
             );
-            assert!(busy.tick() <= t0 + 1, "{ctx}: the heartbeat advanced while the target should be stopped");
+            assert!(
+                busy.tick() <= t0 + 1,
+                "{ctx}: the heartbeat advanced while the target should be stopped"
+            );
             busy.signal(libc::SIGCONT);
             wait_running_untraced(busy.pid).unwrap_or_else(|e| panic!("{ctx}: after SIGCONT: {e}"));
-            let hb = busy.wait_heartbeat(HEARTBEAT_HARD).unwrap_or_else(|e| panic!("{ctx}: after SIGCONT: {e}"));
+            let hb = busy
+                .wait_heartbeat(HEARTBEAT_HARD)
+                .unwrap_or_else(|e| panic!("{ctx}: after SIGCONT: {e}"));
             if hb > HEARTBEAT_DUE {
                 late += 1;
                 eprintln!("{ctx}: late heartbeat after SIGCONT: {hb:?}");
             }
         }
-        assert!(late <= 2, "{label}: {late} of 8 heartbeats came later than {HEARTBEAT_DUE:?} after SIGCONT");
+        assert!(
+            late <= 2,
+            "{label}: {late} of 8 heartbeats came later than {HEARTBEAT_DUE:?} after SIGCONT"
+        );
     }
 }
 
@@ -659,13 +779,31 @@ fn dump_of_stopped_target_leaves_it_stopped() {
 
 fn check_error(what: &str, out: &std::process::Output, code: i32, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{what}: {} : {}", out.status, stderr.lines().next().unwrap_or(""));
-    assert!(!stderr.contains("panicked"), "{what}: gopeek panicked:\n{stderr}");
-    assert_eq!(out.status.code(), Some(code), "{what}: want exit {code}, got {}; stderr:\n{stderr}", out.status);
-    assert!(out.stdout.is_empty(), "{what}: printed something on stdout on failure");
+    eprintln!(
+        "{what}: {} : {}",
+        out.status,
+        stderr.lines().next().unwrap_or("")
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "{what}: gopeek panicked:\n{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: want exit {code}, got {}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: printed something on stdout on failure"
+    );
     let low = stderr.to_lowercase();
     for n in needles {
-        assert!(low.contains(&n.to_lowercase()), "{what}: message does not mention {n:?}:\n{stderr}");
+        assert!(
+            low.contains(&n.to_lowercase()),
+            "{what}: message does not mention {n:?}:\n{stderr}"
+        );
     }
 }
 
@@ -674,15 +812,42 @@ fn bad_targets_give_clear_errors() {
     let _g = serial();
 
     // A live process that is not Go.
-    let mut sleep = Command::new("/bin/sleep").arg("60").spawn().expect("starting /bin/sleep");
+    let mut sleep = Command::new("/bin/sleep")
+        .arg("60")
+        .spawn()
+        .expect("starting /bin/sleep");
     let spid = sleep.id() as i32;
     std::thread::sleep(Duration::from_millis(50));
-    let out = common::gopeek().args(["dump", "--pid", &spid.to_string()]).output().unwrap();
-    check_error("dump of /bin/sleep", &out, 3, &["not a Go program", &spid.to_string()]);
-    let out = common::gopeek().args(["dump", "--pid", &spid.to_string(), "--format", "json"]).output().unwrap();
-    check_error("dump --format json of /bin/sleep", &out, 3, &["not a Go program", &spid.to_string()]);
-    let out = common::gopeek().args(["info", "--pid", &spid.to_string()]).output().unwrap();
-    check_error("info --pid of /bin/sleep", &out, 3, &["Go", &spid.to_string()]);
+    let out = common::gopeek()
+        .args(["dump", "--pid", &spid.to_string()])
+        .output()
+        .unwrap();
+    check_error(
+        "dump of /bin/sleep",
+        &out,
+        3,
+        &["not a Go program", &spid.to_string()],
+    );
+    let out = common::gopeek()
+        .args(["dump", "--pid", &spid.to_string(), "--format", "json"])
+        .output()
+        .unwrap();
+    check_error(
+        "dump --format json of /bin/sleep",
+        &out,
+        3,
+        &["not a Go program", &spid.to_string()],
+    );
+    let out = common::gopeek()
+        .args(["info", "--pid", &spid.to_string()])
+        .output()
+        .unwrap();
+    check_error(
+        "info --pid of /bin/sleep",
+        &out,
+        3,
+        &["Go", &spid.to_string()],
+    );
     // Left alone: not stopped, not traced.
     wait_running_untraced(spid).unwrap();
     common::assert_running_untraced(spid);
@@ -690,20 +855,34 @@ fn bad_targets_give_clear_errors() {
     let _ = sleep.wait();
 
     // A PID that cannot exist (above any pid_max).
-    let out = common::gopeek().args(["dump", "--pid", "999999999"]).output().unwrap();
-    check_error("dump of a nonexistent PID", &out, 5, &["no such process", "999999999"]);
+    let out = common::gopeek()
+        .args(["dump", "--pid", "999999999"])
+        .output()
+        .unwrap();
+    check_error(
+        "dump of a nonexistent PID",
+        &out,
+        5,
+        &["no such process", "999999999"],
+    );
 
     // A zombie: exited, not reaped.
     let mut z = zombie();
     let zpid = z.id() as i32;
-    let out = common::gopeek().args(["dump", "--pid", &zpid.to_string()]).output().unwrap();
+    let out = common::gopeek()
+        .args(["dump", "--pid", &zpid.to_string()])
+        .output()
+        .unwrap();
     // Exit 5 and the PID; that the message says "zombie" rather than "does
     // not exist" is checked by `zombie_and_kernel_thread_are_named` below.
     check_error("dump of a zombie", &out, 5, &[&zpid.to_string()]);
     let _ = z.wait();
 
     // Not an ELF file.
-    let out = common::gopeek().args(["info", "/etc/passwd"]).output().unwrap();
+    let out = common::gopeek()
+        .args(["info", "/etc/passwd"])
+        .output()
+        .unwrap();
     check_error("info /etc/passwd", &out, 3, &["/etc/passwd"]);
 
     // Truncated Go binaries: the first 100 KB (and a few other cuts).
@@ -712,13 +891,28 @@ fn bad_targets_give_clear_errors() {
     for (label, bin) in targets() {
         let data = std::fs::read(&bin).unwrap();
         for cut in [100_000usize, 0, 64, 1000, data.len() / 2] {
-            let p = dir.path().join(format!("trunc-{}-{cut}", label.replace('/', "-")));
+            let p = dir
+                .path()
+                .join(format!("trunc-{}-{cut}", label.replace('/', "-")));
             std::fs::write(&p, &data[..cut.min(data.len())]).unwrap();
             let ps = p.to_str().unwrap();
             let out = common::gopeek().args(["info", ps]).output().unwrap();
-            check_error(&format!("info of {label} cut at {cut} bytes"), &out, 3, &[ps]);
-            let out = common::gopeek().args(["symbolize", ps, "0x401000"]).output().unwrap();
-            check_error(&format!("symbolize of {label} cut at {cut} bytes"), &out, 3, &[ps]);
+            check_error(
+                &format!("info of {label} cut at {cut} bytes"),
+                &out,
+                3,
+                &[ps],
+            );
+            let out = common::gopeek()
+                .args(["symbolize", ps, "0x401000"])
+                .output()
+                .unwrap();
+            check_error(
+                &format!("symbolize of {label} cut at {cut} bytes"),
+                &out,
+                3,
+                &[ps],
+            );
             n += 1;
         }
     }
@@ -733,8 +927,14 @@ fn zombie() -> Child {
     let z = Command::new("/bin/true").spawn().unwrap();
     let zpid = z.id();
     let t = Instant::now();
-    while !std::fs::read_to_string(format!("/proc/{zpid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(false) {
-        assert!(t.elapsed() < Duration::from_secs(5), "/bin/true did not become a zombie");
+    while !std::fs::read_to_string(format!("/proc/{zpid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(false)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "/bin/true did not become a zombie"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     z
@@ -758,17 +958,26 @@ fn zombie_and_kernel_thread_are_named() {
     let _g = serial();
     let mut z = zombie();
     let zpid = z.id().to_string();
-    let out = common::gopeek().args(["dump", "--pid", &zpid]).output().unwrap();
+    let out = common::gopeek()
+        .args(["dump", "--pid", &zpid])
+        .output()
+        .unwrap();
     let _ = z.wait();
     check_error("dump of a zombie", &out, 5, &["zombie", &zpid]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     if let Some(k) = kernel_thread() {
-        let out = common::gopeek().args(["dump", "--pid", &k.to_string()]).output().unwrap();
+        let out = common::gopeek()
+            .args(["dump", "--pid", &k.to_string()])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprintln!("dump of kernel thread {k}: {} : {stderr}", out.status);
         assert!(!out.status.success() && !stderr.contains("panicked"));
         assert!(stderr.contains(&k.to_string()), "{stderr}");
-        assert!(!stderr.contains("does not exist"), "kernel thread {k} reported as nonexistent: {stderr}");
+        assert!(
+            !stderr.contains("does not exist"),
+            "kernel thread {k} reported as nonexistent: {stderr}"
+        );
     } else {
         eprintln!("note: no kernel thread visible here, that half skipped");
     }

@@ -48,8 +48,15 @@ fn unstripped_sibling(mode: &str) -> Option<&'static str> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(out.status.success(), "{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{what}: output is not UTF-8: {e}"))
 }
 
@@ -59,11 +66,23 @@ fn gopeek_json(args: &[&str], what: &str) -> Value {
 }
 
 fn info(bin: &Path) -> Value {
-    gopeek_json(&["info", bin.to_str().unwrap(), "--format", "json"], &format!("gopeek info {}", bin.display()))
+    gopeek_json(
+        &["info", bin.to_str().unwrap(), "--format", "json"],
+        &format!("gopeek info {}", bin.display()),
+    )
 }
 
 fn symbolize_all(bin: &Path) -> Value {
-    gopeek_json(&["symbolize", bin.to_str().unwrap(), "--all-functions", "--format", "json"], &format!("gopeek symbolize {}", bin.display()))
+    gopeek_json(
+        &[
+            "symbolize",
+            bin.to_str().unwrap(),
+            "--all-functions",
+            "--format",
+            "json",
+        ],
+        &format!("gopeek symbolize {}", bin.display()),
+    )
 }
 
 /// What `go version -m` says: the version token and the build settings.
@@ -83,10 +102,24 @@ fn unquote(v: &str) -> String {
 
 fn go_version_m(version: &str, bin: &Path) -> GoVersionM {
     let go = PathBuf::from(format!("/usr/lib/go-{version}/bin/go"));
-    assert!(go.exists(), "{} is missing: run scripts/setup", go.display());
-    let text = run(Command::new(&go).args(["version", "-m"]).arg(bin).env("GOTOOLCHAIN", "local"), "go version -m");
+    assert!(
+        go.exists(),
+        "{} is missing: run scripts/setup",
+        go.display()
+    );
+    let text = run(
+        Command::new(&go)
+            .args(["version", "-m"])
+            .arg(bin)
+            .env("GOTOOLCHAIN", "local"),
+        "go version -m",
+    );
     let first = text.lines().next().unwrap_or("");
-    let version = first.split_whitespace().find(|t| t.starts_with("go1.")).unwrap_or_else(|| panic!("no go1.N token in {first:?}")).to_string();
+    let version = first
+        .split_whitespace()
+        .find(|t| t.starts_with("go1."))
+        .unwrap_or_else(|| panic!("no go1.N token in {first:?}"))
+        .to_string();
     let settings = text
         .lines()
         .filter_map(|l| l.strip_prefix("\tbuild\t"))
@@ -104,9 +137,14 @@ fn nm_globals(bin: &Path) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for l in text.lines() {
         let mut it = l.split_whitespace();
-        let (Some(addr), Some(_kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(addr), Some(_kind), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
         if let Some(short) = name.strip_prefix("runtime.") {
-            if matches!(short, "allgs" | "allglen" | "allm" | "allp" | "sched" | "waitReasonStrings") {
+            if matches!(
+                short,
+                "allgs" | "allglen" | "allm" | "allp" | "sched" | "waitReasonStrings"
+            ) {
                 out.insert(short.to_string(), u64::from_str_radix(addr, 16).unwrap());
             }
         }
@@ -128,13 +166,21 @@ const GLOBALS: [(&str, &str); 6] = [
 /// each located by `method` ("symtab" or "disassembly"). sched is only
 /// checked when reported: `gopeek info` passes no schedt layout, which
 /// the stripped-binary route for sched needs.
-fn check_globals(info: &Value, want: &HashMap<String, u64>, method: &str, what: &str) -> Vec<String> {
+fn check_globals(
+    info: &Value,
+    want: &HashMap<String, u64>,
+    method: &str,
+    what: &str,
+) -> Vec<String> {
     let mut errs = Vec::new();
     for (key, sym) in GLOBALS {
         let g = &info["globals"][key];
         if g.is_null() {
             if sym != "sched" {
-                errs.push(format!("{what}: {key} not found (want {:#x} from nm)", want.get(sym).copied().unwrap_or(0)));
+                errs.push(format!(
+                    "{what}: {key} not found (want {:#x} from nm)",
+                    want.get(sym).copied().unwrap_or(0)
+                ));
             }
             continue;
         }
@@ -144,10 +190,16 @@ fn check_globals(info: &Value, want: &HashMap<String, u64>, method: &str, what: 
         };
         let got = g["addr"].as_u64().unwrap();
         if got != addr {
-            errs.push(format!("{what}: {key} at {got:#x}, nm says {addr:#x} (how: {})", g["how"]));
+            errs.push(format!(
+                "{what}: {key} at {got:#x}, nm says {addr:#x} (how: {})",
+                g["how"]
+            ));
         }
         if g["how"]["method"] != method {
-            errs.push(format!("{what}: {key} found by {}, expected {method}", g["how"]));
+            errs.push(format!(
+                "{what}: {key} found by {}, expected {method}",
+                g["how"]
+            ));
         }
     }
     errs
@@ -159,7 +211,12 @@ fn settings_of(info: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].as_str().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv[0].as_str().unwrap().to_string(),
+                kv[1].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -167,21 +224,53 @@ fn settings_of(info: &Value) -> Vec<(String, String)> {
 fn check_info(version: &str, mode: &str, bin: &Path, info: &Value) {
     let what = format!("go{version}/{mode}");
     let gv = go_version_m(version, bin);
-    assert_eq!(info["go_version"], gv.version.as_str(), "{what}: go_version vs `go version`");
+    assert_eq!(
+        info["go_version"],
+        gv.version.as_str(),
+        "{what}: go_version vs `go version`"
+    );
     let stripped = is_stripped_mode(mode);
     assert_eq!(info["stripped"], stripped, "{what}: stripped");
     assert_eq!(info["has_symtab"], !stripped, "{what}: has_symtab");
     assert_eq!(info["has_dwarf"], !stripped, "{what}: has_dwarf");
-    assert_eq!(info["position_independent"], mode == "pie", "{what}: position_independent");
+    assert_eq!(
+        info["position_independent"],
+        mode == "pie",
+        "{what}: position_independent"
+    );
     assert_eq!(info["arch"], "amd64", "{what}: arch");
 
     let settings = settings_of(info);
-    assert_eq!(settings, gv.settings, "{what}: build settings differ from `go version -m`");
-    let get = |k: &str| settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    assert_eq!(get("-ldflags"), stripped.then_some("-s -w"), "{what}: -ldflags");
-    assert_eq!(get("CGO_ENABLED"), Some(if mode.starts_with("cgo") { "1" } else { "0" }), "{what}: CGO_ENABLED");
-    assert_eq!(get("-trimpath"), (mode == "trimpath").then_some("true"), "{what}: -trimpath");
-    assert_eq!(get("-gcflags"), (mode == "noinline").then_some("all=-l"), "{what}: -gcflags");
+    assert_eq!(
+        settings, gv.settings,
+        "{what}: build settings differ from `go version -m`"
+    );
+    let get = |k: &str| {
+        settings
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        get("-ldflags"),
+        stripped.then_some("-s -w"),
+        "{what}: -ldflags"
+    );
+    assert_eq!(
+        get("CGO_ENABLED"),
+        Some(if mode.starts_with("cgo") { "1" } else { "0" }),
+        "{what}: CGO_ENABLED"
+    );
+    assert_eq!(
+        get("-trimpath"),
+        (mode == "trimpath").then_some("true"),
+        "{what}: -trimpath"
+    );
+    assert_eq!(
+        get("-gcflags"),
+        (mode == "noinline").then_some("all=-l"),
+        "{what}: -gcflags"
+    );
     // Go 1.19 records no -buildmode at all (1.20 started recording it).
     let buildmode = get("-buildmode");
     let want = match (version, mode) {
@@ -200,7 +289,12 @@ fn frames_of(answer: &Value) -> Vec<Frame> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().to_string(), format!("{}:{}", f["file"].as_str().unwrap(), f["line"])))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_string(),
+                format!("{}:{}", f["file"].as_str().unwrap(), f["line"]),
+            )
+        })
         .collect()
 }
 
@@ -220,7 +314,11 @@ fn pipe_addrs(cmd: &str, args: &[&str], bin: &Path, addrs: &[u64]) -> String {
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
-    assert!(out.status.success(), "{cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -241,10 +339,19 @@ fn addr2line(cmd: &str, bin: &Path, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
                 continue;
             }
         }
-        let Some(a) = cur else { panic!("{cmd}: output does not start with an address: {l:?}") };
+        let Some(a) = cur else {
+            panic!("{cmd}: output does not start with an address: {l:?}")
+        };
         // GNU appends " (discriminator N)".
-        let loc = lines.next().unwrap_or("").split(" (discriminator").next().unwrap();
-        res.get_mut(&a).unwrap().push((l.to_string(), loc.to_string()));
+        let loc = lines
+            .next()
+            .unwrap_or("")
+            .split(" (discriminator")
+            .next()
+            .unwrap();
+        res.get_mut(&a)
+            .unwrap()
+            .push((l.to_string(), loc.to_string()));
     }
     res
 }
@@ -254,8 +361,16 @@ fn addr2line(cmd: &str, bin: &Path, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
 fn go_addr2line(tool: &Path, bin: &Path, addrs: &[u64]) -> Vec<Frame> {
     let text = pipe_addrs(tool.to_str().unwrap(), &[], bin, addrs);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2 * addrs.len(), "{}: expected two lines per address", tool.display());
-    lines.chunks(2).map(|c| (c[0].to_string(), c[1].to_string())).collect()
+    assert_eq!(
+        lines.len(),
+        2 * addrs.len(),
+        "{}: expected two lines per address",
+        tool.display()
+    );
+    lines
+        .chunks(2)
+        .map(|c| (c[0].to_string(), c[1].to_string()))
+        .collect()
 }
 
 /// `true` when a file:line is addr2line's "no line information" answer:
@@ -280,7 +395,11 @@ fn no_line_info(loc: &str) -> bool {
 ///   linker writes `.` instead in the ELF symbol table, which is where
 ///   GNU addr2line takes the name from when it names a function by symbol.
 fn normalize(theirs: &Frame, ours: &Frame) -> Frame {
-    let mut name = theirs.0.strip_suffix(".abi0").unwrap_or(&theirs.0).to_string();
+    let mut name = theirs
+        .0
+        .strip_suffix(".abi0")
+        .unwrap_or(&theirs.0)
+        .to_string();
     if ours.0.contains("[...]") {
         name = name_for_print(&name).into_owned();
     }
@@ -326,7 +445,11 @@ fn compare_frames(ours: &[Frame], theirs: &[Frame], gnu: bool) -> Verdict {
     if ours.len() != theirs.len() || ours.is_empty() {
         return Verdict::Mismatch;
     }
-    let norm: Vec<Frame> = theirs.iter().zip(ours).map(|(t, o)| normalize(t, o)).collect();
+    let norm: Vec<Frame> = theirs
+        .iter()
+        .zip(ours)
+        .map(|(t, o)| normalize(t, o))
+        .collect();
     if norm == ours {
         return Verdict::Exact;
     }
@@ -342,7 +465,12 @@ fn compare_frames(ours: &[Frame], theirs: &[Frame], gnu: bool) -> Verdict {
         return Verdict::GnuTextMarker;
     }
     let physical = &ours[ours.len() - 1].0;
-    if gnu && ours.len() > 1 && &norm[0].0 == physical && norm[0].1 == ours[0].1 && norm[1..] == ours[1..] {
+    if gnu
+        && ours.len() > 1
+        && &norm[0].0 == physical
+        && norm[0].1 == ours[0].1
+        && norm[1..] == ours[1..]
+    {
         return Verdict::GnuInnermostName;
     }
     Verdict::Mismatch
@@ -386,15 +514,30 @@ struct Oracle {
 fn choose_oracle(bin: &Path, addrs: &[u64]) -> Oracle {
     let gnu = Command::new("addr2line").arg("--version").output();
     let gnu_version = match gnu {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string(),
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
         _ => panic!("addr2line is missing: install binutils (scripts/setup installs it)"),
     };
     // A sample of 64 functions tells whether GNU can read this DWARF.
-    let sample: Vec<u64> = addrs.iter().step_by((addrs.len() / 64).max(1)).copied().collect();
+    let sample: Vec<u64> = addrs
+        .iter()
+        .step_by((addrs.len() / 64).max(1))
+        .copied()
+        .collect();
     let probe = addr2line("addr2line", bin, &sample);
-    let unresolved = probe.values().filter(|fs| fs.iter().all(|f| no_line_info(&f.1))).count();
+    let unresolved = probe
+        .values()
+        .filter(|fs| fs.iter().all(|f| no_line_info(&f.1)))
+        .count();
     if unresolved * 2 < sample.len() {
-        return Oracle { cmd: "addr2line".into(), label: gnu_version, gnu: true };
+        return Oracle {
+            cmd: "addr2line".into(),
+            label: gnu_version,
+            gnu: true,
+        };
     }
     let Some(llvm) = find_llvm_addr2line() else {
         panic!(
@@ -406,7 +549,11 @@ fn choose_oracle(bin: &Path, addrs: &[u64]) -> Oracle {
         )
     };
     let label = format!("{llvm} (GNU addr2line cannot read this DWARF 5)");
-    Oracle { cmd: llvm, label, gnu: false }
+    Oracle {
+        cmd: llvm,
+        label,
+        gnu: false,
+    }
 }
 
 /// Basic sanity of gopeek's answers: no errors, frames present, and
@@ -415,25 +562,39 @@ fn check_answers(what: &str, answers: &[Value]) {
     let mut errors = Vec::new();
     for a in answers {
         if !a["error"].is_null() || a["frames"].as_array().is_none_or(|f| f.is_empty()) {
-            errors.push(format!("{:#x}: {}", a["addr"].as_u64().unwrap(), a["error"]));
+            errors.push(format!(
+                "{:#x}: {}",
+                a["addr"].as_u64().unwrap(),
+                a["error"]
+            ));
         }
         // Shape types outside brackets stay, as in Go's own traceback
         // (`type:.eq.go.shape.struct { ... }`).
         for f in a["frames"].as_array().into_iter().flatten() {
-            let (name, print) = (f["name"].as_str().unwrap(), f["print_name"].as_str().unwrap());
+            let (name, print) = (
+                f["name"].as_str().unwrap(),
+                f["print_name"].as_str().unwrap(),
+            );
             if print != name_for_print(name) || print.contains("[go.shape.") {
                 errors.push(format!("print_name {print:?} of {name:?}"));
             }
         }
     }
-    assert!(errors.is_empty(), "{what}: gopeek symbolize errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{what}: gopeek symbolize errors:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// Compares gopeek's `answers` with the oracle and asserts that at least
 /// 99.5% agree (exactly or by a documented difference); prints the tally.
 fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, answers: &[Value]) {
     check_answers(what, answers);
-    let addrs: Vec<u64> = answers.iter().map(|a| a["addr"].as_u64().unwrap()).collect();
+    let addrs: Vec<u64> = answers
+        .iter()
+        .map(|a| a["addr"].as_u64().unwrap())
+        .collect();
     let theirs = addr2line(&oracle.cmd, bin, &addrs);
     let mut verdicts: Vec<(u64, Verdict, Vec<Frame>, Vec<Frame>)> = answers
         .iter()
@@ -451,13 +612,18 @@ fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, a
     for (addr, v, ours, t) in &verdicts {
         *counts.entry(*v).or_default() += 1;
         if *v == Verdict::Mismatch {
-            mismatches.push(format!("  {addr:#x}\n    gopeek:    {ours:?}\n    addr2line: {t:?}"));
+            mismatches.push(format!(
+                "  {addr:#x}\n    gopeek:    {ours:?}\n    addr2line: {t:?}"
+            ));
         }
     }
     let total = answers.len();
     let matched = total - mismatches.len();
     let rate = matched as f64 / total as f64;
-    eprintln!("{what}: {matched}/{total} agree with {} ({counts:?}; {confirmed})", oracle.label);
+    eprintln!(
+        "{what}: {matched}/{total} agree with {} ({counts:?}; {confirmed})",
+        oracle.label
+    );
     for m in mismatches.iter().take(5) {
         eprintln!("{what}: unexplained:\n{m}");
     }
@@ -467,7 +633,12 @@ fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, a
         rate * 100.0,
         oracle.cmd,
         mismatches.len(),
-        mismatches.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -480,11 +651,23 @@ fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, a
 ///   it on first use, which is too slow for a test, so they go without.
 /// - GnuInnermostName, GnuTextMarker: llvm-addr2line, which names them
 ///   as gopeek does.
-fn second_opinions(version: &str, bin: &Path, verdicts: &mut [(u64, Verdict, Vec<Frame>, Vec<Frame>)]) -> String {
+fn second_opinions(
+    version: &str,
+    bin: &Path,
+    verdicts: &mut [(u64, Verdict, Vec<Frame>, Vec<Frame>)],
+) -> String {
     let mut notes = Vec::new();
-    let go_tool = PathBuf::from(format!("/usr/lib/go-{version}/pkg/tool/linux_amd64/addr2line"));
-    let no_line: Vec<usize> =
-        (0..verdicts.len()).filter(|&i| matches!(verdicts[i].1, Verdict::AutogeneratedNoLine | Verdict::NoLineTable)).collect();
+    let go_tool = PathBuf::from(format!(
+        "/usr/lib/go-{version}/pkg/tool/linux_amd64/addr2line"
+    ));
+    let no_line: Vec<usize> = (0..verdicts.len())
+        .filter(|&i| {
+            matches!(
+                verdicts[i].1,
+                Verdict::AutogeneratedNoLine | Verdict::NoLineTable
+            )
+        })
+        .collect();
     if !no_line.is_empty() && go_tool.exists() {
         let addrs: Vec<u64> = no_line.iter().map(|&i| verdicts[i].0).collect();
         let out = go_addr2line(&go_tool, bin, &addrs);
@@ -497,10 +680,19 @@ fn second_opinions(version: &str, bin: &Path, verdicts: &mut [(u64, Verdict, Vec
                 verdicts[i].3 = vec![theirs.clone()];
             }
         }
-        notes.push(format!("{} no-line answers confirmed by go tool addr2line", no_line.len()));
+        notes.push(format!(
+            "{} no-line answers confirmed by go tool addr2line",
+            no_line.len()
+        ));
     }
-    let gnu_quirk: Vec<usize> =
-        (0..verdicts.len()).filter(|&i| matches!(verdicts[i].1, Verdict::GnuInnermostName | Verdict::GnuTextMarker)).collect();
+    let gnu_quirk: Vec<usize> = (0..verdicts.len())
+        .filter(|&i| {
+            matches!(
+                verdicts[i].1,
+                Verdict::GnuInnermostName | Verdict::GnuTextMarker
+            )
+        })
+        .collect();
     if let (false, Some(llvm)) = (gnu_quirk.is_empty(), find_llvm_addr2line()) {
         let addrs: Vec<u64> = gnu_quirk.iter().map(|&i| verdicts[i].0).collect();
         let res = addr2line(&llvm, bin, &addrs);
@@ -511,7 +703,10 @@ fn second_opinions(version: &str, bin: &Path, verdicts: &mut [(u64, Verdict, Vec
                 verdicts[i].3 = t;
             }
         }
-        notes.push(format!("{} GNU-quirk answers confirmed by llvm-addr2line", gnu_quirk.len()));
+        notes.push(format!(
+            "{} GNU-quirk answers confirmed by llvm-addr2line",
+            gnu_quirk.len()
+        ));
     }
     if notes.is_empty() {
         "no second opinion needed or available".into()
@@ -531,7 +726,9 @@ fn main_package_pcs(bin: &Path, all: &[Value]) -> Vec<u64> {
             continue;
         }
         let entry = a["addr"].as_u64().unwrap();
-        let Some(end) = all.get(i + 1).and_then(|n| n["addr"].as_u64()) else { continue };
+        let Some(end) = all.get(i + 1).and_then(|n| n["addr"].as_u64()) else {
+            continue;
+        };
         let code = g.slice_at_vaddr(entry, (end - entry) as usize).unwrap();
         let mut dec = iced_x86::Decoder::with_ip(64, code, entry, iced_x86::DecoderOptions::NONE);
         for ins in &mut dec {
@@ -551,13 +748,25 @@ fn check_text_form(what: &str, bin: &Path, answers: &[&Value]) {
     let mut want = String::new();
     for (i, a) in answers.iter().enumerate() {
         let addr = a["addr"].as_u64().unwrap();
-        args.push(if i % 2 == 0 { format!("{addr:#x}") } else { format!("{addr:x}") });
+        args.push(if i % 2 == 0 {
+            format!("{addr:#x}")
+        } else {
+            format!("{addr:x}")
+        });
         for f in a["frames"].as_array().unwrap() {
             let inlined = if f["inlined"] == true { " inlined" } else { "" };
-            want.push_str(&format!("{addr:#x} {} {}:{}{inlined}\n", f["name"].as_str().unwrap(), f["file"].as_str().unwrap(), f["line"]));
+            want.push_str(&format!(
+                "{addr:#x} {} {}:{}{inlined}\n",
+                f["name"].as_str().unwrap(),
+                f["file"].as_str().unwrap(),
+                f["line"]
+            ));
         }
     }
-    let got = run(gopeek().args(&args), &format!("gopeek symbolize {}", args[2..].join(" ")));
+    let got = run(
+        gopeek().args(&args),
+        &format!("gopeek symbolize {}", args[2..].join(" ")),
+    );
     assert_eq!(got, want, "{what}: text form differs from JSON");
 }
 
@@ -566,25 +775,67 @@ fn check_text_form(what: &str, bin: &Path, answers: &[&Value]) {
 /// against the JSON.
 fn check_symbolization(version: &str, what: &str, bin: &Path, all: &Value) {
     let entries = all["addresses"].as_array().unwrap();
-    assert!(entries.len() > 1000, "{what}: only {} functions symbolized", entries.len());
-    let addrs: Vec<u64> = entries.iter().map(|a| a["addr"].as_u64().unwrap()).collect();
+    assert!(
+        entries.len() > 1000,
+        "{what}: only {} functions symbolized",
+        entries.len()
+    );
+    let addrs: Vec<u64> = entries
+        .iter()
+        .map(|a| a["addr"].as_u64().unwrap())
+        .collect();
     let oracle = choose_oracle(bin, &addrs);
     let pcs = main_package_pcs(bin, entries);
-    assert!(pcs.len() > 500, "{what}: only {} instructions in package main", pcs.len());
-    let args: Vec<String> = ["symbolize".to_string(), bin.display().to_string(), "--format".into(), "json".into()]
-        .into_iter()
-        .chain(pcs.iter().map(|p| format!("{p:#x}")))
-        .collect();
-    let mid = gopeek_json(&args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("gopeek symbolize {what} (main package)"));
+    assert!(
+        pcs.len() > 500,
+        "{what}: only {} instructions in package main",
+        pcs.len()
+    );
+    let args: Vec<String> = [
+        "symbolize".to_string(),
+        bin.display().to_string(),
+        "--format".into(),
+        "json".into(),
+    ]
+    .into_iter()
+    .chain(pcs.iter().map(|p| format!("{p:#x}")))
+    .collect();
+    let mid = gopeek_json(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &format!("gopeek symbolize {what} (main package)"),
+    );
     let mid = mid["addresses"].as_array().unwrap();
     std::thread::scope(|s| {
-        s.spawn(|| compare_with_oracle(version, &format!("{what} function entries"), bin, &oracle, entries));
-        s.spawn(|| compare_with_oracle(version, &format!("{what} main-package PCs"), bin, &oracle, mid));
+        s.spawn(|| {
+            compare_with_oracle(
+                version,
+                &format!("{what} function entries"),
+                bin,
+                &oracle,
+                entries,
+            )
+        });
+        s.spawn(|| {
+            compare_with_oracle(
+                version,
+                &format!("{what} main-package PCs"),
+                bin,
+                &oracle,
+                mid,
+            )
+        });
     });
 
-    let main = entries.iter().find(|a| a["function"] == "main.main").expect("main.main");
+    let main = entries
+        .iter()
+        .find(|a| a["function"] == "main.main")
+        .expect("main.main");
     let mut picks = vec![main];
-    picks.extend(mid.iter().filter(|a| a["frames"].as_array().unwrap().len() > 1).take(3));
+    picks.extend(
+        mid.iter()
+            .filter(|a| a["frames"].as_array().unwrap().len() > 1)
+            .take(3),
+    );
     picks.extend(mid.iter().skip(1).take(1));
     check_text_form(what, bin, &picks);
 }
@@ -592,7 +843,13 @@ fn check_symbolization(version: &str, what: &str, bin: &Path, all: &Value) {
 /// Whether two executables load the same code at the same addresses
 /// (`-s -w` drops only unloaded sections; the text never moves).
 fn same_code(a: &gopeek::elf::GoBinary, b: &gopeek::elf::GoBinary) -> bool {
-    let seg = |g: &gopeek::elf::GoBinary| g.segments().iter().filter(|s| s.executable).map(|s| (s.vaddr, s.memsz)).collect::<Vec<_>>();
+    let seg = |g: &gopeek::elf::GoBinary| {
+        g.segments()
+            .iter()
+            .filter(|s| s.executable)
+            .map(|s| (s.vaddr, s.memsz))
+            .collect::<Vec<_>>()
+    };
     seg(a) == seg(b)
 }
 
@@ -602,8 +859,18 @@ fn same_code(a: &gopeek::elf::GoBinary, b: &gopeek::elf::GoBinary) -> bool {
 /// 0x20, and everything linked after it moves by that much; what comes
 /// before it (`.data` under external linking) stays. `None` when the
 /// layouts differ in any other way.
-fn expected_after_strip(stripped: &gopeek::elf::GoBinary, sib: &gopeek::elf::GoBinary, nm: &HashMap<String, u64>) -> Option<HashMap<String, u64>> {
-    let rw = |g: &gopeek::elf::GoBinary| g.segments().iter().filter(|s| s.writable).map(|s| (s.vaddr, s.memsz, s.filesz)).collect::<Vec<_>>();
+fn expected_after_strip(
+    stripped: &gopeek::elf::GoBinary,
+    sib: &gopeek::elf::GoBinary,
+    nm: &HashMap<String, u64>,
+) -> Option<HashMap<String, u64>> {
+    let rw = |g: &gopeek::elf::GoBinary| {
+        g.segments()
+            .iter()
+            .filter(|s| s.writable)
+            .map(|s| (s.vaddr, s.memsz, s.filesz))
+            .collect::<Vec<_>>()
+    };
     let (a, b) = (rw(stripped), rw(sib));
     if a.len() != 1 || b.len() != 1 || a[0].0 != b[0].0 {
         return None;
@@ -629,14 +896,20 @@ fn expected_after_strip(stripped: &gopeek::elf::GoBinary, sib: &gopeek::elf::GoB
 
 /// One (version, mode) cell of the matrix: parts a, b and c on `parked`.
 fn check(version: &str, mode: &str) {
-    let Some(bin) = fixture(version, mode, "parked") else { return };
+    let Some(bin) = fixture(version, mode, "parked") else {
+        return;
+    };
     let what = format!("go{version}/{mode}");
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("parked.stripped");
 
     let info_orig = info(&bin);
     check_info(version, mode, &bin, &info_orig);
-    assert!(info_orig["moduledata"].is_object(), "{what}: no module data: {}", info_orig["moduledata_error"]);
+    assert!(
+        info_orig["moduledata"].is_object(),
+        "{what}: no module data: {}",
+        info_orig["moduledata_error"]
+    );
 
     let mut errs = Vec::new();
     if !is_stripped_mode(mode) {
@@ -645,14 +918,37 @@ fn check(version: &str, mode: &str) {
             let nm = s.spawn(|| nm_globals(&bin));
             let sym = s.spawn(|| symbolize_all(&bin));
             let stripped = s.spawn(|| {
-                run(Command::new("objcopy").arg("--strip-all").arg(&bin).arg(&copy), "objcopy --strip-all");
+                run(
+                    Command::new("objcopy")
+                        .arg("--strip-all")
+                        .arg(&bin)
+                        .arg(&copy),
+                    "objcopy --strip-all",
+                );
                 (info(&copy), symbolize_all(&copy))
             });
-            (nm.join().unwrap(), sym.join().unwrap(), stripped.join().unwrap())
+            (
+                nm.join().unwrap(),
+                sym.join().unwrap(),
+                stripped.join().unwrap(),
+            )
         });
-        errs.extend(check_globals(&info_orig, &want, "symtab", &format!("{what} (symtab)")));
-        assert_eq!(info_copy["stripped"], true, "{what}: the objcopy --strip-all copy is not reported stripped");
-        errs.extend(check_globals(&info_copy, &want, "disassembly", &format!("{what} stripped by objcopy")));
+        errs.extend(check_globals(
+            &info_orig,
+            &want,
+            "symtab",
+            &format!("{what} (symtab)"),
+        ));
+        assert_eq!(
+            info_copy["stripped"], true,
+            "{what}: the objcopy --strip-all copy is not reported stripped"
+        );
+        errs.extend(check_globals(
+            &info_copy,
+            &want,
+            "disassembly",
+            &format!("{what} stripped by objcopy"),
+        ));
         assert!(
             sym_orig["addresses"] == sym_copy["addresses"],
             "{what}: symbolization of the objcopy-stripped copy differs from the original's"
@@ -662,14 +958,25 @@ fn check(version: &str, mode: &str) {
     } else if let Some(sib) = unstripped_sibling(mode).and_then(|m| fixture(version, m, "parked")) {
         // A real `-s -w` build: the unstripped build of the same version
         // is the oracle.
-        let (x, y) = (gopeek::elf::GoBinary::open(&bin).unwrap(), gopeek::elf::GoBinary::open(&sib).unwrap());
+        let (x, y) = (
+            gopeek::elf::GoBinary::open(&bin).unwrap(),
+            gopeek::elf::GoBinary::open(&sib).unwrap(),
+        );
         match expected_after_strip(&x, &y, &nm_globals(&sib)) {
-            Some(want) => errs.extend(check_globals(&info_orig, &want, "disassembly", &format!("{what} (against nm of {})", sib.display()))),
+            Some(want) => errs.extend(check_globals(
+                &info_orig,
+                &want,
+                "disassembly",
+                &format!("{what} (against nm of {})", sib.display()),
+            )),
             None => {
                 eprintln!("note: {what}: data layout differs from {}'s; globals checked for presence only", sib.display());
                 for (key, _) in GLOBALS.iter().filter(|(k, _)| *k != "sched") {
                     if info_orig["globals"][key]["how"]["method"] != "disassembly" {
-                        errs.push(format!("{what}: {key} not found by disassembly: {}", info_orig["globals"][key]));
+                        errs.push(format!(
+                            "{what}: {key} not found by disassembly: {}",
+                            info_orig["globals"][key]
+                        ));
                     }
                 }
             }
@@ -682,7 +989,10 @@ fn check(version: &str, mode: &str) {
                 sib.display()
             );
         } else {
-            eprintln!("note: {what}: code differs from {}'s; symbolization not compared", sib.display());
+            eprintln!(
+                "note: {what}: code differs from {}'s; symbolization not compared",
+                sib.display()
+            );
         }
     }
 }

@@ -41,14 +41,23 @@ const ATTEMPTS: usize = 3;
 
 /// The unpacked package of `suite`, or `None` (and a note) when absent.
 fn real_world_binary(suite: &str) -> Option<PathBuf> {
-    let p = root().join("target/real-world").join(format!("prometheus-{suite}")).join("usr/bin/prometheus");
+    let p = root()
+        .join("target/real-world")
+        .join(format!("prometheus-{suite}"))
+        .join("usr/bin/prometheus");
     if p.exists() {
         return Some(p);
     }
     if std::env::var("GOPEEK_REQUIRE_MATRIX").as_deref() == Ok("1") {
-        panic!("{} is missing: run scripts/real-world-target (after scripts/setup)", p.display());
+        panic!(
+            "{} is missing: run scripts/real-world-target (after scripts/setup)",
+            p.display()
+        );
     }
-    eprintln!("note: skipping, {} not present (run scripts/real-world-target)", p.display());
+    eprintln!(
+        "note: skipping, {} not present (run scripts/real-world-target)",
+        p.display()
+    );
     None
 }
 
@@ -80,7 +89,11 @@ impl Daemon {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A plain HTTP/1.0 GET to 127.0.0.1 (no chunked encoding, closes at the end).
@@ -92,7 +105,11 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((code, body.to_string()))
 }
 
@@ -101,7 +118,9 @@ fn start(bin: &Path) -> Daemon {
     let port = free_port();
     let mut cfg = String::from("global:\n  scrape_interval: 10s\nscrape_configs:\n");
     for i in 1..=SELF_SCRAPE_JOBS {
-        cfg += &format!("  - job_name: self{i}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n");
+        cfg += &format!(
+            "  - job_name: self{i}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        );
     }
     std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
     let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
@@ -115,9 +134,15 @@ fn start(bin: &Path) -> Daemon {
         });
     }
     let child = cmd
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -125,20 +150,38 @@ fn start(bin: &Path) -> Daemon {
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
     let pid = child.id() as i32;
-    let mut d = Daemon { child, pid, port, dir };
+    let mut d = Daemon {
+        child,
+        pid,
+        port,
+        dir,
+    };
 
     // Ready, then every self-scrape target scraped once, so that the client
     // and server connection goroutines exist and sit in their idle waits.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(Some(st)) = d.child.try_wait() {
-            panic!("{} exited ({st}) while starting:\n{}", bin.display(), d.log());
+            panic!(
+                "{} exited ({st}) while starting:\n{}",
+                bin.display(),
+                d.log()
+            );
         }
-        assert!(Instant::now() < deadline, "{} not ready with all targets up in 90 s:\n{}", bin.display(), d.log());
+        assert!(
+            Instant::now() < deadline,
+            "{} not ready with all targets up in 90 s:\n{}",
+            bin.display(),
+            d.log()
+        );
         let up = match d.get("/api/v1/targets?state=active") {
             Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v["data"]["activeTargets"].as_array().map(|a| a.iter().filter(|t| t["health"] == "up").count()))
+                .and_then(|v| {
+                    v["data"]["activeTargets"]
+                        .as_array()
+                        .map(|a| a.iter().filter(|t| t["health"] == "up").count())
+                })
                 .unwrap_or(0),
             _ => 0,
         };
@@ -147,7 +190,10 @@ fn start(bin: &Path) -> Daemon {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let settle = std::env::var("GOPEEK_REAL_WORLD_SETTLE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let settle = std::env::var("GOPEEK_REAL_WORLD_SETTLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     std::thread::sleep(Duration::from_secs(settle));
     d
 }
@@ -180,7 +226,11 @@ struct Outcome {
 
 impl Outcome {
     fn rate(&self) -> f64 {
-        if self.compared == 0 { 0.0 } else { self.matched as f64 / self.compared as f64 }
+        if self.compared == 0 {
+            0.0
+        } else {
+            self.matched as f64 / self.compared as f64
+        }
     }
     fn ok(&self) -> bool {
         self.compared >= MIN_COMPARED && self.rate() >= MIN_RATE
@@ -195,7 +245,12 @@ fn compare(go1: &[Block], ours: &[Block], go2: &[Block]) -> Outcome {
     // runtime/pprof frames; the connection goroutines it started go with it.
     let serving: HashSet<u64> = go1
         .iter()
-        .filter(|b| b.status == "running" && b.lines.iter().any(|l| l.starts_with("runtime/pprof.") || l.starts_with("net/http/pprof.")))
+        .filter(|b| {
+            b.status == "running"
+                && b.lines
+                    .iter()
+                    .any(|l| l.starts_with("runtime/pprof.") || l.starts_with("net/http/pprof."))
+        })
         .map(|b| b.id)
         .collect();
     // The listener, caught in accept4(2) as it takes the pprof connection
@@ -203,23 +258,34 @@ fn compare(go1: &[Block], ours: &[Block], go2: &[Block]) -> Outcome {
     // `[syscall]` about one run in ten.
     let accepting_pprof = |b: &Block| {
         b.status == "syscall"
-            && b.lines.iter().any(|l| l.starts_with("net/http.(*Server).Serve("))
-            && b.lines.iter().any(|l| l.starts_with("syscall.accept4(") || l.starts_with("syscall.Accept4("))
+            && b.lines
+                .iter()
+                .any(|l| l.starts_with("net/http.(*Server).Serve("))
+            && b.lines
+                .iter()
+                .any(|l| l.starts_with("syscall.accept4(") || l.starts_with("syscall.Accept4("))
     };
     let started_by_serving = |b: &Block| {
         b.lines.iter().any(|l| {
             l.starts_with("created by ")
-                && l.rsplit_once(" in goroutine ").and_then(|(_, n)| n.parse::<u64>().ok()).is_some_and(|n| serving.contains(&n))
+                && l.rsplit_once(" in goroutine ")
+                    .and_then(|(_, n)| n.parse::<u64>().ok())
+                    .is_some_and(|n| serving.contains(&n))
         })
     };
-    let mut o = Outcome { only_gopeek: ours.keys().filter(|id| !go1_ids.contains(id)).count(), ..Default::default() };
+    let mut o = Outcome {
+        only_gopeek: ours.keys().filter(|id| !go1_ids.contains(id)).count(),
+        ..Default::default()
+    };
     for want in go1 {
         if serving.contains(&want.id) || started_by_serving(want) || accepting_pprof(want) {
-            o.excluded.push(format!("{} [{}] pprof request", want.id, want.status));
+            o.excluded
+                .push(format!("{} [{}] pprof request", want.id, want.status));
             continue;
         }
         if !parked(want) {
-            o.excluded.push(format!("{} [{}] in pprof's dump", want.id, want.status));
+            o.excluded
+                .push(format!("{} [{}] in pprof's dump", want.id, want.status));
             continue;
         }
         let later = go2.get(&want.id).copied();
@@ -229,13 +295,18 @@ fn compare(go1: &[Block], ours: &[Block], go2: &[Block]) -> Outcome {
                 Some(l) => {
                     o.compared += 1;
                     let msg = format!("goroutine {} missing from gopeek's dump\n--- pprof\n{}\n--- pprof again\n{}", want.id, show(want), show(l));
-                    if l != want { o.timing.push(msg) } else { o.unexplained.push(msg) }
+                    if l != want {
+                        o.timing.push(msg)
+                    } else {
+                        o.unexplained.push(msg)
+                    }
                 }
             }
             continue;
         };
         if !parked(got) {
-            o.excluded.push(format!("{} [{}] in gopeek's dump", want.id, got.status));
+            o.excluded
+                .push(format!("{} [{}] in gopeek's dump", want.id, got.status));
             continue;
         }
         o.compared += 1;
@@ -244,17 +315,30 @@ fn compare(go1: &[Block], ours: &[Block], go2: &[Block]) -> Outcome {
             continue;
         }
         let again = later.map(show).unwrap_or_else(|| "(exited)".into());
-        let msg = format!("goroutine {} differs\n--- pprof\n{}\n--- gopeek\n{}\n--- pprof again\n{}", want.id, show(want), show(got), again);
+        let msg = format!(
+            "goroutine {} differs\n--- pprof\n{}\n--- gopeek\n{}\n--- pprof again\n{}",
+            want.id,
+            show(want),
+            show(got),
+            again
+        );
         let moved = later != Some(want);
         let seen_later = later.is_some_and(|l| l.header == got.header && l.lines == got.lines);
-        if moved || seen_later { o.timing.push(msg) } else { o.unexplained.push(msg) }
+        if moved || seen_later {
+            o.timing.push(msg)
+        } else {
+            o.unexplained.push(msg)
+        }
     }
     o
 }
 
 fn check(suite: &str) {
-    let Some(bin) = real_world_binary(suite) else { return };
-    let deb = std::fs::read_to_string(bin.parent().unwrap().join("../../DEB_VERSION")).unwrap_or_default();
+    let Some(bin) = real_world_binary(suite) else {
+        return;
+    };
+    let deb = std::fs::read_to_string(bin.parent().unwrap().join("../../DEB_VERSION"))
+        .unwrap_or_default();
     let name = format!("prometheus {} ({suite})", deb.trim());
     let d = start(&bin);
     assert_running_untraced(d.pid);
@@ -262,17 +346,30 @@ fn check(suite: &str) {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
         let pprof = |what: &str| {
-            let (code, body) = d.get("/debug/pprof/goroutine?debug=2").unwrap_or_else(|e| panic!("{name}: {what}: {e}\n{}", d.log()));
+            let (code, body) = d
+                .get("/debug/pprof/goroutine?debug=2")
+                .unwrap_or_else(|e| panic!("{name}: {what}: {e}\n{}", d.log()));
             assert_eq!(code, 200, "{name}: {what}: HTTP {code}\n{body}");
             body
         };
         let go1_text = pprof("pprof dump");
-        let out = gopeek().args(["dump", "--pid", &d.pid.to_string()]).output().unwrap();
+        let out = gopeek()
+            .args(["dump", "--pid", &d.pid.to_string()])
+            .output()
+            .unwrap();
         let go2_text = pprof("second pprof dump");
-        assert!(out.status.success(), "{name}: gopeek dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: gopeek dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_running_untraced(d.pid);
         let ours_text = String::from_utf8(out.stdout).unwrap();
-        let (go1, ours, go2) = (parse_dump(&go1_text), parse_dump(&ours_text), parse_dump(&go2_text));
+        let (go1, ours, go2) = (
+            parse_dump(&go1_text),
+            parse_dump(&ours_text),
+            parse_dump(&go2_text),
+        );
         let o = compare(&go1, &ours, &go2);
 
         eprintln!(
@@ -290,17 +387,36 @@ fn check(suite: &str) {
 
         // The JSON form of the same process parses, names the Go version and
         // has every compared goroutine, without a read error.
-        let out = gopeek().args(["dump", "--pid", &d.pid.to_string(), "--format", "json"]).output().unwrap();
-        assert!(out.status.success(), "{name}: gopeek dump --format json failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = gopeek()
+            .args(["dump", "--pid", &d.pid.to_string(), "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: gopeek dump --format json failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["schema"], "gopeek.dump/1");
         assert_eq!(v["pid"], d.pid);
         let gover = v["go_version"].as_str().unwrap_or("").to_string();
         assert!(gover.starts_with("go1."), "{name}: go_version {gover:?}");
         let gs = v["goroutines"].as_array().unwrap();
-        assert!(gs.len() >= MIN_COMPARED, "{name}: {} goroutines in the JSON dump", gs.len());
-        let errors: Vec<String> = gs.iter().filter(|g| !g["error"].is_null()).map(|g| format!("goroutine {}: {}", g["id"], g["error"])).collect();
-        assert!(errors.is_empty(), "{name}: goroutines with read errors:\n{}", errors.join("\n"));
+        assert!(
+            gs.len() >= MIN_COMPARED,
+            "{name}: {} goroutines in the JSON dump",
+            gs.len()
+        );
+        let errors: Vec<String> = gs
+            .iter()
+            .filter(|g| !g["error"].is_null())
+            .map(|g| format!("goroutine {}: {}", g["id"], g["error"]))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{name}: goroutines with read errors:\n{}",
+            errors.join("\n")
+        );
         assert_running_untraced(d.pid);
         eprintln!("{name}: Go {gover}, pause {} us", v["pause_us"]);
 
@@ -308,11 +424,18 @@ fn check(suite: &str) {
             last = Some(o);
             break;
         }
-        eprintln!("{name}: below {:.0}% through timing alone; taking the snapshot again", 100.0 * MIN_RATE);
+        eprintln!(
+            "{name}: below {:.0}% through timing alone; taking the snapshot again",
+            100.0 * MIN_RATE
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
     let o = last.unwrap();
-    assert!(o.compared >= MIN_COMPARED, "{name}: only {} parked goroutines compared (need {MIN_COMPARED})", o.compared);
+    assert!(
+        o.compared >= MIN_COMPARED,
+        "{name}: only {} parked goroutines compared (need {MIN_COMPARED})",
+        o.compared
+    );
     assert!(
         o.rate() >= MIN_RATE,
         "{name}: {}/{} parked goroutines match ({:.1}% < {:.0}%):\n{}\n{}",
@@ -326,7 +449,9 @@ fn check(suite: &str) {
 
     // Still the live daemon it was: serving, not stopped, not traced.
     assert!(d.child.id() as i32 == d.pid);
-    let (code, _) = d.get("/-/healthy").unwrap_or_else(|e| panic!("{name}: not serving after the dumps: {e}"));
+    let (code, _) = d
+        .get("/-/healthy")
+        .unwrap_or_else(|e| panic!("{name}: not serving after the dumps: {e}"));
     assert_eq!(code, 200, "{name}: /-/healthy after the dumps");
     assert_running_untraced(d.pid);
 }
@@ -376,10 +501,20 @@ goroutine 4 [select]:\nmain.c()\n\tc.go:1 +0x1\n";
     assert_eq!(o.compared, 4, "1, 2, 3, 4 compared");
     assert_eq!(o.matched, 2, "1 and 2 match (arguments normalised)");
     assert_eq!(o.timing.len(), 1, "3 moved: {:?}", o.timing);
-    assert_eq!(o.unexplained.len(), 1, "4 stayed put in pprof yet differs: {:?}", o.unexplained);
+    assert_eq!(
+        o.unexplained.len(),
+        1,
+        "4 stayed put in pprof yet differs: {:?}",
+        o.unexplained
+    );
     assert!(o.unexplained[0].starts_with("goroutine 4 "));
     assert_eq!(o.gone, vec![5]);
-    assert_eq!(o.excluded.len(), 3, "the pprof request, its reader, the listener in accept4: {:?}", o.excluded);
+    assert_eq!(
+        o.excluded.len(),
+        3,
+        "the pprof request, its reader, the listener in accept4: {:?}",
+        o.excluded
+    );
     assert_eq!(o.only_gopeek, 1);
     assert!(!o.ok());
 }

@@ -42,7 +42,11 @@ impl TextOutput {
 
     /// [`Self::header`], with Go 1.22+'s ` gp=0x.. m=N mp=0x..` (or
     /// ` m=nil`) when printing at GOTRACEBACK=system (`system_minor`).
-    pub fn header_at(g: &GoroutineSnapshot, labels_minor: Option<u32>, system_minor: Option<u32>) -> String {
+    pub fn header_at(
+        g: &GoroutineSnapshot,
+        labels_minor: Option<u32>,
+        system_minor: Option<u32>,
+    ) -> String {
         let mut h = format!("goroutine {}", g.id);
         if system_minor.is_some_and(|m| m >= 22) {
             h.push_str(&format!(" gp={:#x}", g.g_addr));
@@ -61,12 +65,24 @@ impl TextOutput {
         let labels = g.labels.as_ref().filter(|l| !l.is_empty());
         match (labels_minor, labels) {
             (Some(26), Some(l)) => {
-                let parts: Vec<String> = l.iter().map(|(k, v)| format!("{}: {}", go_quote(k), go_quote(v))).collect();
+                let parts: Vec<String> = l
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", go_quote(k), go_quote(v)))
+                    .collect();
                 h.push_str(&format!(" labels:{{{}}}]", parts.join(", ")));
             }
             (Some(m), Some(l)) if m >= 27 => {
-                let q = |s: &str| if needs_quoting(s) { go_quote(s) } else { s.to_string() };
-                let parts: Vec<String> = l.iter().map(|(k, v)| format!("{}: {}", q(k), q(v))).collect();
+                let q = |s: &str| {
+                    if needs_quoting(s) {
+                        go_quote(s)
+                    } else {
+                        s.to_string()
+                    }
+                };
+                let parts: Vec<String> = l
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                    .collect();
                 h.push_str(&format!("] {{{}}}", parts.join(", ")));
             }
             _ => h.push(']'),
@@ -75,9 +91,22 @@ impl TextOutput {
         h
     }
 
-    fn write_goroutine(&self, dump: &DumpSnapshot, g: &GoroutineSnapshot, w: &mut dyn Write) -> io::Result<()> {
-        let labels_minor = if dump.header_labels { Some(dump.go_minor) } else { None };
-        let system_minor = if self.system { Some(dump.go_minor) } else { None };
+    fn write_goroutine(
+        &self,
+        dump: &DumpSnapshot,
+        g: &GoroutineSnapshot,
+        w: &mut dyn Write,
+    ) -> io::Result<()> {
+        let labels_minor = if dump.header_labels {
+            Some(dump.go_minor)
+        } else {
+            None
+        };
+        let system_minor = if self.system {
+            Some(dump.go_minor)
+        } else {
+            None
+        };
         writeln!(w, "{}", Self::header_at(g, labels_minor, system_minor))?;
         if self.labels && !dump.header_labels {
             if let Some(l) = &g.labels {

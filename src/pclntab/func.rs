@@ -71,9 +71,19 @@ impl std::fmt::Debug for Func<'_, '_> {
 const MAX_PCDATA: u32 = 64;
 
 impl<'t, 'a> Func<'t, 'a> {
-    pub(super) fn parse(tab: &'t Pclntab<'a>, index: usize, entry: u64, end: u64, funcoff: usize) -> Result<Self, PclntabError> {
+    pub(super) fn parse(
+        tab: &'t Pclntab<'a>,
+        index: usize,
+        entry: u64,
+        end: u64,
+        funcoff: usize,
+    ) -> Result<Self, PclntabError> {
         let d = tab.data;
-        let base = tab.off.functab.checked_add(funcoff).ok_or_else(|| PclntabError::BadHeader("function offset overflows".into()))?;
+        let base = tab
+            .off
+            .functab
+            .checked_add(funcoff)
+            .ok_or_else(|| PclntabError::BadHeader("function offset overflows".into()))?;
         let w = |o: usize| u32_at(d, base + o, "_func");
         let entryoff = w(0)?;
         if tab.text_start.wrapping_add(u64::from(entryoff)) != entry {
@@ -88,7 +98,9 @@ impl<'t, 'a> Func<'t, 'a> {
         };
         let npcdata = w(0x1c)?;
         if npcdata > MAX_PCDATA {
-            return Err(PclntabError::BadHeader(format!("function {index} claims {npcdata} pcdata tables")));
+            return Err(PclntabError::BadHeader(format!(
+                "function {index} claims {npcdata} pcdata tables"
+            )));
         }
         Ok(Func {
             tab,
@@ -149,7 +161,11 @@ impl<'t, 'a> Func<'t, 'a> {
         if table >= self.npcdata {
             return Ok(None);
         }
-        let off = u32_at(self.tab.data, self.pcdata_at + 4 * table as usize, "_func pcdata")?;
+        let off = u32_at(
+            self.tab.data,
+            self.pcdata_at + 4 * table as usize,
+            "_func pcdata",
+        )?;
         if off == 0 {
             return Ok(None);
         }
@@ -173,12 +189,14 @@ impl<'t, 'a> Func<'t, 'a> {
             None => Ok(None),
             Some(off) => match self.tab.gofunc_slice(off) {
                 Some(b) => Ok(Some(b)),
-                None if self.tab.has_gofunc() => Err(PclntabError::Read(ReadError::UnexpectedEof {
-                    what: "go:func funcdata",
-                    offset: off as usize,
-                    wanted: 1,
-                    available: 0,
-                })),
+                None if self.tab.has_gofunc() => {
+                    Err(PclntabError::Read(ReadError::UnexpectedEof {
+                        what: "go:func funcdata",
+                        offset: off as usize,
+                        wanted: 1,
+                        available: 0,
+                    }))
+                }
                 None => Ok(None),
             },
         }

@@ -47,12 +47,24 @@ impl<'t, 'a> Func<'t, 'a> {
         let ix = ix as usize;
         match self.table().version {
             PclntabVersion::Go120 => {
-                let b = ix.checked_mul(16).ok_or_else(|| PclntabError::BadHeader("inline index overflows".into()))?;
-                Ok(InlEntry { func_id: u8_at(tree, b, what)?, name_off: i32_at(tree, b + 4, what)?, parent_pc: i32_at(tree, b + 8, what)? })
+                let b = ix
+                    .checked_mul(16)
+                    .ok_or_else(|| PclntabError::BadHeader("inline index overflows".into()))?;
+                Ok(InlEntry {
+                    func_id: u8_at(tree, b, what)?,
+                    name_off: i32_at(tree, b + 4, what)?,
+                    parent_pc: i32_at(tree, b + 8, what)?,
+                })
             }
             PclntabVersion::Go118 => {
-                let b = ix.checked_mul(20).ok_or_else(|| PclntabError::BadHeader("inline index overflows".into()))?;
-                Ok(InlEntry { func_id: u8_at(tree, b + 2, what)?, name_off: i32_at(tree, b + 12, what)?, parent_pc: i32_at(tree, b + 16, what)? })
+                let b = ix
+                    .checked_mul(20)
+                    .ok_or_else(|| PclntabError::BadHeader("inline index overflows".into()))?;
+                Ok(InlEntry {
+                    func_id: u8_at(tree, b + 2, what)?,
+                    name_off: i32_at(tree, b + 12, what)?,
+                    parent_pc: i32_at(tree, b + 16, what)?,
+                })
             }
         }
     }
@@ -71,7 +83,10 @@ impl<'t, 'a> Func<'t, 'a> {
             let mut ix = self.pcdata(INL_TREE_PCDATA, pc)?.unwrap_or(-1);
             while ix >= 0 {
                 if out.len() >= MAX_INLINE_DEPTH {
-                    return Err(PclntabError::BadHeader(format!("inline tree of {} deeper than {MAX_INLINE_DEPTH}", self.name())));
+                    return Err(PclntabError::BadHeader(format!(
+                        "inline tree of {} deeper than {MAX_INLINE_DEPTH}",
+                        self.name()
+                    )));
                 }
                 let e = self.inl_entry(tree, ix)?;
                 let (file, line) = self.file_line(pc)?;
@@ -84,14 +99,23 @@ impl<'t, 'a> Func<'t, 'a> {
                 });
                 let parent = self.entry.wrapping_add(e.parent_pc as u32 as u64);
                 if parent < self.entry || parent >= self.end {
-                    return Err(PclntabError::BadHeader(format!("inline parent pc {parent:#x} outside {}", self.name())));
+                    return Err(PclntabError::BadHeader(format!(
+                        "inline parent pc {parent:#x} outside {}",
+                        self.name()
+                    )));
                 }
                 pc = parent;
                 ix = self.pcdata(INL_TREE_PCDATA, pc)?.unwrap_or(-1);
             }
         }
         let (file, line) = self.file_line(pc)?;
-        out.push(InlineFrame { name: self.name_bytes()?, file, line, inlined: false, func_id: self.func_id });
+        out.push(InlineFrame {
+            name: self.name_bytes()?,
+            file,
+            line,
+            inlined: false,
+            func_id: self.func_id,
+        });
         Ok(out)
     }
 }

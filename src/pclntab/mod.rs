@@ -68,7 +68,9 @@ pub fn magic_version(magic: u32) -> Result<PclntabVersion, PclntabError> {
     match magic {
         0xfffffff0 => Ok(PclntabVersion::Go118),
         0xfffffff1 => Ok(PclntabVersion::Go120),
-        0xfffffffa => Err(PclntabError::UnsupportedFormat { format: "1.16/1.17" }),
+        0xfffffffa => Err(PclntabError::UnsupportedFormat {
+            format: "1.16/1.17",
+        }),
         0xfffffffb => Err(PclntabError::UnsupportedFormat { format: "1.2-1.15" }),
         magic => Err(PclntabError::BadMagic { magic }),
     }
@@ -127,10 +129,15 @@ impl<'a> Pclntab<'a> {
         }
         let quantum = hdr[6];
         if !matches!(quantum, 1 | 2 | 4) {
-            return Err(PclntabError::BadHeader(format!("instruction size quantum {quantum}")));
+            return Err(PclntabError::BadHeader(format!(
+                "instruction size quantum {quantum}"
+            )));
         }
         if hdr[7] != 8 {
-            return Err(PclntabError::BadHeader(format!("pointer size {} (only 64-bit targets are supported)", hdr[7])));
+            return Err(PclntabError::BadHeader(format!(
+                "pointer size {} (only 64-bit targets are supported)",
+                hdr[7]
+            )));
         }
         let word = |i: usize| u64_at(data, 8 + 8 * i, what);
         let nfunc = word(0)?;
@@ -139,7 +146,10 @@ impl<'a> Pclntab<'a> {
         let field = |i: usize, name: &str| -> Result<usize, PclntabError> {
             let v = word(i)?;
             if v < 0x48 || v >= data.len() as u64 {
-                return Err(PclntabError::BadHeader(format!("{name} offset {v:#x} outside the table ({:#x} bytes)", data.len())));
+                return Err(PclntabError::BadHeader(format!(
+                    "{name} offset {v:#x} outside the table ({:#x} bytes)",
+                    data.len()
+                )));
             }
             Ok(v as usize)
         };
@@ -154,12 +164,20 @@ impl<'a> Pclntab<'a> {
         let need = nfunc.checked_add(1).and_then(|n| n.checked_mul(8));
         match need {
             Some(n) if (off.functab as u64).saturating_add(n) <= data.len() as u64 => {}
-            _ => return Err(PclntabError::BadHeader(format!("{nfunc} functions do not fit in the table"))),
+            _ => {
+                return Err(PclntabError::BadHeader(format!(
+                    "{nfunc} functions do not fit in the table"
+                )))
+            }
         }
         let text_start = match text_start {
             Some(t) => t,
             None if header_text_start != 0 => header_text_start,
-            None => return Err(PclntabError::BadHeader("textStart is 0 (Go 1.26+): the module data's text address is needed".into())),
+            None => {
+                return Err(PclntabError::BadHeader(
+                    "textStart is 0 (Go 1.26+): the module data's text address is needed".into(),
+                ))
+            }
         };
         Ok(Pclntab {
             data,
@@ -225,12 +243,17 @@ impl<'a> Pclntab<'a> {
             return Err(PclntabError::BadFuncIndex { index: i });
         }
         let o = self.off.functab + 8 * i;
-        Ok((u32_at(self.data, o, "functab")?, u32_at(self.data, o + 4, "functab")?))
+        Ok((
+            u32_at(self.data, o, "functab")?,
+            u32_at(self.data, o + 4, "functab")?,
+        ))
     }
 
     /// Entry PC of function `i` (or the end of text for `i == nfunc`).
     pub fn entry_of(&self, i: usize) -> Result<u64, PclntabError> {
-        Ok(self.text_start.wrapping_add(u64::from(self.functab_entry(i)?.0)))
+        Ok(self
+            .text_start
+            .wrapping_add(u64::from(self.functab_entry(i)?.0)))
     }
 
     /// Function `i` of the table, in address order.
@@ -240,7 +263,13 @@ impl<'a> Pclntab<'a> {
         }
         let (entryoff, funcoff) = self.functab_entry(i)?;
         let end = self.entry_of(i + 1)?;
-        Func::parse(self, i, self.text_start.wrapping_add(u64::from(entryoff)), end, funcoff as usize)
+        Func::parse(
+            self,
+            i,
+            self.text_start.wrapping_add(u64::from(entryoff)),
+            end,
+            funcoff as usize,
+        )
     }
 
     /// The function whose code holds `pc`, by binary search over entries.
@@ -275,15 +304,26 @@ impl<'a> Pclntab<'a> {
     /// Looks a function up by its exact name (linear; used for the handful
     /// of runtime functions the locator disassembles).
     pub fn func_by_name(&self, name: &str) -> Option<Func<'_, 'a>> {
-        self.funcs().filter_map(Result::ok).find(|f| f.name_bytes().map(|n| n == name.as_bytes()).unwrap_or(false))
+        self.funcs().filter_map(Result::ok).find(|f| {
+            f.name_bytes()
+                .map(|n| n == name.as_bytes())
+                .unwrap_or(false)
+        })
     }
 
     /// A name from funcnametab.
     pub(crate) fn funcname(&self, name_off: i32) -> Result<&'a [u8], PclntabError> {
         if name_off < 0 {
-            return Err(PclntabError::BadHeader(format!("negative name offset {name_off}")));
+            return Err(PclntabError::BadHeader(format!(
+                "negative name offset {name_off}"
+            )));
         }
-        Ok(cstr_at(self.data, self.off.funcname + name_off as usize, MAX_NAME_LEN, "funcnametab")?)
+        Ok(cstr_at(
+            self.data,
+            self.off.funcname + name_off as usize,
+            MAX_NAME_LEN,
+            "funcnametab",
+        )?)
     }
 
     /// File name of file number `fno` within compilation unit `cu`.
@@ -291,13 +331,20 @@ impl<'a> Pclntab<'a> {
         if fno < 0 {
             return Ok(b"?");
         }
-        let idx = (cu as usize).checked_add(fno as usize).and_then(|i| i.checked_mul(4));
+        let idx = (cu as usize)
+            .checked_add(fno as usize)
+            .and_then(|i| i.checked_mul(4));
         let idx = idx.ok_or_else(|| PclntabError::BadHeader("file index overflows".into()))?;
         let fileoff = u32_at(self.data, self.off.cu.saturating_add(idx), "cutab")?;
         if fileoff == u32::MAX {
             return Ok(b"?");
         }
-        Ok(cstr_at(self.data, self.off.filetab + fileoff as usize, MAX_NAME_LEN, "filetab")?)
+        Ok(cstr_at(
+            self.data,
+            self.off.filetab + fileoff as usize,
+            MAX_NAME_LEN,
+            "filetab",
+        )?)
     }
 
     /// Decodes the pc-value table at `table_off` (relative to pctab) of a
@@ -306,15 +353,21 @@ impl<'a> Pclntab<'a> {
     /// per two table bytes.
     pub fn pcvalue(&self, table_off: u32, entry: u64, target: u64) -> Result<i32, PclntabError> {
         if table_off == 0 {
-            return Err(PclntabError::PcNotCovered { offset: 0, pc: target });
+            return Err(PclntabError::PcNotCovered {
+                offset: 0,
+                pc: target,
+            });
         }
         let start = self.off.pctab.saturating_add(table_off as usize);
-        let tail = self.data.get(start..).ok_or(PclntabError::Read(ReadError::UnexpectedEof {
-            what: "pctab",
-            offset: start,
-            wanted: 1,
-            available: 0,
-        }))?;
+        let tail = self
+            .data
+            .get(start..)
+            .ok_or(PclntabError::Read(ReadError::UnexpectedEof {
+                what: "pctab",
+                offset: start,
+                wanted: 1,
+                available: 0,
+            }))?;
         let mut cur = crate::cursor::Cursor::new(tail, "pc-value table");
         let mut pc = entry;
         let mut val: i32 = -1;
@@ -323,9 +376,16 @@ impl<'a> Pclntab<'a> {
         for _ in 0..budget {
             let uvdelta = cur.uvarint()?;
             if uvdelta == 0 && !first {
-                return Err(PclntabError::PcNotCovered { offset: table_off, pc: target });
+                return Err(PclntabError::PcNotCovered {
+                    offset: table_off,
+                    pc: target,
+                });
             }
-            let delta = if uvdelta & 1 != 0 { !((uvdelta >> 1) as i64) } else { (uvdelta >> 1) as i64 };
+            let delta = if uvdelta & 1 != 0 {
+                !((uvdelta >> 1) as i64)
+            } else {
+                (uvdelta >> 1) as i64
+            };
             val = val.wrapping_add(delta as i32);
             let pcdelta = cur.uvarint()?;
             pc = pc.wrapping_add(pcdelta.wrapping_mul(u64::from(self.quantum)));

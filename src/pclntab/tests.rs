@@ -16,7 +16,11 @@ pub(crate) fn pcvalue_table(runs: &[(i32, u64)]) -> Vec<u8> {
     let (mut val, mut pc) = (-1i32, 0u64);
     for &(v, end) in runs {
         let d = (v - val) as i64;
-        let zz = if d < 0 { ((!d as u64) << 1) | 1 } else { (d as u64) << 1 };
+        let zz = if d < 0 {
+            ((!d as u64) << 1) | 1
+        } else {
+            (d as u64) << 1
+        };
         uvarint(&mut out, zz);
         uvarint(&mut out, end - pc);
         val = v;
@@ -38,10 +42,19 @@ pub(crate) struct FuncSpec {
 
 /// Builds a Go 1.20-format pclntab at address `addr` with text at `text`;
 /// returns the bytes and the go:func blob (inline trees).
-pub(crate) fn build(text: u64, files: &[&str], funcs: &[FuncSpec], inl_tree: &[(&'static str, i32)]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn build(
+    text: u64,
+    files: &[&str],
+    funcs: &[FuncSpec],
+    inl_tree: &[(&'static str, i32)],
+) -> (Vec<u8>, Vec<u8>) {
     let mut names = Vec::new();
     let mut name_off = std::collections::HashMap::new();
-    for n in funcs.iter().map(|f| f.name).chain(inl_tree.iter().map(|e| e.0)) {
+    for n in funcs
+        .iter()
+        .map(|f| f.name)
+        .chain(inl_tree.iter().map(|e| e.0))
+    {
         if !name_off.contains_key(n) {
             name_off.insert(n, names.len() as i32);
             names.extend_from_slice(n.as_bytes());
@@ -134,7 +147,16 @@ pub(crate) fn build(text: u64, files: &[&str], funcs: &[FuncSpec], inl_tree: &[(
     out[0..4].copy_from_slice(&0xfffffff1u32.to_le_bytes());
     out[6] = 1;
     out[7] = 8;
-    let words = [nfunc as u64, files.len() as u64, text, funcname_off as u64, cu_off as u64, filetab_off as u64, pctab_off as u64, functab_off as u64];
+    let words = [
+        nfunc as u64,
+        files.len() as u64,
+        text,
+        funcname_off as u64,
+        cu_off as u64,
+        filetab_off as u64,
+        pctab_off as u64,
+        functab_off as u64,
+    ];
     for (i, w) in words.iter().enumerate() {
         out[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
     }
@@ -164,13 +186,20 @@ fn sample() -> (Vec<u8>, Vec<u8>) {
     ];
     // The inlined call sits at outer+0x10..0x20; its parent PC is 0x08
     // (line 10 of a.go, where the call was made).
-    build(0x401000, &["a.go", "b.go"], &funcs, &[("main.inlined", 0x08)])
+    build(
+        0x401000,
+        &["a.go", "b.go"],
+        &funcs,
+        &[("main.inlined", 0x08)],
+    )
 }
 
 #[test]
 fn finds_functions_and_lines() {
     let (tab, gofunc) = sample();
-    let p = Pclntab::parse(&tab, 0x500000, None).unwrap().with_gofunc(0x600000, &gofunc);
+    let p = Pclntab::parse(&tab, 0x500000, None)
+        .unwrap()
+        .with_gofunc(0x600000, &gofunc);
     assert_eq!(p.version(), PclntabVersion::Go120);
     assert_eq!(p.nfunc(), 2);
     let f = p.find_func(0x401005).unwrap();
@@ -190,25 +219,50 @@ fn finds_functions_and_lines() {
 #[test]
 fn expands_inline_frames_innermost_first() {
     let (tab, gofunc) = sample();
-    let p = Pclntab::parse(&tab, 0x500000, None).unwrap().with_gofunc(0x600000, &gofunc);
+    let p = Pclntab::parse(&tab, 0x500000, None)
+        .unwrap()
+        .with_gofunc(0x600000, &gofunc);
     let f = p.find_func(0x401000).unwrap();
     let frames = f.frames_at(0x401014).unwrap();
-    let got: Vec<_> = frames.iter().map(|fr| (fr.name_str().into_owned(), fr.file_str().into_owned(), fr.line, fr.inlined)).collect();
+    let got: Vec<_> = frames
+        .iter()
+        .map(|fr| {
+            (
+                fr.name_str().into_owned(),
+                fr.file_str().into_owned(),
+                fr.line,
+                fr.inlined,
+            )
+        })
+        .collect();
     assert_eq!(
         got,
-        vec![("main.inlined".to_string(), "b.go".to_string(), 33, true), ("main.outer".to_string(), "a.go".to_string(), 10, false)]
+        vec![
+            ("main.inlined".to_string(), "b.go".to_string(), 33, true),
+            ("main.outer".to_string(), "a.go".to_string(), 10, false)
+        ]
     );
     // Outside the inlined range there is one physical frame.
     assert_eq!(f.frames_at(0x401030).unwrap().len(), 1);
     // Without go:func the inline tree is unavailable: physical frame only.
     let p2 = Pclntab::parse(&tab, 0x500000, None).unwrap();
-    assert_eq!(p2.find_func(0x401000).unwrap().frames_at(0x401014).unwrap().len(), 1);
+    assert_eq!(
+        p2.find_func(0x401000)
+            .unwrap()
+            .frames_at(0x401014)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn names_for_print() {
     assert_eq!(name_for_print("main.F[go.shape.int]"), "main.F[...]");
-    assert_eq!(name_for_print("main.(*T[go.shape.string,go.shape.int]).M"), "main.(*T[...]).M");
+    assert_eq!(
+        name_for_print("main.(*T[go.shape.string,go.shape.int]).M"),
+        "main.(*T[...]).M"
+    );
     assert_eq!(name_for_print("main.main"), "main.main");
     assert_eq!(name_for_print("weird]name[x"), "weird]name[x");
 }
@@ -229,7 +283,9 @@ fn every_truncation_fails_cleanly() {
         }
     }
     for n in 0..gofunc.len() {
-        let p = Pclntab::parse(&tab, 0, None).unwrap().with_gofunc(0, &gofunc[..n]);
+        let p = Pclntab::parse(&tab, 0, None)
+            .unwrap()
+            .with_gofunc(0, &gofunc[..n]);
         let _ = p.find_func(0x401014).unwrap().frames_at(0x401014);
     }
 }
@@ -238,9 +294,15 @@ fn every_truncation_fails_cleanly() {
 fn rejects_old_and_bad_magics() {
     let mut b = vec![0u8; 0x48];
     b[..4].copy_from_slice(&0xfffffffbu32.to_le_bytes());
-    assert!(matches!(Pclntab::parse(&b, 0, Some(1)), Err(PclntabError::UnsupportedFormat { .. })));
+    assert!(matches!(
+        Pclntab::parse(&b, 0, Some(1)),
+        Err(PclntabError::UnsupportedFormat { .. })
+    ));
     b[..4].copy_from_slice(&0x12345678u32.to_le_bytes());
-    assert!(matches!(Pclntab::parse(&b, 0, Some(1)), Err(PclntabError::BadMagic { .. })));
+    assert!(matches!(
+        Pclntab::parse(&b, 0, Some(1)),
+        Err(PclntabError::BadMagic { .. })
+    ));
 }
 
 #[test]

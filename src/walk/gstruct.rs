@@ -42,14 +42,21 @@ pub struct GRecord {
 
 fn word(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
-    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))).unwrap_or(0)
+    b.get(o..o + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+        .unwrap_or(0)
 }
 
 impl GRecord {
     /// Decodes `bytes` (a copy of `off.size` bytes at `addr`); fields past
     /// the end of a short copy read as zero.
     pub fn decode(addr: u64, bytes: &[u8], off: &GOffsets) -> GRecord {
-        let u32_at = |o: u64| bytes.get(o as usize..o as usize + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4]))).unwrap_or(0);
+        let u32_at = |o: u64| {
+            bytes
+                .get(o as usize..o as usize + 4)
+                .map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4])))
+                .unwrap_or(0)
+        };
         GRecord {
             addr,
             goid: word(bytes, off.goid),
@@ -86,6 +93,8 @@ impl GRecord {
     /// Cheap sanity check that the bytes really are a g: the runtime keeps
     /// `g.sched.g == g` for every g, and a live stack has `lo < hi`.
     pub fn looks_valid(&self) -> bool {
-        (self.sched_g == self.addr || self.sched_g == 0) && (self.is_dead() || (self.stack_lo < self.stack_hi && self.stack_hi - self.stack_lo <= 1 << 30))
+        (self.sched_g == self.addr || self.sched_g == 0)
+            && (self.is_dead()
+                || (self.stack_lo < self.stack_hi && self.stack_hi - self.stack_lo <= 1 << 30))
     }
 }

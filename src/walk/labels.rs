@@ -27,11 +27,19 @@ const MIN_TOP_HASH: u8 = 5;
 
 /// Reads the labels behind `g.labels`; `None` if there are none or they
 /// cannot be read.
-pub fn read_labels<M: Memory>(mem: &M, labels_ptr: u64, minor: u32) -> Option<BTreeMap<String, String>> {
+pub fn read_labels<M: Memory>(
+    mem: &M,
+    labels_ptr: u64,
+    minor: u32,
+) -> Option<BTreeMap<String, String>> {
     if labels_ptr == 0 {
         return None;
     }
-    let out = if minor >= 24 { read_slice(mem, labels_ptr)? } else { read_map(mem, labels_ptr)? };
+    let out = if minor >= 24 {
+        read_slice(mem, labels_ptr)?
+    } else {
+        read_map(mem, labels_ptr)?
+    };
     if out.is_empty() {
         None
     } else {
@@ -77,8 +85,15 @@ fn read_map<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
             mem.read_at(bucket, &mut tophash).ok()?;
             for (slot, &t) in tophash.iter().enumerate() {
                 if t >= MIN_TOP_HASH {
-                    let k = mem.read_go_string(bucket.wrapping_add(8 + 16 * slot as u64), MAX_LABEL_LEN).ok()?;
-                    let v = mem.read_go_string(bucket.wrapping_add(8 + 128 + 16 * slot as u64), MAX_LABEL_LEN).ok()?;
+                    let k = mem
+                        .read_go_string(bucket.wrapping_add(8 + 16 * slot as u64), MAX_LABEL_LEN)
+                        .ok()?;
+                    let v = mem
+                        .read_go_string(
+                            bucket.wrapping_add(8 + 128 + 16 * slot as u64),
+                            MAX_LABEL_LEN,
+                        )
+                        .ok()?;
                     out.insert(k, v);
                 }
             }
@@ -104,7 +119,9 @@ pub fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -114,7 +131,8 @@ pub fn go_quote(s: &str) -> String {
 
 /// Go 1.27's `tracebackStringNeedsQuoting`.
 pub fn needs_quoting(s: &str) -> bool {
-    s.chars().any(|r| !(r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_'))
+    s.chars()
+        .any(|r| !(r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_'))
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub enum WalkError {
     #[error("runtime.allgs was not found in the binary; cannot list goroutines")]
     NoAllgs,
     #[error("cannot read runtime.allgs at {addr:#x}: {source}")]
-    Allgs { addr: u64, source: crate::memory::MemoryError },
+    Allgs {
+        addr: u64,
+        source: crate::memory::MemoryError,
+    },
     #[error("runtime.allgs claims {0} goroutines, more than gopeek accepts ({MAX_GOROUTINES}); is this the right binary for the process?")]
     TooMany(u64),
     #[error("runtime.allgs does not look like a goroutine list ({0}); the binary may not match the process")]
@@ -47,7 +50,12 @@ pub enum WalkError {
 const RANGES_PER_CHECK: usize = 8192;
 
 /// Copies `ranges` in batches, asking `keep_going` between them.
-fn copy_checked<C: RangeCopier>(src: &C, ranges: &[(u64, usize)], mem: &mut RegionMemory, keep_going: &dyn Fn() -> bool) -> Result<(), WalkError> {
+fn copy_checked<C: RangeCopier>(
+    src: &C,
+    ranges: &[(u64, usize)],
+    mem: &mut RegionMemory,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<(), WalkError> {
     for chunk in ranges.chunks(RANGES_PER_CHECK) {
         if !keep_going() {
             return Err(WalkError::Abandoned);
@@ -107,39 +115,91 @@ fn read_m<M: Memory>(mem: &M, off: &RuntimeOffsets, m: u64) -> Option<MRecord> {
 
 /// The start context Go itself would use (traceback1/initAt), improved
 /// for running goroutines with the thread's registers.
-fn start_context<M: Memory>(g: &GRecord, mem: &M, off: &RuntimeOffsets, threads: &[ThreadRegs]) -> Result<(UnwindStart, Option<i32>), String> {
-    let m = if g.m != 0 { read_m(mem, off, g.m) } else { None };
+fn start_context<M: Memory>(
+    g: &GRecord,
+    mem: &M,
+    off: &RuntimeOffsets,
+    threads: &[ThreadRegs],
+) -> Result<(UnwindStart, Option<i32>), String> {
+    let m = if g.m != 0 {
+        read_m(mem, off, g.m)
+    } else {
+        None
+    };
     let tid = m.as_ref().map(|m| m.procid as i32).filter(|&t| t > 0);
     let in_stack = |sp: u64| sp >= g.stack_lo && sp < g.stack_hi;
     if let Some(m) = &m {
         if m.vdso_sp != 0 && in_stack(m.vdso_sp) {
-            return Ok((UnwindStart { pc: m.vdso_pc, sp: m.vdso_sp, trap: false, syscall: false }, tid));
+            return Ok((
+                UnwindStart {
+                    pc: m.vdso_pc,
+                    sp: m.vdso_sp,
+                    trap: false,
+                    syscall: false,
+                },
+                tid,
+            ));
         }
     }
     if g.syscallsp != 0 {
-        return Ok((UnwindStart { pc: g.syscallpc, sp: g.syscallsp, trap: false, syscall: true }, tid));
+        return Ok((
+            UnwindStart {
+                pc: g.syscallpc,
+                sp: g.syscallsp,
+                trap: false,
+                syscall: true,
+            },
+            tid,
+        ));
     }
     if g.base_status() == G_RUNNING {
         if let Some(t) = tid.and_then(|tid| threads.iter().find(|t| t.tid == tid)) {
             if in_stack(t.sp) {
-                return Ok((UnwindStart { pc: t.pc, sp: t.sp, trap: true, syscall: false }, tid));
+                return Ok((
+                    UnwindStart {
+                        pc: t.pc,
+                        sp: t.sp,
+                        trap: true,
+                        syscall: false,
+                    },
+                    tid,
+                ));
             }
         }
         if g.sched_sp != 0 {
             // On the system stack (systemstack/morestack): the user part
             // was saved in g.sched.
-            return Ok((UnwindStart { pc: g.sched_pc, sp: g.sched_sp, trap: false, syscall: false }, tid));
+            return Ok((
+                UnwindStart {
+                    pc: g.sched_pc,
+                    sp: g.sched_sp,
+                    trap: false,
+                    syscall: false,
+                },
+                tid,
+            ));
         }
         return Err(match tid {
             Some(t) => format!("running on thread {t}, which was not on this goroutine's stack"),
             None => "running on another thread; stack unavailable".to_string(),
         });
     }
-    Ok((UnwindStart { pc: g.sched_pc, sp: g.sched_sp, trap: false, syscall: false }, None))
+    Ok((
+        UnwindStart {
+            pc: g.sched_pc,
+            sp: g.sched_sp,
+            trap: false,
+            syscall: false,
+        },
+        None,
+    ))
 }
 
 fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
@@ -150,12 +210,28 @@ fn monotonic_ns() -> i64 {
 /// stack from its start SP to `stack.hi`.
 /// `keep_going` is asked between batches; once it says no (the pause
 /// budget ran out and the target was released) the copy is abandoned.
-pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<ThreadRegs>, keep_going: &dyn Fn() -> bool) -> Result<Capture, WalkError> {
+pub fn capture<C: RangeCopier>(
+    cfg: &WalkConfig<'_, '_>,
+    src: &C,
+    threads: Vec<ThreadRegs>,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<Capture, WalkError> {
     let nanotime = monotonic_ns();
     let off = cfg.off;
-    let allgs = cfg.prog.globals.allgs.as_ref().ok_or(WalkError::NoAllgs)?.addr + cfg.bias;
+    let allgs = cfg
+        .prog
+        .globals
+        .allgs
+        .as_ref()
+        .ok_or(WalkError::NoAllgs)?
+        .addr
+        + cfg.bias;
     let mut hdr = [0u8; 16];
-    src.read_at(allgs, &mut hdr).map_err(|source| WalkError::Allgs { addr: allgs, source })?;
+    src.read_at(allgs, &mut hdr)
+        .map_err(|source| WalkError::Allgs {
+            addr: allgs,
+            source,
+        })?;
     let ptr = u64::from_le_bytes(hdr[..8].try_into().unwrap_or_default());
     let len = u64::from_le_bytes(hdr[8..].try_into().unwrap_or_default());
     if len > MAX_GOROUTINES {
@@ -166,7 +242,9 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
     let array = src.copy_ranges(&[(ptr, (len * 8) as usize)]);
     let mut gs = Vec::with_capacity(len as usize);
     for i in 0..len {
-        let g = array.read_u64(ptr.wrapping_add(8 * i)).map_err(|source| WalkError::Allgs { addr: ptr, source })?;
+        let g = array
+            .read_u64(ptr.wrapping_add(8 * i))
+            .map_err(|source| WalkError::Allgs { addr: ptr, source })?;
         if g != 0 {
             gs.push(g);
         }
@@ -179,17 +257,27 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
         .iter()
         .filter_map(|&g| {
             let mut b = vec![0u8; gsize];
-            mem.read_at(g, &mut b).ok().map(|_| GRecord::decode(g, &b, &off.g))
+            mem.read_at(g, &mut b)
+                .ok()
+                .map(|_| GRecord::decode(g, &b, &off.g))
         })
         .collect();
     if records.len() < gs.len() {
-        warnings.push(format!("{} of {} g structs could not be read", gs.len() - records.len(), gs.len()));
+        warnings.push(format!(
+            "{} of {} g structs could not be read",
+            gs.len() - records.len(),
+            gs.len()
+        ));
     }
     if !records.is_empty() && !records.iter().any(|g| g.looks_valid()) {
         return Err(WalkError::Implausible("no entry has g.sched.g == g".into()));
     }
     let t_ms = std::time::Instant::now();
-    let ms: BTreeSet<u64> = records.iter().filter(|g| !g.is_dead() && g.m != 0).map(|g| g.m).collect();
+    let ms: BTreeSet<u64> = records
+        .iter()
+        .filter(|g| !g.is_dead() && g.m != 0)
+        .map(|g| g.m)
+        .collect();
     let mranges: Vec<(u64, usize)> = ms.iter().map(|&m| (m, off.m.size as usize)).collect();
     copy_checked(src, &mranges, &mut mem, keep_going)?;
     let mut stacks = Vec::new();
@@ -220,7 +308,14 @@ pub fn capture<C: RangeCopier>(cfg: &WalkConfig<'_, '_>, src: &C, threads: Vec<T
         .filter(|g| !g.is_dead() && g.labels != 0)
         .filter_map(|g| labels::read_labels(src, g.labels, minor).map(|l| (g.addr, l)))
         .collect();
-    Ok(Capture { mem, gs, threads, nanotime, warnings, labels })
+    Ok(Capture {
+        mem,
+        gs,
+        threads,
+        nanotime,
+        warnings,
+        labels,
+    })
 }
 
 /// A logical frame ready to become a [`Frame`], cached per symbolization PC.
@@ -262,9 +357,23 @@ impl Symbolizer<'_, '_> {
                         }
                     })
                     .collect(),
-                Err(_) => vec![SymFrame { raw_name: f.name().into(), print_name: f.print_name().into(), file: "?".into(), line: 0, inlined: false, func_id: f.func_id.0 }],
+                Err(_) => vec![SymFrame {
+                    raw_name: f.name().into(),
+                    print_name: f.print_name().into(),
+                    file: "?".into(),
+                    line: 0,
+                    inlined: false,
+                    func_id: f.func_id.0,
+                }],
             },
-            Err(_) => vec![SymFrame { raw_name: "?".into(), print_name: "?".into(), file: "?".into(), line: 0, inlined: false, func_id: 0 }],
+            Err(_) => vec![SymFrame {
+                raw_name: "?".into(),
+                print_name: "?".into(),
+                file: "?".into(),
+                line: 0,
+                inlined: false,
+                func_id: 0,
+            }],
         };
         let v = Rc::new(v);
         self.cache.insert(sym_pc, v.clone());
@@ -277,7 +386,11 @@ fn is_system(prog: &GoProgram<'_>, startpc_link: u64) -> bool {
     match prog.pclntab.find_func(startpc_link) {
         Ok(f) => {
             let n = f.name();
-            n.starts_with("runtime.") && !matches!(n.as_str(), "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent")
+            n.starts_with("runtime.")
+                && !matches!(
+                    n.as_str(),
+                    "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent"
+                )
         }
         Err(_) => false,
     }
@@ -288,7 +401,10 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     let off = cfg.off;
     let minor = cfg.prog.version.minor;
     let ids = FuncIds::for_minor(minor);
-    let mut sym = Symbolizer { prog: cfg.prog, cache: HashMap::new() };
+    let mut sym = Symbolizer {
+        prog: cfg.prog,
+        cache: HashMap::new(),
+    };
     let mut pcs = UnwindCache::new();
     let mut out = Vec::new();
     let gsize = off.g.size as usize;
@@ -314,17 +430,39 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             raw_status: g.base_status(),
             system: is_system(cfg.prog, g.startpc.wrapping_sub(cfg.bias)),
             g_addr: gaddr,
-            m: if g.m != 0 { cap.mem.read_u64(g.m.wrapping_add(off.m.id)).ok().map(|id| (id as i64, g.m)) } else { None },
+            m: if g.m != 0 {
+                cap.mem
+                    .read_u64(g.m.wrapping_add(off.m.id))
+                    .ok()
+                    .map(|id| (id as i64, g.m))
+            } else {
+                None
+            },
         };
         if !g.looks_valid() {
-            snap.error = Some(format!("g at {gaddr:#x} is inconsistent (sched.g {:#x}, stack [{:#x}, {:#x}))", g.sched_g, g.stack_lo, g.stack_hi));
+            snap.error = Some(format!(
+                "g at {gaddr:#x} is inconsistent (sched.g {:#x}, stack [{:#x}, {:#x}))",
+                g.sched_g, g.stack_lo, g.stack_hi
+            ));
             out.push(snap);
             continue;
         }
         match start_context(&g, &cap.mem, off, &cap.threads) {
             Ok((start, tid)) => {
-                snap.thread = if g.base_status() == G_RUNNING || g.syscallsp != 0 { tid } else { None };
-                let uw = unwind(&cfg.prog.pclntab, &mut pcs, cfg.bias, &cap.mem, start, g.stack_lo, g.stack_hi);
+                snap.thread = if g.base_status() == G_RUNNING || g.syscallsp != 0 {
+                    tid
+                } else {
+                    None
+                };
+                let uw = unwind(
+                    &cfg.prog.pclntab,
+                    &mut pcs,
+                    cfg.bias,
+                    &cap.mem,
+                    start,
+                    g.stack_lo,
+                    g.stack_hi,
+                );
                 let mut raw = Vec::new();
                 for (i, pf) in uw.frames.iter().enumerate() {
                     let lf = sym.frames(pf.sym_pc);
@@ -337,7 +475,11 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
                                 pc: pf.pc,
                                 inlined: sf.inlined,
                                 runtime: false,
-                                offset: if sf.inlined || pf.pc.wrapping_sub(cfg.bias) <= pf.entry { None } else { Some(pf.pc.wrapping_sub(cfg.bias) - pf.entry) },
+                                offset: if sf.inlined || pf.pc.wrapping_sub(cfg.bias) <= pf.entry {
+                                    None
+                                } else {
+                                    Some(pf.pc.wrapping_sub(cfg.bias) - pf.entry)
+                                },
                                 sp: pf.sp,
                                 fp: pf.fp,
                             },
@@ -368,12 +510,19 @@ fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<Cr
     let raw = f.name();
     let hidden = !shows_frame(ids, &raw, f.func_id.0, false, 0);
     let trace_pc = if pc > f.entry { pc - 1 } else { pc };
-    let (file, line) = f.file_line(trace_pc).map(|(f, l)| (String::from_utf8_lossy(f).into_owned(), i64::from(l))).unwrap_or(("?".into(), 0));
+    let (file, line) = f
+        .file_line(trace_pc)
+        .map(|(f, l)| (String::from_utf8_lossy(f).into_owned(), i64::from(l)))
+        .unwrap_or(("?".into(), 0));
     Some(CreatedBy {
         function: f.print_name(),
         file,
         line,
-        goroutine: if cfg.prog.version.minor >= 21 && g.parent_goid != 0 { Some(g.parent_goid) } else { None },
+        goroutine: if cfg.prog.version.minor >= 21 && g.parent_goid != 0 {
+            Some(g.parent_goid)
+        } else {
+            None
+        },
         offset: pc - f.entry,
         runtime: hidden,
     })

@@ -20,16 +20,36 @@ pub struct FuncIds {
 impl FuncIds {
     pub fn for_minor(minor: u32) -> FuncIds {
         match minor {
-            0..=21 => FuncIds { wrapper: 21, gopanic: 9, sigpanic: 18, panicwrap: 14, always_shown: [0, 0] },
-            22..=24 => FuncIds { wrapper: 22, gopanic: 10, sigpanic: 19, panicwrap: 15, always_shown: [0, 0] },
-            _ => FuncIds { wrapper: 23, gopanic: 10, sigpanic: 20, panicwrap: 15, always_shown: [18, 19] },
+            0..=21 => FuncIds {
+                wrapper: 21,
+                gopanic: 9,
+                sigpanic: 18,
+                panicwrap: 14,
+                always_shown: [0, 0],
+            },
+            22..=24 => FuncIds {
+                wrapper: 22,
+                gopanic: 10,
+                sigpanic: 19,
+                panicwrap: 15,
+                always_shown: [0, 0],
+            },
+            _ => FuncIds {
+                wrapper: 23,
+                gopanic: 10,
+                sigpanic: 20,
+                panicwrap: 15,
+                always_shown: [18, 19],
+            },
         }
     }
 }
 
 /// Go's `isExportedRuntime`: `runtime.Goexit`, `runtime.(*Func).Name`.
 pub fn is_exported_runtime(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("runtime.") else { return false };
+    let Some(rest) = name.strip_prefix("runtime.") else {
+        return false;
+    };
     if rest.is_empty() {
         return false;
     }
@@ -43,13 +63,27 @@ pub fn is_exported_runtime(name: &str) -> bool {
         }
         None => ("", rest),
     };
-    let upper = |s: &str| s.as_bytes().first().map(|c| c.is_ascii_uppercase()).unwrap_or(false);
+    let upper = |s: &str| {
+        s.as_bytes()
+            .first()
+            .map(|c| c.is_ascii_uppercase())
+            .unwrap_or(false)
+    };
     upper(func) && (rcvr.is_empty() || upper(rcvr))
 }
 
 /// Go's `showfuncinfo` at GOTRACEBACK=all: `true` if the frame prints.
-pub fn shows_frame(ids: &FuncIds, raw_name: &str, func_id: u8, first_frame: bool, callee_id: u8) -> bool {
-    if func_id != 0 && func_id == ids.wrapper && !(callee_id == ids.gopanic || callee_id == ids.sigpanic || callee_id == ids.panicwrap) {
+pub fn shows_frame(
+    ids: &FuncIds,
+    raw_name: &str,
+    func_id: u8,
+    first_frame: bool,
+    callee_id: u8,
+) -> bool {
+    if func_id != 0
+        && func_id == ids.wrapper
+        && !(callee_id == ids.gopanic || callee_id == ids.sigpanic || callee_id == ids.panicwrap)
+    {
         return false;
     }
     if func_id != 0 && ids.always_shown.contains(&func_id) {
@@ -92,7 +126,11 @@ pub fn mark_hidden(frames: &mut [RawFrame], ids: &FuncIds) {
 pub enum Elided<'a> {
     All(Vec<&'a Frame>),
     /// Go 1.21+: first 50, `...N frames elided...`, last 50.
-    Middle { head: Vec<&'a Frame>, elided: usize, tail: Vec<&'a Frame> },
+    Middle {
+        head: Vec<&'a Frame>,
+        elided: usize,
+        tail: Vec<&'a Frame>,
+    },
     /// Go 1.19/1.20: the walk stops after 100 physical frames, then
     /// `...additional frames elided...`.
     Truncated(Vec<&'a Frame>),
@@ -101,11 +139,24 @@ pub enum Elided<'a> {
 /// Applies the version's elision rule to the printable frames.
 /// `physical_of[i]` (the physical frame of logical frame `i`) serves the
 /// pre-1.21 rule.
-pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system: bool) -> Elided<'a> {
-    let visible: Vec<(usize, &Frame)> = frames.iter().enumerate().filter(|(_, f)| system || !f.runtime).collect();
+pub fn elide<'a>(
+    minor: u32,
+    frames: &'a [Frame],
+    physical_of: &[usize],
+    system: bool,
+) -> Elided<'a> {
+    let visible: Vec<(usize, &Frame)> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| system || !f.runtime)
+        .collect();
     let any_visible = !visible.is_empty();
     // "If nothing would print, print everything."
-    let visible: Vec<(usize, &Frame)> = if any_visible { visible } else { frames.iter().enumerate().collect() };
+    let visible: Vec<(usize, &Frame)> = if any_visible {
+        visible
+    } else {
+        frames.iter().enumerate().collect()
+    };
     if minor >= 21 {
         const INNER: usize = 50;
         const OUTER: usize = 50;
@@ -113,13 +164,24 @@ pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system:
             return Elided::All(visible.into_iter().map(|(_, f)| f).collect());
         }
         let head = visible[..INNER].iter().map(|(_, f)| *f).collect();
-        let tail = visible[visible.len() - OUTER..].iter().map(|(_, f)| *f).collect();
-        Elided::Middle { head, elided: visible.len() - INNER - OUTER, tail }
+        let tail = visible[visible.len() - OUTER..]
+            .iter()
+            .map(|(_, f)| *f)
+            .collect();
+        Elided::Middle {
+            head,
+            elided: visible.len() - INNER - OUTER,
+            tail,
+        }
     } else {
         // Go 1.19 walks at most 100 physical frames (hidden ones count)
         // and prints the marker only if it printed exactly 100 frames.
         const MAX_PHYSICAL: usize = 100;
-        let kept: Vec<&Frame> = visible.into_iter().filter(|(i, _)| physical_of.get(*i).copied().unwrap_or(0) < MAX_PHYSICAL).map(|(_, f)| f).collect();
+        let kept: Vec<&Frame> = visible
+            .into_iter()
+            .filter(|(i, _)| physical_of.get(*i).copied().unwrap_or(0) < MAX_PHYSICAL)
+            .map(|(_, f)| f)
+            .collect();
         if kept.len() == MAX_PHYSICAL {
             Elided::Truncated(kept)
         } else {
@@ -131,9 +193,15 @@ pub fn elide<'a>(minor: u32, frames: &'a [Frame], physical_of: &[usize], system:
 /// The status text inside the header's brackets, before the first comma.
 pub fn status_text(g: &GRecord, gstatus: &[String], wait_reasons: &[String]) -> String {
     let st = g.base_status();
-    let mut s = gstatus.get(st as usize).cloned().unwrap_or_else(|| "???".to_string());
+    let mut s = gstatus
+        .get(st as usize)
+        .cloned()
+        .unwrap_or_else(|| "???".to_string());
     if (st == G_WAITING || st == G_LEAKED) && g.waitreason != 0 {
-        s = wait_reasons.get(g.waitreason as usize).cloned().unwrap_or_else(|| "unknown wait reason".to_string());
+        s = wait_reasons
+            .get(g.waitreason as usize)
+            .cloned()
+            .unwrap_or_else(|| "unknown wait reason".to_string());
     }
     if st == G_LEAKED {
         s.push_str(" (leaked)");
@@ -176,14 +244,30 @@ mod tests {
         assert!(!shows_frame(&ids, "runtime.gopark", 0, true, 0));
         assert!(shows_frame(&ids, "main.worker", 0, true, 0));
         assert!(!shows_frame(&ids, "main.(*T).M", ids.wrapper, false, 0));
-        assert!(shows_frame(&ids, "main.(*T).M", ids.wrapper, false, ids.gopanic));
+        assert!(shows_frame(
+            &ids,
+            "main.(*T).M",
+            ids.wrapper,
+            false,
+            ids.gopanic
+        ));
         assert!(shows_frame(&ids, "runtime.gopanic", ids.gopanic, false, 0));
         assert!(!shows_frame(&ids, "runtime.gopanic", ids.gopanic, true, 0));
         assert!(!shows_frame(&ids, "nodot", 0, true, 0));
     }
 
     fn frame(name: &str) -> Frame {
-        Frame { function: name.into(), file: "f.go".into(), line: 1, pc: 0, inlined: false, runtime: false, offset: None, sp: 0, fp: 0 }
+        Frame {
+            function: name.into(),
+            file: "f.go".into(),
+            line: 1,
+            pc: 0,
+            inlined: false,
+            runtime: false,
+            offset: None,
+            sp: 0,
+            fp: 0,
+        }
     }
 
     #[test]
@@ -197,7 +281,9 @@ mod tests {
             }
             _ => panic!("expected elision"),
         }
-        assert!(matches!(elide(21, &frames[..100], &phys[..100], false), Elided::All(v) if v.len() == 100));
+        assert!(
+            matches!(elide(21, &frames[..100], &phys[..100], false), Elided::All(v) if v.len() == 100)
+        );
         match elide(19, &frames, &phys, false) {
             Elided::Truncated(v) => assert_eq!(v.len(), 100),
             _ => panic!("expected truncation"),

@@ -93,12 +93,23 @@ impl UnwindCache {
 /// Functions whose caller frame resumes at an interrupted (not a return)
 /// PC, as in Go's `isInjectedCall`.
 fn is_injected(name: &[u8]) -> bool {
-    matches!(name, b"runtime.sigpanic" | b"runtime.asyncPreempt" | b"runtime.debugCallV2")
+    matches!(
+        name,
+        b"runtime.sigpanic" | b"runtime.asyncPreempt" | b"runtime.debugCallV2"
+    )
 }
 
 /// Walks the stack from `start` within `[stack_lo, stack_hi)`. `bias` is
 /// the PIE load bias (runtime = link + bias).
-pub fn unwind<M: Memory>(tab: &Pclntab<'_>, cache: &mut UnwindCache, bias: u64, mem: &M, start: UnwindStart, stack_lo: u64, stack_hi: u64) -> Unwound {
+pub fn unwind<M: Memory>(
+    tab: &Pclntab<'_>,
+    cache: &mut UnwindCache,
+    bias: u64,
+    mem: &M,
+    start: UnwindStart,
+    stack_lo: u64,
+    stack_hi: u64,
+) -> Unwound {
     let mut out = Unwound::default();
     let (mut pc, mut sp) = (start.pc, start.sp);
     let mut trap = start.trap;
@@ -126,11 +137,29 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, cache: &mut UnwindCache, bias: u64, 
             out.error = Some(format!("unknown pc {pc:#x}"));
             return out;
         };
-        let name = || tab.func(info.func).map(|f| f.name()).unwrap_or_else(|_| "?".into());
-        let sym_pc = if trap || link_pc <= info.entry { link_pc } else { link_pc - 1 };
+        let name = || {
+            tab.func(info.func)
+                .map(|f| f.name())
+                .unwrap_or_else(|_| "?".into())
+        };
+        let sym_pc = if trap || link_pc <= info.entry {
+            link_pc
+        } else {
+            link_pc - 1
+        };
         // Go computes fp for every frame, including the last one printed.
-        let fp = info.sp_delta.filter(|d| *d >= 0).and_then(|d| sp.checked_add(d as u64 + 8));
-        out.frames.push(PhysFrame { pc, sp, fp: fp.unwrap_or(0), func: info.func, entry: info.entry, sym_pc });
+        let fp = info
+            .sp_delta
+            .filter(|d| *d >= 0)
+            .and_then(|d| sp.checked_add(d as u64 + 8));
+        out.frames.push(PhysFrame {
+            pc,
+            sp,
+            fp: fp.unwrap_or(0),
+            func: info.func,
+            entry: info.entry,
+            sym_pc,
+        });
         let writes_sp = info.writes_sp && !info.cgocallback && !(innermost && start.syscall);
         if info.top_frame || writes_sp {
             return out;
@@ -142,7 +171,10 @@ pub fn unwind<M: Memory>(tab: &Pclntab<'_>, cache: &mut UnwindCache, bias: u64, 
                 return out;
             }
             (Some(_), None) => {
-                out.error = Some(format!("frame of {} runs past the top of the address space", name()));
+                out.error = Some(format!(
+                    "frame of {} runs past the top of the address space",
+                    name()
+                ));
                 return out;
             }
             (Some(_), Some(fp)) => fp,

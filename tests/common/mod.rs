@@ -15,14 +15,24 @@ pub fn root() -> PathBuf {
 /// A fixture binary built by scripts/build-fixtures, or `None` (and a note)
 /// when it is missing; with GOPEEK_REQUIRE_MATRIX=1 a missing one fails.
 pub fn fixture(version: &str, mode: &str, name: &str) -> Option<PathBuf> {
-    let p = root().join("target/fixtures").join(format!("go{version}")).join(mode).join(name);
+    let p = root()
+        .join("target/fixtures")
+        .join(format!("go{version}"))
+        .join(mode)
+        .join(name);
     if p.exists() {
         return Some(p);
     }
     if std::env::var("GOPEEK_REQUIRE_MATRIX").as_deref() == Ok("1") {
-        panic!("fixture {} is missing: run scripts/setup and scripts/build-fixtures", p.display());
+        panic!(
+            "fixture {} is missing: run scripts/setup and scripts/build-fixtures",
+            p.display()
+        );
     }
-    eprintln!("note: skipping, {} not built (run scripts/build-fixtures)", p.display());
+    eprintln!(
+        "note: skipping, {} not built (run scripts/build-fixtures)",
+        p.display()
+    );
     None
 }
 
@@ -88,8 +98,16 @@ pub fn thread_states(pid: i32) -> Vec<(char, i32)> {
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for e in rd.flatten() {
             let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-            let state = status.lines().find_map(|l| l.strip_prefix("State:")).and_then(|s| s.trim().chars().next()).unwrap_or('?');
-            let tracer = status.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|s| s.trim().parse().ok()).unwrap_or(-1);
+            let state = status
+                .lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .and_then(|s| s.trim().chars().next())
+                .unwrap_or('?');
+            let tracer = status
+                .lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(-1);
             out.push((state, tracer));
         }
     }
@@ -99,7 +117,10 @@ pub fn thread_states(pid: i32) -> Vec<(char, i32)> {
 /// Asserts that no thread of `pid` is stopped or traced.
 pub fn assert_running_untraced(pid: i32) {
     for (state, tracer) in thread_states(pid) {
-        assert!(state != 't' && state != 'T', "a thread of {pid} is left stopped ({state})");
+        assert!(
+            state != 't' && state != 'T',
+            "a thread of {pid} is left stopped ({state})"
+        );
         assert_eq!(tracer, 0, "a thread of {pid} is still traced");
     }
 }
@@ -126,8 +147,14 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
     for chunk in text.split("\n\n") {
         let mut lines = chunk.lines().filter(|l| !l.is_empty());
         let Some(header) = lines.next() else { continue };
-        let Some(rest) = header.strip_prefix("goroutine ") else { continue };
-        let id: u64 = rest.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let Some(rest) = header.strip_prefix("goroutine ") else {
+            continue;
+        };
+        let id: u64 = rest
+            .split(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let inside = header.split_once('[').map(|(_, r)| r).unwrap_or("");
         let inside = inside.rsplit_once(']').map(|(l, _)| l).unwrap_or(inside);
         // Go 1.26 prints labels inside the brackets: ` labels:{...}`.
@@ -145,7 +172,12 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
                 l.to_string()
             })
             .collect();
-        out.push(Block { id, header: header.to_string(), status, lines: norm });
+        out.push(Block {
+            id,
+            header: header.to_string(),
+            status,
+            lines: norm,
+        });
     }
     out
 }
