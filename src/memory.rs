@@ -88,10 +88,24 @@ impl<M: Memory + ?Sized> MemoryExt for M {}
 
 /// A set of copied address ranges: what gopeek took from a stopped target
 /// (read later, after detach) and what unit tests build by hand.
+///
+/// Ranges live in a few large buffers ("arenas"), one per batch copied,
+/// rather than one allocation per range: a 100k-goroutine snapshot holds
+/// 200k ranges, and allocating them one by one while the target is held
+/// cost more than the copying itself.
 #[derive(Debug, Default, Clone)]
 pub struct RegionMemory {
-    regions: BTreeMap<u64, Vec<u8>>,
+    regions: BTreeMap<u64, Slot>,
+    arenas: Vec<Vec<u8>>,
     bytes: usize,
+}
+
+/// Where one range's bytes sit.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    arena: usize,
+    off: usize,
+    len: usize,
 }
 
 impl RegionMemory {
@@ -103,10 +117,41 @@ impl RegionMemory {
     /// if they start at the same address (the walker never overlaps copies
     /// except for identical re-reads).
     pub fn insert(&mut self, addr: u64, data: Vec<u8>) {
-        self.bytes += data.len();
-        if let Some(old) = self.regions.insert(addr, data) {
-            self.bytes -= old.len();
+        let len = data.len();
+        self.arenas.push(data);
+        self.put(
+            addr,
+            Slot {
+                arena: self.arenas.len() - 1,
+                off: 0,
+                len,
+            },
+        );
+    }
+
+    /// Adds many ranges backed by one buffer: `pieces` are
+    /// `(address, offset in buffer, length)`; pieces outside the buffer
+    /// are ignored.
+    pub fn insert_arena(&mut self, buffer: Vec<u8>, pieces: &[(u64, usize, usize)]) {
+        let arena = self.arenas.len();
+        let size = buffer.len();
+        self.arenas.push(buffer);
+        for &(addr, off, len) in pieces {
+            if off.checked_add(len).is_some_and(|e| e <= size) {
+                self.put(addr, Slot { arena, off, len });
+            }
         }
+    }
+
+    fn put(&mut self, addr: u64, slot: Slot) {
+        self.bytes += slot.len;
+        if let Some(old) = self.regions.insert(addr, slot) {
+            self.bytes -= old.len;
+        }
+    }
+
+    fn slice(&self, slot: Slot) -> &[u8] {
+        &self.arenas[slot.arena][slot.off..slot.off + slot.len]
     }
 
     /// Total bytes held, for the memory budget and the report.
@@ -128,11 +173,12 @@ impl Memory for RegionMemory {
         let mut cur = addr;
         let mut out = 0usize;
         while cur < end {
-            let (start, data) = self
+            let (start, slot) = self
                 .regions
                 .range(..=cur)
                 .next_back()
                 .ok_or_else(|| MemoryError::new(addr, buf.len(), "not in the snapshot"))?;
+            let data = self.slice(*slot);
             let off = (cur - start) as usize;
             if off >= data.len() {
                 return Err(MemoryError::new(addr, buf.len(), "not in the snapshot"));
@@ -149,8 +195,16 @@ impl Memory for RegionMemory {
 impl RegionMemory {
     /// Moves every range of `other` into `self`.
     pub fn absorb(&mut self, other: RegionMemory) {
-        for (addr, data) in other.regions {
-            self.insert(addr, data);
+        let shift = self.arenas.len();
+        self.arenas.extend(other.arenas);
+        for (addr, slot) in other.regions {
+            self.put(
+                addr,
+                Slot {
+                    arena: slot.arena + shift,
+                    ..slot
+                },
+            );
         }
     }
 

@@ -194,23 +194,31 @@ impl LiveMemory {
     /// [`Self::copy_ranges`] plus the error of every range that could not
     /// be read.
     pub fn copy_ranges_checked(&self, ranges: &[(u64, usize)]) -> (RegionMemory, Vec<MemoryError>) {
-        let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|&(_, len)| vec![0u8; len]).collect();
+        // One buffer for the whole batch (see RegionMemory's arenas).
+        let total: usize = ranges.iter().map(|&(_, len)| len).sum();
+        let mut buffer = vec![0u8; total];
         let results = {
-            let mut reqs: Vec<(u64, &mut [u8])> = ranges
-                .iter()
-                .zip(bufs.iter_mut())
-                .map(|(&(a, _), b)| (a, b.as_mut_slice()))
-                .collect();
+            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(ranges.len());
+            let mut rest = buffer.as_mut_slice();
+            for &(addr, len) in ranges {
+                let (head, tail) = rest.split_at_mut(len);
+                reqs.push((addr, head));
+                rest = tail;
+            }
             self.read_batch(&mut reqs)
         };
-        let mut region = RegionMemory::new();
+        let mut pieces = Vec::with_capacity(ranges.len());
         let mut errors = Vec::new();
-        for ((&(addr, _), buf), r) in ranges.iter().zip(bufs).zip(results) {
+        let mut off = 0usize;
+        for (&(addr, len), r) in ranges.iter().zip(results) {
             match r {
-                Ok(()) => region.insert(addr, buf),
+                Ok(()) => pieces.push((addr, off, len)),
                 Err(e) => errors.push(e),
             }
+            off += len;
         }
+        let mut region = RegionMemory::new();
+        region.insert_arena(buffer, &pieces);
         (region, errors)
     }
 

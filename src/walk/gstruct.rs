@@ -80,6 +80,38 @@ impl GRecord {
         }
     }
 
+    /// How many bytes from the start of a g [`GRecord::decode`] looks at:
+    /// the copy taken while the target is held stops there (a Go 1.27 g is
+    /// 456 bytes, of which the walker needs the first ~360).
+    pub fn bytes_needed(off: &GOffsets) -> u64 {
+        let words = [
+            off.goid,
+            off.waitsince,
+            off.stack_lo,
+            off.stack_hi,
+            off.m,
+            off.sched_sp,
+            off.sched_pc,
+            off.sched_lr,
+            off.sched_g,
+            off.syscallsp,
+            off.syscallpc,
+            off.lockedm,
+            off.gopc,
+            off.startpc,
+            off.labels,
+            off.parent_goid.unwrap_or(0),
+        ];
+        let end = words
+            .iter()
+            .map(|o| o + 8)
+            .max()
+            .unwrap_or(0)
+            .max(off.atomicstatus + 4)
+            .max(off.waitreason + 1);
+        end.min(off.size)
+    }
+
     /// Status without the scan bit.
     pub fn base_status(&self) -> u32 {
         self.status & !G_SCAN

@@ -250,16 +250,17 @@ pub fn capture<C: RangeCopier>(
         }
     }
     mem.absorb(array);
-    let gsize = off.g.size as usize;
+    let gsize = GRecord::bytes_needed(&off.g) as usize;
     let granges: Vec<(u64, usize)> = gs.iter().map(|&g| (g, gsize)).collect();
     copy_checked(src, &granges, &mut mem, keep_going)?;
+    // One scratch buffer for every g: this runs while the target is held.
+    let mut scratch = vec![0u8; gsize];
     let records: Vec<GRecord> = gs
         .iter()
         .filter_map(|&g| {
-            let mut b = vec![0u8; gsize];
-            mem.read_at(g, &mut b)
+            mem.read_at(g, &mut scratch)
                 .ok()
-                .map(|_| GRecord::decode(g, &b, &off.g))
+                .map(|_| GRecord::decode(g, &scratch, &off.g))
         })
         .collect();
     if records.len() < gs.len() {
@@ -407,7 +408,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     };
     let mut pcs = UnwindCache::new();
     let mut out = Vec::new();
-    let gsize = off.g.size as usize;
+    let gsize = GRecord::bytes_needed(&off.g) as usize;
     for &gaddr in &cap.gs {
         let mut b = vec![0u8; gsize];
         if cap.mem.read_at(gaddr, &mut b).is_err() {
