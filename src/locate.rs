@@ -296,35 +296,8 @@ pub fn locate_globals(
         }
     }
     if g.sched.is_none() {
-        if let (Some(h), Some(d)) = (sched, decode(bin, tab, "runtime.mput")) {
-            let targets: Vec<u64> = d
-                .refs
-                .iter()
-                .map(|r| r.target)
-                .filter(|&a| in_data(a))
-                .collect();
-            // Every base that explains a midle and an nmidle reference,
-            // scored by how many of the three fields it explains.
-            let mut found: Option<(usize, u64)> = None;
-            for &t in &targets {
-                let Some(base) = t.checked_sub(h.midle) else {
-                    continue;
-                };
-                if !targets.contains(&(base + h.nmidle)) {
-                    continue;
-                }
-                let score = 2 + usize::from(targets.contains(&(base + h.lock)));
-                if found.is_none_or(|(s, _)| score > s) {
-                    found = Some((score, base));
-                }
-            }
-            let found = found.map(|(_, b)| b);
-            if let Some(a) = found {
-                g.sched = Some(Located {
-                    addr: a,
-                    how: dis("runtime.mput"),
-                });
-            }
+        if let Some(h) = sched {
+            g.sched = locate_sched(bin, tab, md, h);
         }
     }
     if g.wait_reason_strings.is_none() {
@@ -347,6 +320,50 @@ pub fn locate_globals(
         }
     }
     g
+}
+
+/// `runtime.sched` in a stripped binary: the base address that explains
+/// the `schedt.midle` and `schedt.nmidle` references in `runtime.mput`
+/// (and `schedt.lock`, which it also touches when inlining is off).
+pub fn locate_sched(
+    bin: &GoBinary,
+    tab: &Pclntab<'_>,
+    md: Option<&ModuleData>,
+    h: SchedHint,
+) -> Option<Located> {
+    if bin.arch() != Arch::Amd64 {
+        return None;
+    }
+    let d = decode(bin, tab, "runtime.mput")?;
+    let in_data = |a: u64| match md {
+        Some(md) => md.is_global_data(a),
+        None => bin.segment_of(a).map(|s| s.writable).unwrap_or(false),
+    };
+    let targets: Vec<u64> = d
+        .refs
+        .iter()
+        .map(|r| r.target)
+        .filter(|&a| in_data(a))
+        .collect();
+    let mut found: Option<(usize, u64)> = None;
+    for &t in &targets {
+        let Some(base) = t.checked_sub(h.midle) else {
+            continue;
+        };
+        if !targets.contains(&(base + h.nmidle)) {
+            continue;
+        }
+        let score = 2 + usize::from(targets.contains(&(base + h.lock)));
+        if found.is_none_or(|(s, _)| score > s) {
+            found = Some((score, base));
+        }
+    }
+    found.map(|(_, addr)| Located {
+        addr,
+        how: LocateMethod::Disassembly {
+            function: "runtime.mput".into(),
+        },
+    })
 }
 
 /// Reads a `[N]string` table (such as `waitReasonStrings`) from the

@@ -132,7 +132,7 @@ impl<'a> GoProgram<'a> {
         ),
         ProgramError,
     > {
-        let pre = GoProgram::load(bin, None)?;
+        let mut pre = GoProgram::load(bin, None)?;
         let layout = crate::layout::RuntimeLayout::for_binary(bin, &pre.version);
         let hint = layout
             .as_ref()
@@ -143,10 +143,12 @@ impl<'a> GoProgram<'a> {
                 nmidle: o.sched.nmidle,
                 lock: o.sched.lock,
             });
-        match hint {
-            Some(h) => Ok((GoProgram::load(bin, Some(h))?, layout)),
-            None => Ok((pre, layout)),
+        // Only runtime.sched needs the layout; everything else is found.
+        if let (Some(h), None) = (hint, &pre.globals.sched) {
+            pre.globals.sched =
+                crate::locate::locate_sched(bin, &pre.pclntab, pre.moduledata.as_ref(), h);
         }
+        Ok((pre, layout))
     }
 
     /// `true` when the binary has neither a symbol table nor DWARF.

@@ -114,12 +114,12 @@ impl TextOutput {
                 writeln!(w, "labels: {{{}}}", parts.join(", "))?;
             }
         }
-        if g.frames.is_empty() {
-            if let Some(e) = &g.error {
-                if e.contains("running") {
-                    writeln!(w, "\tgoroutine running on other thread; stack unavailable")?;
-                }
-            }
+        // What Go prints for a running goroutine it cannot unwind.
+        if g.frames.is_empty()
+            && g.error.is_some()
+            && g.raw_status == crate::walk::gstruct::G_RUNNING
+        {
+            writeln!(w, "\tgoroutine running on other thread; stack unavailable")?;
         }
         // Go 1.19 counts physical frames for its limit; approximate with
         // non-inlined frames seen so far.

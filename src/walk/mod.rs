@@ -409,8 +409,8 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     let mut pcs = UnwindCache::new();
     let mut out = Vec::new();
     let gsize = GRecord::bytes_needed(&off.g) as usize;
+    let mut b = vec![0u8; gsize];
     for &gaddr in &cap.gs {
-        let mut b = vec![0u8; gsize];
         if cap.mem.read_at(gaddr, &mut b).is_err() {
             continue;
         }
