@@ -144,6 +144,16 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
             classify_missing(pid)
         }
+        // Reading /proc/PID/exe needs the same privilege as ptrace.
+        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            SnapshotError::Process(ProcessError::PermissionDenied {
+                pid,
+                ptrace_scope: proc_fs::ptrace_scope(),
+                target_uid: proc_fs::process_uid(pid).ok(),
+                // SAFETY: geteuid cannot fail.
+                our_euid: unsafe { libc::geteuid() },
+            })
+        }
         _ => SnapshotError::Exe { pid, source },
     })?;
     // The layout (it needs only the version) also lets the locator find
