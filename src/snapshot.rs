@@ -59,11 +59,18 @@ fn is_kernel_thread(pid: i32) -> bool {
 
 /// Maps a failure while the target was held to "the process exited" when
 /// that is what happened (its memory vanished under us).
+/// A process killed while held takes a moment to become a zombie, so the
+/// state is polled briefly (only on this error path).
 fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
-    match proc_fs::process_state(pid) {
-        Err(_) | Ok('Z') | Ok('X') => SnapshotError::Process(ProcessError::Exited { pid }),
-        Ok(_) => e,
+    for _ in 0..20 {
+        match proc_fs::process_state(pid) {
+            Err(_) | Ok('Z') | Ok('X') => {
+                return SnapshotError::Process(ProcessError::Exited { pid })
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
     }
+    e
 }
 
 /// Knobs of one snapshot.
