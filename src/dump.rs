@@ -24,6 +24,9 @@ pub struct DumpSnapshot {
     pub taken_at: String,
     /// How long the target was held stopped, in microseconds.
     pub pause_us: u64,
+    /// `consistent` (every goroutine as of one instant, the default) or
+    /// `nonblocking` (each goroutine consistent on its own).
+    pub mode: &'static str,
     pub goroutines: Vec<GoroutineSnapshot>,
     /// Problems that did not stop the dump (a thread that vanished, a g
     /// that could not be read).

@@ -53,6 +53,12 @@ enum Command {
         /// Give up, detach and fail if the target would be held longer (ms).
         #[arg(long, default_value_t = 2000)]
         max_pause: u64,
+        /// Never stop the whole process: stop only the threads running Go
+        /// code (about a millisecond), read every other goroutine while it
+        /// runs, and keep a goroutine only when two reads around its stack
+        /// agree. Each goroutine is consistent; the dump is not one instant.
+        #[arg(long)]
+        nonblocking: bool,
     },
     /// Addresses to function, file:line and every inlined frame, from the
     /// pclntab alone (so it works on stripped binaries, where addr2line
@@ -191,6 +197,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             system,
             labels,
             max_pause,
+            nonblocking,
         } => {
             // gopeek writes only to stdout, which is already open: from here
             // on nothing may write to another process or open a file for
@@ -201,6 +208,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("installing the no-write-open seccomp filter")?;
             let opts = SnapshotOptions {
                 max_pause: std::time::Duration::from_millis(max_pause),
+                nonblocking,
             };
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {
@@ -212,9 +220,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
             };
             let stdout = io::stdout();
-            let mut w = io::BufWriter::new(stdout.lock());
+            let mut w = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let t_out = std::time::Instant::now();
             out.write(&dump, &mut w)?;
             w.flush()?;
+            if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+                eprintln!("gopeek: timing: output {} us", t_out.elapsed().as_micros());
+            }
             let broken = dump
                 .goroutines
                 .iter()

@@ -223,17 +223,44 @@ impl RegionMemory {
     }
 }
 
-/// Something that copies many ranges at once (batched `process_vm_readv`
-/// for a live process), so the walker can read while the target is held
-/// without one syscall per object.
-pub trait RangeCopier: Memory {
-    /// Copies what it can of `ranges`; unreadable ranges are left out.
-    fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory;
+/// Something that reads many ranges in one go (batched
+/// `process_vm_readv` for a live process), so the walker reads 100k
+/// goroutines with a few hundred syscalls, not 200k. One result per
+/// request, in order; a failing range fails alone.
+pub trait BatchRead: Memory {
+    /// Fills each request's buffer from its address.
+    fn read_batch(&self, requests: &mut [(u64, &mut [u8])]) -> Vec<Result<(), MemoryError>> {
+        requests
+            .iter_mut()
+            .map(|(addr, buf)| self.read_at(*addr, buf))
+            .collect()
+    }
 }
 
-impl RangeCopier for RegionMemory {
-    fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
-        RegionMemory::copy_ranges(self, ranges)
+impl BatchRead for RegionMemory {}
+
+/// One contiguous copy of target memory (a goroutine's live stack), read
+/// where it was copied from. Reads outside it fail like reads of memory
+/// that was never copied.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceMemory<'a> {
+    /// Target address of `data[0]`.
+    pub base: u64,
+    pub data: &'a [u8],
+}
+
+impl Memory for SliceMemory<'_> {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let off = addr
+            .checked_sub(self.base)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| {
+                o.checked_add(buf.len())
+                    .is_some_and(|e| e <= self.data.len())
+            })
+            .ok_or_else(|| MemoryError::new(addr, buf.len(), "not in the snapshot"))?;
+        buf.copy_from_slice(&self.data[off..off + buf.len()]);
+        Ok(())
     }
 }
 

@@ -6,7 +6,8 @@ use crate::elf::{ElfError, GoBinary};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
 use crate::program::{GoProgram, ProgramError};
-use crate::walk::{build_goroutines, capture, ThreadRegs, WalkConfig, WalkError};
+use crate::walk::capture::{finish, pre_read, read_held, validate_running};
+use crate::walk::{build_goroutines, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
@@ -78,14 +79,35 @@ fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
 pub struct SnapshotOptions {
     /// Longest the target may be held (`--max-pause`).
     pub max_pause: Duration,
+    /// `--nonblocking`: stop only the threads running Go code, read the
+    /// rest while the process runs, each goroutine confirmed on its own.
+    pub nonblocking: bool,
 }
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
             max_pause: Duration::from_secs(2),
+            nonblocking: false,
         }
     }
+}
+
+fn thread_regs(seized: &SeizedProcess) -> Vec<ThreadRegs> {
+    seized
+        .threads()
+        .iter()
+        .map(|t| ThreadRegs {
+            tid: t.tid,
+            pc: t.regs.pc(),
+            sp: t.regs.sp(),
+            tls_base: t.regs.tls_base(),
+        })
+        .collect()
+}
+
+fn timing() -> bool {
+    std::env::var_os("GOPEEK_DEBUG_TIMING").is_some()
 }
 
 /// Formats a UNIX time as RFC 3339 UTC (no external time crate needed).
@@ -144,6 +166,7 @@ pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
 
 /// Takes a consistent snapshot of every goroutine of `pid`.
 pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
+    let t_start = std::time::Instant::now();
     let exe_path = proc_fs::exe_path(pid)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
@@ -208,42 +231,88 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     })?;
     let taken_at = rfc3339(SystemTime::now());
 
-    let seized = SeizedProcess::seize(
-        pid,
-        &SeizeOptions {
-            max_pause: opts.max_pause,
-            ..SeizeOptions::default()
-        },
-    )?;
-    let threads: Vec<ThreadRegs> = seized
-        .threads()
-        .iter()
-        .map(|t| ThreadRegs {
-            tid: t.tid,
-            pc: t.regs.pc(),
-            sp: t.regs.sp(),
-            tls_base: t.regs.tls_base(),
-        })
-        .collect();
-    let t_capture = std::time::Instant::now();
-    let captured = capture(&cfg, &mem, threads, &|| seized.check_budget().is_ok());
-    let capture_time = t_capture.elapsed();
-    let budget = seized.check_budget();
-    let stats = seized.detach();
-    budget?;
-    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
-        eprintln!(
-            "gopeek: timing: pause {} us, of which capture {} us, stop latency {} us",
-            stats.pause_us(),
-            capture_time.as_micros(),
-            stats.stop_latency.as_micros()
+    // Read while the process runs: every g, and the stacks of every
+    // goroutine off CPU. Nothing is held yet.
+    let t_pre = std::time::Instant::now();
+    let mut pre = pre_read(&cfg, &mem, &[], false)
+        .map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    let pre_time = t_pre.elapsed();
+    let seize_opts = |only: Option<Vec<i32>>| SeizeOptions {
+        max_pause: opts.max_pause,
+        only_threads: only,
+        ..SeizeOptions::default()
+    };
+    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = if opts.nonblocking {
+        // Stop only the threads running Go code, for their registers and
+        // stacks; confirm everything else with the process running.
+        let tids = pre.running_threads(&cfg, &mem);
+        let only = pre.running_indices();
+        let seized = SeizedProcess::seize(pid, &seize_opts(Some(tids)))?;
+        let t_held = std::time::Instant::now();
+        let held = read_held(
+            &cfg,
+            &mem,
+            &mut pre,
+            thread_regs(&seized),
+            Some(only),
+            &|| seized.check_budget().is_ok(),
         );
-    }
+        let held_time = t_held.elapsed();
+        let budget = seized.check_budget();
+        let stats = seized.detach();
+        budget?;
+        let captured = held.and_then(|h| validate_running(&cfg, &mem, pre, h));
+        (captured, stats, held_time)
+    } else {
+        let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
+        let t_held = std::time::Instant::now();
+        let held = read_held(&cfg, &mem, &mut pre, thread_regs(&seized), None, &|| {
+            seized.check_budget().is_ok()
+        });
+        let held_time = t_held.elapsed();
+        let budget = seized.check_budget();
+        let stats = seized.detach();
+        budget?;
+        (held.map(|h| finish(&cfg, pre, h)), stats, held_time)
+    };
     let captured =
         captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    if timing() {
+        let c = &captured.stats;
+        eprintln!(
+            "gopeek: timing: pause {} us, of which held reads {} us, stop latency {} us; \
+             read while running {} us; reused {} stacks, re-read {} ({} bytes, {} ranges held), \
+             retry rounds {}, changing {}",
+            stats.pause_us(),
+            held_time.as_micros(),
+            stats.stop_latency.as_micros(),
+            pre_time.as_micros(),
+            c.reused,
+            c.reread,
+            c.held_bytes,
+            c.held_ranges,
+            c.retry_rounds,
+            c.changing
+        );
+    }
 
+    let t_build = std::time::Instant::now();
     let goroutines = build_goroutines(&cfg, &captured);
+    if timing() {
+        eprintln!(
+            "gopeek: timing: load {} us, symbolize {} us, total {} us",
+            t_pre.duration_since(t_start).as_micros(),
+            t_build.elapsed().as_micros(),
+            t_start.elapsed().as_micros()
+        );
+    }
     let mut warnings = captured.warnings.clone();
+    if opts.nonblocking {
+        warnings.push(
+            "--nonblocking: each goroutine was read consistently on its own, but not all at one instant"
+                .to_string(),
+        );
+    }
     if stats.vanished > 0 {
         warnings.push(format!("{} threads exited during attach", stats.vanished));
     }
@@ -256,6 +325,11 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         header_labels: minor >= 26 && traceback_labels(pid, &prog),
         taken_at,
         pause_us: stats.pause_us(),
+        mode: if opts.nonblocking {
+            "nonblocking"
+        } else {
+            "consistent"
+        },
         goroutines,
         warnings,
     })

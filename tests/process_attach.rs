@@ -359,6 +359,7 @@ fn helper_hold(target: i32) -> i32 {
     let o = SeizeOptions {
         max_pause: Duration::from_secs(600),
         defer_stop_signals: std::env::var("GOPEEK_TEST_DEFER").as_deref() == Ok("1"),
+        only_threads: None,
     };
     let s = match SeizedProcess::seize(target, &o) {
         Ok(s) => s,

@@ -11,7 +11,7 @@ use gopeek::elf::GoBinary;
 use gopeek::layout::offsets::RuntimeOffsets;
 use gopeek::memory::RegionMemory;
 use gopeek::program::GoProgram;
-use gopeek::walk::{build_goroutines, capture, WalkConfig};
+use gopeek::walk::{build_goroutines, capture_once, WalkConfig};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         wait_reasons: vec!["".into(), "chan receive".into()],
         gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
     };
-    if let Ok(cap) = capture(&cfg, &mem, Vec::new(), &|| true) {
+    if let Ok(cap) = capture_once(&cfg, &mem, Vec::new()) {
         let _ = build_goroutines(&cfg, &cap);
     }
 });

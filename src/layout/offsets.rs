@@ -66,6 +66,10 @@ pub struct GOffsets {
     pub waitreason: u64,
     /// `g.lockedm` (muintptr): non-zero → `, locked to thread`.
     pub lockedm: u64,
+    /// `g.trackingSeq` (u8, Go 1.17+): bumped by every transition out of
+    /// running; part of the fingerprint that tells a goroutine read while
+    /// the process ran from one that ran (and maybe re-parked) meanwhile.
+    pub tracking_seq: Option<u64>,
     /// `g.parentGoid` (u64, Go 1.21+): printed as `created by ... in
     /// goroutine N`.
     pub parent_goid: Option<u64>,
@@ -513,6 +517,7 @@ impl RuntimeOffsets {
             waitsince: l.req(G, "waitsince")?,
             waitreason: l.req(G, "waitreason")?,
             lockedm: l.req(G, "lockedm")?,
+            tracking_seq: l.opt(G, "trackingSeq"),
             parent_goid: l.opt(G, "parentGoid"),
             gopc: l.req(G, "gopc")?,
             ancestors: l.req(G, "ancestors")?,

@@ -81,6 +81,11 @@ pub struct SeizeOptions {
     /// and deliver it after detach, so that stopping gopeek can never leave
     /// the target stopped with it. See [`StopSignalDeferral`].
     pub defer_stop_signals: bool,
+    /// Stop only these threads (`--nonblocking`: the threads running Go
+    /// code), not the whole process; no re-scan of the task list. Threads
+    /// among them that have exited are skipped, and stopping none of them
+    /// is not an error.
+    pub only_threads: Option<Vec<i32>>,
 }
 
 impl Default for SeizeOptions {
@@ -90,6 +95,7 @@ impl Default for SeizeOptions {
         SeizeOptions {
             max_pause: Duration::from_secs(2),
             defer_stop_signals: true,
+            only_threads: None,
         }
     }
 }
@@ -254,9 +260,10 @@ impl SeizedProcess {
         let (stats_tx, stats_rx) = mpsc::channel::<PauseStats>();
         let budget = opts.max_pause;
         let rel = released.clone();
+        let only = opts.only_threads.clone();
         let handle = std::thread::Builder::new()
             .name("gopeek-tracer".into())
-            .spawn(move || tracer_main(pid, budget, rel, attach_tx, release_rx, stats_tx))
+            .spawn(move || tracer_main(pid, budget, only, rel, attach_tx, release_rx, stats_tx))
             .map_err(|e| ProcessError::TracerThread(e.to_string()))?;
         let attached = match attach_rx.recv() {
             Ok(r) => r,
@@ -400,6 +407,7 @@ fn already_traced(pid: i32, tracer_tid: i32) -> ProcessError {
 fn tracer_main(
     pid: i32,
     budget: Duration,
+    only: Option<Vec<i32>>,
     released: Arc<AtomicBool>,
     attach_tx: mpsc::SyncSender<Result<Attached, ProcessError>>,
     release_rx: mpsc::Receiver<()>,
@@ -409,6 +417,7 @@ fn tracer_main(
     // SAFETY: prctl with integer arguments; failure is harmless.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
     let mut t = Tracer::new(pid, budget, released);
+    t.only = only;
     match t.attach() {
         Err(e) => {
             t.release();
@@ -471,6 +480,8 @@ struct Tracer {
     stop_latency: Duration,
     deadline: Option<Instant>,
     released: Arc<AtomicBool>,
+    /// `SeizeOptions::only_threads`.
+    only: Option<Vec<i32>>,
 }
 
 /// Bound on task-list re-scans; thread creation cannot outrun stopping in
@@ -493,6 +504,7 @@ impl Tracer {
             stop_latency: Duration::ZERO,
             deadline: None,
             released,
+            only: None,
         }
     }
 
@@ -513,7 +525,10 @@ impl Tracer {
     }
 
     fn attach(&mut self) -> Result<Attached, ProcessError> {
-        let mut tids = self.list_threads()?;
+        let mut tids = match &self.only {
+            Some(only) => only.clone(),
+            None => self.list_threads()?,
+        };
         for round in 0.. {
             let new: Vec<i32> = tids
                 .iter()
@@ -534,6 +549,9 @@ impl Tracer {
             }
             self.seize_and_interrupt(&new)?;
             self.wait_for_stops()?;
+            if self.only.is_some() {
+                break;
+            }
             tids = self.list_threads()?;
         }
         let all_stopped = Instant::now();
@@ -565,7 +583,7 @@ impl Tracer {
                 }
             }
         }
-        if threads.is_empty() {
+        if threads.is_empty() && self.only.is_none() {
             // Every thread exited (or was killed) meanwhile.
             return Err(self.exited());
         }

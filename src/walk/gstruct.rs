@@ -10,10 +10,96 @@ pub const G_RUNNING: u32 = 2;
 pub const G_SYSCALL: u32 = 3;
 pub const G_WAITING: u32 = 4;
 pub const G_DEAD: u32 = 6;
+/// Stopped by an asynchronous preemption request (suspendG), off any M.
+pub const G_PREEMPTED: u32 = 9;
 /// Go 1.26+: blocked forever, found by the leak detector.
 pub const G_LEAKED: u32 = 10;
 /// Go 1.26+: the dead g parked on an extra M for cgo callbacks.
 pub const G_DEAD_EXTRA: u32 = 11;
+
+/// The fields of a g that change whenever its goroutine runs: same
+/// goroutine (goid), same status, same saved context and stack bounds,
+/// same M, and no transition out of running since (`trackingSeq`, bumped
+/// by every one). A goroutine that woke and ran, moved its stack, re-parked,
+/// or whose g was reused for a new goroutine differs in at least one of
+/// them; the one blind spot is a goroutine that ran a multiple of 256
+/// times in between and parked again at the same SP, PC and frame pointer.
+///
+/// Two reads of a g with equal fingerprints around a read of its stack
+/// prove that stack was not written meanwhile: that is how gopeek reads
+/// parked goroutines while the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GFingerprint {
+    words: [u64; 12],
+    status: u32,
+    seq: u8,
+    waitreason: u8,
+}
+
+impl GFingerprint {
+    /// The fingerprint of a decoded g.
+    pub fn of(g: &GRecord) -> Self {
+        GFingerprint {
+            words: [
+                g.goid,
+                g.stack_lo,
+                g.stack_hi,
+                g.sched_sp,
+                g.sched_pc,
+                g.sched_bp,
+                g.sched_lr,
+                g.syscallsp,
+                g.syscallpc,
+                g.m,
+                g.labels,
+                g.lockedm,
+            ],
+            status: g.status,
+            seq: g.tracking_seq,
+            waitreason: g.waitreason,
+        }
+    }
+
+    /// [`GRecord::is_off_cpu`] for the fingerprinted state.
+    pub fn is_off_cpu(&self) -> bool {
+        GRecord {
+            status: self.status,
+            ..GRecord::default()
+        }
+        .is_off_cpu()
+    }
+
+    /// The fingerprint straight from a g's raw bytes, reading only the
+    /// fields it needs (this runs for every g while the target is held).
+    /// Equal to `of(&GRecord::decode(..))` for the same bytes.
+    pub fn from_bytes(b: &[u8], off: &GOffsets) -> Self {
+        let w = |o: u64| word(b, o);
+        GFingerprint {
+            words: [
+                w(off.goid),
+                w(off.stack_lo),
+                w(off.stack_hi),
+                w(off.sched_sp),
+                w(off.sched_pc),
+                w(off.sched_bp),
+                w(off.sched_lr),
+                w(off.syscallsp),
+                w(off.syscallpc),
+                w(off.m),
+                w(off.labels),
+                w(off.lockedm),
+            ],
+            status: b
+                .get(off.atomicstatus as usize..off.atomicstatus as usize + 4)
+                .map_or(0, |s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4]))),
+            seq: off
+                .tracking_seq
+                .and_then(|o| b.get(o as usize).copied())
+                .unwrap_or(0),
+            waitreason: b.get(off.waitreason as usize).copied().unwrap_or(0),
+        }
+    }
+}
 
 /// The fields of a `g` the dump uses, decoded from its copied bytes.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +117,7 @@ pub struct GRecord {
     pub sched_pc: u64,
     pub sched_lr: u64,
     pub sched_g: u64,
+    pub sched_bp: u64,
     pub syscallsp: u64,
     pub syscallpc: u64,
     pub lockedm: u64,
@@ -38,6 +125,8 @@ pub struct GRecord {
     pub startpc: u64,
     pub parent_goid: u64,
     pub labels: u64,
+    /// `g.trackingSeq` (0 where the version has none).
+    pub tracking_seq: u8,
 }
 
 fn word(b: &[u8], off: u64) -> u64 {
@@ -70,6 +159,7 @@ impl GRecord {
             sched_pc: word(bytes, off.sched_pc),
             sched_lr: word(bytes, off.sched_lr),
             sched_g: word(bytes, off.sched_g),
+            sched_bp: word(bytes, off.sched_bp),
             syscallsp: word(bytes, off.syscallsp),
             syscallpc: word(bytes, off.syscallpc),
             lockedm: word(bytes, off.lockedm),
@@ -77,6 +167,10 @@ impl GRecord {
             startpc: word(bytes, off.startpc),
             parent_goid: off.parent_goid.map(|o| word(bytes, o)).unwrap_or(0),
             labels: word(bytes, off.labels),
+            tracking_seq: off
+                .tracking_seq
+                .and_then(|o| bytes.get(o as usize).copied())
+                .unwrap_or(0),
         }
     }
 
@@ -94,6 +188,7 @@ impl GRecord {
             off.sched_pc,
             off.sched_lr,
             off.sched_g,
+            off.sched_bp,
             off.syscallsp,
             off.syscallpc,
             off.lockedm,
@@ -108,8 +203,26 @@ impl GRecord {
             .max()
             .unwrap_or(0)
             .max(off.atomicstatus + 4)
-            .max(off.waitreason + 1);
+            .max(off.waitreason + 1)
+            .max(off.tracking_seq.map_or(0, |o| o + 1));
         end.min(off.size)
+    }
+
+    /// `true` when `other` (the same g read again later) shows the
+    /// goroutine in the same state (see [`GFingerprint`]).
+    pub fn same_state(&self, other: &GRecord) -> bool {
+        self.addr == other.addr && GFingerprint::of(self) == GFingerprint::of(other)
+    }
+
+    /// `true` for a goroutine that is off every thread (waiting, runnable,
+    /// preempted, leaked): its stack cannot change until it runs, which
+    /// [`Self::same_state`] would see. A copy of it read while the process
+    /// ran is as good as one read while it was stopped.
+    pub fn is_off_cpu(&self) -> bool {
+        matches!(
+            self.base_status(),
+            G_RUNNABLE | G_WAITING | G_PREEMPTED | G_LEAKED
+        )
     }
 
     /// Status without the scan bit.
