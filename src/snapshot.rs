@@ -6,7 +6,7 @@ use crate::elf::{ElfError, GoBinary};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
 use crate::program::{GoProgram, ProgramError};
-use crate::walk::capture::{finish, pre_read, read_held, validate_running};
+use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
 use crate::walk::{build_goroutines, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -234,8 +234,12 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     // Read while the process runs: every g, and the stacks of every
     // goroutine off CPU. Nothing is held yet.
     let t_pre = std::time::Instant::now();
-    let mut pre = pre_read(&cfg, &mem, &[], false)
-        .map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    let pre = if opts.nonblocking {
+        pre_read_gs(&cfg, &mem)
+    } else {
+        pre_read(&cfg, &mem, &[], false)
+    };
+    let mut pre = pre.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
     let pre_time = t_pre.elapsed();
     let seize_opts = |only: Option<Vec<i32>>| SeizeOptions {
         max_pause: opts.max_pause,
@@ -282,7 +286,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         eprintln!(
             "gopeek: timing: pause {} us, of which held reads {} us, stop latency {} us; \
              read while running {} us; reused {} stacks, re-read {} ({} bytes, {} ranges held), \
-             retry rounds {}, changing {}",
+             retry rounds {}, changed {}, changing {}",
             stats.pause_us(),
             held_time.as_micros(),
             stats.stop_latency.as_micros(),
@@ -292,6 +296,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
             c.held_bytes,
             c.held_ranges,
             c.retry_rounds,
+            c.changed,
             c.changing
         );
     }

@@ -32,59 +32,65 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
     args.extend_from_slice(extra);
     let run = start_env(&bin, &args, env);
     let oracle_text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
-    let out = gopeek()
-        .args(["dump", "--pid", &run.pid.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gopeek dump failed on go{version}/{mode}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours_text = String::from_utf8(out.stdout).unwrap();
-    assert_running_untraced(run.pid);
-
     let oracle = parse_dump(&oracle_text);
-    let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text)
-        .into_iter()
-        .map(|b| (b.id, b))
-        .collect();
-    let mut compared = 0;
-    let mut failures = Vec::new();
-    for want in oracle.iter().filter(|b| comparable(b)) {
-        compared += 1;
-        match ours.get(&want.id) {
-            None => failures.push(format!(
-                "goroutine {} [{}] missing from gopeek's dump",
-                want.id, want.status
-            )),
-            // A GC may be scanning a stack at the instant gopeek stops the
-            // target; Go would print " (scan)" then too.
-            Some(got)
-                if got.header.replace(" (scan)", "") != want.header || got.lines != want.lines =>
-            {
-                failures.push(format!(
-                    "goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
-                    want.id,
-                    want.header,
-                    want.lines.join("\n"),
-                    got.header,
-                    got.lines.join("\n")
-                ))
+    // The default (consistent) mode, and --nonblocking, which on a target
+    // whose goroutines stay parked must print exactly the same.
+    for how in [&[][..], &["--nonblocking"][..]] {
+        let out = gopeek()
+            .args(["dump", "--pid", &run.pid.to_string()])
+            .args(how)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gopeek dump {how:?} failed on go{version}/{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours_text = String::from_utf8(out.stdout).unwrap();
+        assert_running_untraced(run.pid);
+
+        let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text)
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
+        let mut compared = 0;
+        let mut failures = Vec::new();
+        for want in oracle.iter().filter(|b| comparable(b)) {
+            compared += 1;
+            match ours.get(&want.id) {
+                None => failures.push(format!(
+                    "goroutine {} [{}] missing from gopeek's dump",
+                    want.id, want.status
+                )),
+                // A GC may be scanning a stack at the instant gopeek stops the
+                // target; Go would print " (scan)" then too.
+                Some(got)
+                    if got.header.replace(" (scan)", "") != want.header
+                        || got.lines != want.lines =>
+                {
+                    failures.push(format!(
+                        "goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
+                        want.id,
+                        want.header,
+                        want.lines.join("\n"),
+                        got.header,
+                        got.lines.join("\n")
+                    ))
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
+        assert!(
+            compared >= 20,
+            "go{version}/{mode}: only {compared} parked goroutines in the oracle"
+        );
+        assert!(
+            failures.is_empty(),
+            "go{version}/{mode} {how:?}: {} of {compared} goroutines differ from Go's own traceback:\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        );
     }
-    assert!(
-        compared >= 20,
-        "go{version}/{mode}: only {compared} parked goroutines in the oracle"
-    );
-    assert!(
-        failures.is_empty(),
-        "go{version}/{mode}: {} of {compared} goroutines differ from Go's own traceback:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
 
     // The JSON form parses and carries the same goroutines.
     let out = gopeek()

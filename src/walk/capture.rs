@@ -36,7 +36,12 @@ pub type Labels = Arc<BTreeMap<String, String>>;
 /// Stacks copied per batch: bounds the memory held for stack bytes.
 const STACK_BATCH_BYTES: usize = 16 << 20;
 /// Rounds of re-reading a goroutine that keeps changing (`--nonblocking`).
-const MAX_RETRIES: usize = 3;
+const MAX_RETRIES: usize = 8;
+/// Goroutines (and stack bytes) confirmed together in `--nonblocking`:
+/// small, so that little time passes between a stack read and the re-read
+/// of its g.
+const CONFIRM_BATCH: usize = 256;
+const CONFIRM_BATCH_BYTES: usize = 1 << 20;
 
 /// The M fields the walker uses.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,6 +77,9 @@ pub struct CaptureStats {
     pub retry_rounds: usize,
     /// Goroutines given up on as changing (`--nonblocking`).
     pub changing: usize,
+    /// Times a goroutine was seen to change between two reads and was
+    /// read again (`--nonblocking`).
+    pub changed: usize,
     /// Bytes and ranges copied while the target was held.
     pub held_bytes: usize,
     pub held_ranges: usize,
@@ -353,6 +361,38 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
     }
 }
 
+/// Copies the live stacks of `jobs` into `buf`; where each one sits, or
+/// `None` if it could not be read.
+fn read_stacks<R: BatchRead + Sync + ?Sized>(
+    src: &R,
+    jobs: &[(usize, StackJob)],
+    buf: &mut Vec<u8>,
+) -> Vec<Option<std::ops::Range<usize>>> {
+    let total: usize = jobs.iter().map(|(_, j)| live_range(j).1).sum();
+    buf.resize(total, 0);
+    let results = {
+        let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(jobs.len());
+        let mut rest = buf.as_mut_slice();
+        for (_, job) in jobs {
+            let (addr, len) = live_range(job);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            reqs.push((addr, head));
+            rest = tail;
+        }
+        src.read_batch(&mut reqs)
+    };
+    let mut off = 0usize;
+    jobs.iter()
+        .zip(results)
+        .map(|((_, job), ok)| {
+            let len = live_range(job).1;
+            let r = off..off + len;
+            off += len;
+            ok.is_ok().then_some(r)
+        })
+        .collect()
+}
+
 /// The labels at `ptr`, read once per distinct label set.
 fn labels_for<R: BatchRead + Sync + ?Sized>(
     src: &R,
@@ -379,7 +419,17 @@ pub fn pre_read<R: BatchRead + Sync + ?Sized>(
     threads: &[ThreadRegs],
     held: bool,
 ) -> Result<PreRead, WalkError> {
-    pre_read_records(cfg, src, threads, held).map(|(pre, _)| pre)
+    pre_read_records(cfg, src, threads, held, true).map(|(pre, _)| pre)
+}
+
+/// Only the g's, no stacks, with the process running: where
+/// `--nonblocking` starts (it reads each stack later, right between two
+/// reads of its g).
+pub fn pre_read_gs<R: BatchRead + Sync + ?Sized>(
+    cfg: &WalkConfig<'_, '_>,
+    src: &R,
+) -> Result<PreRead, WalkError> {
+    pre_read_records(cfg, src, &[], false, false).map(|(pre, _)| pre)
 }
 
 /// [`pre_read`], also returning every decoded g.
@@ -388,6 +438,7 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
     src: &R,
     threads: &[ThreadRegs],
     held: bool,
+    with_stacks: bool,
 ) -> Result<(PreRead, Vec<Option<GRecord>>), WalkError> {
     let off = cfg.off;
     let gs = read_allgs(cfg, src)?;
@@ -407,7 +458,10 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
         return Err(WalkError::Implausible("no entry has g.sched.g == g".into()));
     }
     let wanted = |g: &GRecord| {
-        !g.is_dead() && g.looks_valid() && (held || g.is_off_cpu() || g.base_status() == G_SYSCALL)
+        with_stacks
+            && !g.is_dead()
+            && g.looks_valid()
+            && (held || g.is_off_cpu() || g.base_status() == G_SYSCALL)
     };
     let ms = read_ms(src, off, read.iter().filter(|g| wanted(g)).map(|g| g.m));
     let mut jobs = Vec::new();
@@ -708,7 +762,7 @@ pub fn capture_once<R: BatchRead + Sync + ?Sized>(
     threads: Vec<ThreadRegs>,
 ) -> Result<Capture, WalkError> {
     let nanotime = monotonic_ns();
-    let (mut pre, recs) = pre_read_records(cfg, src, &threads, true)?;
+    let (mut pre, recs) = pre_read_records(cfg, src, &threads, true, true)?;
     let mut goroutines = Vec::new();
     let mut stats = CaptureStats::default();
     for (i, g) in recs.into_iter().enumerate() {
@@ -792,6 +846,7 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
     let table = GTable::read(src, &gs, pre.window, buffer);
     let mut latest = decode_table(&table, &gs, off);
     drop(table);
+    let confirmable = |g: &GRecord| g.is_off_cpu() || g.base_status() == G_SYSCALL;
     let mut pending: Vec<usize> = Vec::new();
     for (i, g) in latest.iter().enumerate() {
         let Some(g) = g else { continue };
@@ -814,59 +869,103 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
         }
     }
     let minor = cfg.prog.version.minor;
-    for _round in 0..MAX_RETRIES {
+    let mut stack_buf = Vec::new();
+    for round in 0..MAX_RETRIES {
         if pending.is_empty() {
             break;
         }
         stats.retry_rounds += 1;
-        // Stacks of the pending ones as their latest g read describes them.
-        let want_m: Vec<u64> = pending
-            .iter()
-            .filter_map(|&i| latest[i].as_ref().map(|g| g.m))
-            .collect();
-        let ms = read_ms(src, off, want_m);
-        pre.ms.extend(ms);
-        let mut jobs = Vec::new();
-        for &i in &pending {
-            let Some(g) = latest[i].as_ref() else {
-                continue;
-            };
-            if g.is_off_cpu() || g.base_status() == G_SYSCALL {
-                if let Ok(job) = stack_job(g, &pre.ms, &[]) {
-                    jobs.push((i, job));
+        if round > 0 {
+            // Refresh the g's that were running or unreadable last round.
+            let stale: Vec<usize> = pending
+                .iter()
+                .copied()
+                .filter(|&i| latest[i].as_ref().is_none_or(|g| !confirmable(g)))
+                .collect();
+            let picked: Vec<u64> = stale.iter().map(|&i| gs[i]).collect();
+            let table = GTable::read(src, &picked, pre.window, Vec::new());
+            for (k, &i) in stale.iter().enumerate() {
+                if let Some(b) = table.get(k) {
+                    latest[i] = Some(GRecord::decode(gs[i], b, &off.g));
                 }
             }
         }
-        let mut got: HashMap<usize, Unwound> = HashMap::new();
-        read_and_unwind(cfg, src, &mut pre.cache, &jobs, |i, uw| {
-            got.insert(i, uw);
-        });
-        // Read the g's again: a stack counts only if its g did not change
-        // while the stack was read.
-        let picked: Vec<u64> = pending.iter().map(|&i| gs[i]).collect();
-        let table = GTable::read(src, &picked, pre.window, Vec::new());
+        let ms = read_ms(
+            src,
+            off,
+            pending
+                .iter()
+                .filter_map(|&i| latest[i].as_ref().map(|g| g.m)),
+        );
+        pre.ms.extend(ms);
         let mut still = Vec::new();
-        for (k, &i) in pending.iter().enumerate() {
-            let now = table.get(k).map(|b| GRecord::decode(gs[i], b, &off.g));
-            let before = latest[i].take();
-            match (before, now) {
-                (Some(b), Some(n)) if n.is_dead() => {
-                    let _ = b;
-                }
-                (Some(b), Some(n)) if b.same_state(&n) && got.contains_key(&i) => {
-                    let uw = got.remove(&i).unwrap_or_default();
-                    stats.reread += 1;
-                    final_.insert(i, (n, Ok(uw)));
-                }
-                (_, Some(n)) => {
-                    latest[i] = Some(n);
+        let mut k = 0;
+        while k < pending.len() {
+            // A small batch: its stacks, then its g's again right away, so
+            // that the window in which a goroutine may wake is short.
+            let mut batch: Vec<(usize, StackJob)> = Vec::new();
+            let mut bytes = 0usize;
+            while k < pending.len() && batch.len() < CONFIRM_BATCH && bytes < CONFIRM_BATCH_BYTES {
+                let i = pending[k];
+                k += 1;
+                let Some(g) = latest[i].as_ref() else {
                     still.push(i);
+                    continue;
+                };
+                if g.is_dead() {
+                    continue; // exited meanwhile
                 }
-                (Some(b), None) => {
-                    latest[i] = Some(b);
-                    still.push(i);
+                if !confirmable(g) {
+                    still.push(i); // running now: next round
+                    continue;
                 }
-                (None, None) => {}
+                match stack_job(g, &pre.ms, &[]) {
+                    Ok(job) => {
+                        bytes += live_range(&job).1;
+                        batch.push((i, job));
+                    }
+                    Err(e) => {
+                        final_.insert(i, (g.clone(), Err(e)));
+                    }
+                }
+            }
+            let ranges = read_stacks(src, &batch, &mut stack_buf);
+            let picked: Vec<u64> = batch.iter().map(|&(i, _)| gs[i]).collect();
+            let table = GTable::read(src, &picked, pre.window, Vec::new());
+            for (b, ((i, job), range)) in batch.iter().zip(ranges).enumerate() {
+                let now = table
+                    .get(b)
+                    .map(|bytes| GRecord::decode(gs[*i], bytes, &off.g));
+                let same = match (&latest[*i], &now) {
+                    (Some(before), Some(n)) => before.same_state(n),
+                    _ => false,
+                };
+                match now {
+                    Some(n) if same => {
+                        let mem = SliceMemory {
+                            base: job.start.sp,
+                            data: range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]),
+                        };
+                        let uw = unwind(
+                            &cfg.prog.pclntab,
+                            &mut pre.cache,
+                            cfg.bias,
+                            &mem,
+                            job.start,
+                            job.lo,
+                            job.hi,
+                        );
+                        stats.reread += 1;
+                        final_.insert(*i, (n, Ok(uw)));
+                    }
+                    Some(n) if n.is_dead() => {}
+                    Some(n) => {
+                        stats.changed += 1;
+                        latest[*i] = Some(n);
+                        still.push(*i);
+                    }
+                    None => still.push(*i),
+                }
             }
         }
         pending = still;

@@ -1,0 +1,3 @@
+module gopeek.test/churn
+
+go 1.19
