@@ -50,7 +50,9 @@ pub struct GoroutineSnapshot {
     pub labels: Option<BTreeMap<String, String>>,
     pub created_by: Option<CreatedBy>,
     /// Every frame, innermost first, runtime frames included and marked.
-    pub frames: Vec<Frame>,
+    /// Shared by the goroutines with the same stack (100k goroutines
+    /// parked in one place hold one list).
+    pub frames: Arc<[Frame]>,
     /// Why the stack is incomplete, if it is.
     pub error: Option<String>,
     /// Raw `atomicstatus` with the scan bit removed (for filters).

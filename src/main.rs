@@ -209,6 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = SnapshotOptions {
                 max_pause: std::time::Duration::from_millis(max_pause),
                 nonblocking,
+                frame_registers: system && matches!(format, DumpFormat::Text),
             };
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {

@@ -82,6 +82,9 @@ pub struct SnapshotOptions {
     /// `--nonblocking`: stop only the threads running Go code, read the
     /// rest while the process runs, each goroutine confirmed on its own.
     pub nonblocking: bool,
+    /// Keep every frame's SP and FP (for `--system` text); costs one
+    /// frame list per goroutine instead of one per distinct stack.
+    pub frame_registers: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -89,6 +92,7 @@ impl Default for SnapshotOptions {
         SnapshotOptions {
             max_pause: Duration::from_secs(2),
             nonblocking: false,
+            frame_registers: false,
         }
     }
 }
@@ -224,6 +228,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         bias,
         wait_reasons,
         gstatus,
+        frame_registers: opts.frame_registers,
     };
     let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
         Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),

@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         bias: 0,
         wait_reasons: vec!["".into(), "chan receive".into()],
         gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
+        frame_registers: false,
     };
     if let Ok(cap) = capture_once(&cfg, &mem, Vec::new()) {
         let _ = build_goroutines(&cfg, &cap);

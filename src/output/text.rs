@@ -125,7 +125,7 @@ impl TextOutput {
         // non-inlined frames seen so far.
         let mut phys = Vec::with_capacity(g.frames.len());
         let mut n = 0usize;
-        for f in &g.frames {
+        for f in g.frames.iter() {
             phys.push(n);
             if !f.inlined {
                 n += 1;

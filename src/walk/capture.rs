@@ -22,7 +22,9 @@
 use super::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use super::gtable::GTable;
 use super::labels;
-use super::unwind::{unwind, UnwindCache, UnwindStart, Unwound};
+use super::unwind::{
+    unwind, unwind_into, SharedStack, StackInterner, UnwindCache, UnwindStart, Unwound,
+};
 use super::{ThreadRegs, WalkConfig, WalkError, MAX_GOROUTINES, MAX_STACK};
 use crate::layout::offsets::RuntimeOffsets;
 use crate::memory::{BatchRead, SliceMemory};
@@ -61,8 +63,9 @@ pub struct GoroutineCopy {
     pub m: Option<(i64, u64)>,
     /// Thread (TID) of a running or syscall goroutine.
     pub thread: Option<i32>,
-    /// The unwound stack, or why there is none.
-    pub stack: Result<Unwound, String>,
+    /// The unwound stack (shared with every goroutine parked in the same
+    /// code), or why there is none.
+    pub stack: Result<SharedStack, String>,
     pub labels: Option<Labels>,
 }
 
@@ -104,7 +107,8 @@ pub struct PreRead {
     fps: Vec<Option<GFingerprint>>,
     /// `(index, m)` of the goroutines that were running.
     running: Vec<(usize, u64)>,
-    stacks: Vec<Option<Unwound>>,
+    stacks: Vec<Option<SharedStack>>,
+    interner: StackInterner,
     ms: HashMap<u64, MRecord>,
     labels: HashMap<u64, Option<Labels>>,
     window: usize,
@@ -309,10 +313,12 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
     src: &R,
     cache: &mut UnwindCache,
     jobs: &[(usize, StackJob)],
-    mut sink: impl FnMut(usize, Unwound),
+    mut sink: impl FnMut(usize, &Unwound),
 ) {
+    let mut uw = Unwound::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut i = 0;
+    let mut read_time = std::time::Duration::ZERO;
     while i < jobs.len() {
         let mut j = i;
         let mut total = 0usize;
@@ -325,6 +331,7 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
             j += 1;
         }
         buf.resize(total, 0);
+        let tr = std::time::Instant::now();
         let results = {
             let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(j - i);
             let mut rest = buf.as_mut_slice();
@@ -336,6 +343,7 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
             }
             src.read_batch(&mut reqs)
         };
+        read_time += tr.elapsed();
         let mut off = 0usize;
         for ((idx, job), ok) in jobs[i..j].iter().zip(results) {
             let (addr, len) = live_range(job);
@@ -346,7 +354,7 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
             };
             off += len;
             let mem = SliceMemory { base: addr, data };
-            let uw = unwind(
+            unwind_into(
                 &cfg.prog.pclntab,
                 cache,
                 cfg.bias,
@@ -354,10 +362,14 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
                 job.start,
                 job.lo,
                 job.hi,
+                &mut uw,
             );
-            sink(*idx, uw);
+            sink(*idx, &uw);
         }
         i = j;
+    }
+    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+        eprintln!("gopeek: timing: stack reads {} us", read_time.as_micros());
     }
 }
 
@@ -441,10 +453,13 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
     with_stacks: bool,
 ) -> Result<(PreRead, Vec<Option<GRecord>>), WalkError> {
     let off = cfg.off;
+    let t0 = std::time::Instant::now();
     let gs = read_allgs(cfg, src)?;
     let window = GRecord::bytes_needed(&off.g) as usize;
     let table = GTable::read(src, &gs, window, Vec::new());
+    let t1 = std::time::Instant::now();
     let recs = decode_table(&table, &gs, off);
+    let t2 = std::time::Instant::now();
     let mut warnings = Vec::new();
     let unread = recs.iter().filter(|r| r.is_none()).count();
     if unread > 0 {
@@ -465,7 +480,8 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
     };
     let ms = read_ms(src, off, read.iter().filter(|g| wanted(g)).map(|g| g.m));
     let mut jobs = Vec::new();
-    let mut stacks: Vec<Option<Unwound>> = vec![None; gs.len()];
+    let mut stacks: Vec<Option<SharedStack>> = vec![None; gs.len()];
+    let mut interner = StackInterner::new();
     let mut failed = Vec::new();
     for (i, g) in recs.iter().enumerate() {
         let Some(g) = g.as_ref().filter(|g| wanted(g)) else {
@@ -477,12 +493,27 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
         }
     }
     let mut cache = UnwindCache::new();
-    read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw| stacks[i] = Some(uw));
+    let t3 = std::time::Instant::now();
+    read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw| {
+        stacks[i] = Some(interner.intern_ref(uw))
+    });
+    let t4 = std::time::Instant::now();
+    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+        eprintln!(
+            "gopeek: timing: running: g table {} us, decode {} us, jobs {} us, stacks+unwind {} us ({} stacks, {} shapes)",
+            (t1 - t0).as_micros(),
+            (t2 - t1).as_micros(),
+            (t3 - t2).as_micros(),
+            (t4 - t3).as_micros(),
+            jobs.len(),
+            interner.len()
+        );
+    }
     for (i, e) in failed {
-        stacks[i] = Some(Unwound {
+        stacks[i] = Some(interner.intern(Unwound {
             frames: Vec::new(),
             error: Some(e),
-        });
+        }));
     }
     let minor = cfg.prog.version.minor;
     let mut labels = HashMap::new();
@@ -510,6 +541,7 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
         fps,
         running,
         stacks,
+        interner,
         ms,
         labels,
         window,
@@ -670,7 +702,7 @@ fn copy_of(
     g: GRecord,
     ms: &HashMap<u64, MRecord>,
     threads: &[ThreadRegs],
-    stack: Result<Unwound, String>,
+    stack: Result<SharedStack, String>,
     labels: &HashMap<u64, Option<Labels>>,
 ) -> GoroutineCopy {
     let m = ms.get(&g.m);
@@ -703,7 +735,7 @@ pub fn finish(cfg: &WalkConfig<'_, '_>, mut pre: PreRead, held: HeldRead) -> Cap
         held_ranges: held.jobs.len(),
         ..CaptureStats::default()
     };
-    let mut fresh: HashMap<usize, Unwound> = HashMap::with_capacity(held.jobs.len());
+    let mut fresh: HashMap<usize, SharedStack> = HashMap::with_capacity(held.jobs.len());
     for (i, job, r) in &held.jobs {
         let mem = SliceMemory {
             base: job.start.sp,
@@ -718,7 +750,7 @@ pub fn finish(cfg: &WalkConfig<'_, '_>, mut pre: PreRead, held: HeldRead) -> Cap
             job.lo,
             job.hi,
         );
-        fresh.insert(*i, uw);
+        fresh.insert(*i, pre.interner.intern(uw));
     }
     let recs = match &held.table {
         Some((gs, table)) => decode_table(table, gs, cfg.off),
@@ -808,26 +840,24 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
         ..CaptureStats::default()
     };
     // Goroutines read while their thread was stopped.
-    let mut final_: HashMap<usize, (GRecord, Result<Unwound, String>)> = HashMap::new();
+    let mut final_: HashMap<usize, (GRecord, Result<SharedStack, String>)> = HashMap::new();
     let stopped: Vec<usize> = held.only.clone().unwrap_or_default();
-    let mut fresh: HashMap<usize, Unwound> = HashMap::new();
+    let mut fresh: HashMap<usize, SharedStack> = HashMap::new();
     for (i, job, r) in &held.jobs {
         let mem = SliceMemory {
             base: job.start.sp,
             data: held.stack_buf.get(r.clone()).unwrap_or(&[]),
         };
-        fresh.insert(
-            *i,
-            unwind(
-                &cfg.prog.pclntab,
-                &mut pre.cache,
-                cfg.bias,
-                &mem,
-                job.start,
-                job.lo,
-                job.hi,
-            ),
+        let uw = unwind(
+            &cfg.prog.pclntab,
+            &mut pre.cache,
+            cfg.bias,
+            &mem,
+            job.start,
+            job.lo,
+            job.hi,
         );
+        fresh.insert(*i, pre.interner.intern(uw));
     }
     for &i in &stopped {
         let Some(g) = held.recs.get(i).cloned().flatten() else {
@@ -956,7 +986,7 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
                             job.hi,
                         );
                         stats.reread += 1;
-                        final_.insert(*i, (n, Ok(uw)));
+                        final_.insert(*i, (n, Ok(pre.interner.intern(uw))));
                     }
                     Some(n) if n.is_dead() => {}
                     Some(n) => {

@@ -64,6 +64,9 @@ pub struct WalkConfig<'p, 'a> {
     pub bias: u64,
     pub wait_reasons: Vec<String>,
     pub gstatus: Vec<String>,
+    /// Keep each frame's SP and FP (`--system` text prints them); without
+    /// it, goroutines with the same stack share one frame list.
+    pub frame_registers: bool,
 }
 
 /// A logical frame ready to become a [`Frame`], cached per symbolization PC.
@@ -144,9 +147,54 @@ fn is_system(prog: &GoProgram<'_>, startpc_link: u64) -> bool {
     }
 }
 
+/// Symbolized frames per distinct stack shape: goroutines parked in the
+/// same code share one `Arc<[Frame]>` (when frame registers are not kept).
+type FrameCache = HashMap<*const unwind::StackShape, Arc<[Frame]>>;
+
+/// Go's frames for one stack: symbolized, inlined frames expanded,
+/// runtime frames and wrappers marked as Go's traceback would hide them.
+fn symbolized_frames(
+    cfg: &WalkConfig<'_, '_>,
+    sym: &mut Symbolizer<'_, '_>,
+    ids: &FuncIds,
+    stack: &unwind::SharedStack,
+    registers: bool,
+) -> Arc<[Frame]> {
+    let mut raw = Vec::new();
+    for (i, pf) in stack.frames().enumerate() {
+        let lf = sym.frames(pf.sym_pc);
+        for sf in lf.iter() {
+            raw.push(RawFrame {
+                frame: Frame {
+                    function: sf.print_name.clone(),
+                    file: sf.file.clone(),
+                    line: sf.line,
+                    pc: pf.pc,
+                    inlined: sf.inlined,
+                    runtime: false,
+                    offset: if sf.inlined || pf.pc.wrapping_sub(cfg.bias) <= pf.entry {
+                        None
+                    } else {
+                        Some(pf.pc.wrapping_sub(cfg.bias) - pf.entry)
+                    },
+                    sp: if registers { pf.sp } else { 0 },
+                    fp: if registers { pf.fp } else { 0 },
+                },
+                raw_name: sf.raw_name.clone(),
+                func_id: sf.func_id,
+                physical: i,
+            });
+        }
+    }
+    mark_hidden(&mut raw, ids);
+    raw.into_iter().map(|r| r.frame).collect()
+}
+
 /// Symbolizes every goroutine of a capture and applies Go's printing
 /// rules (hidden runtime frames, wrappers); runs after the target is
-/// released.
+/// released. Work is done once per distinct stack, creation site and
+/// start function, so 100k goroutines parked in the same few places cost
+/// little more than one.
 pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<GoroutineSnapshot> {
     let minor = cfg.prog.version.minor;
     let ids = FuncIds::for_minor(minor);
@@ -154,60 +202,54 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         prog: cfg.prog,
         cache: HashMap::new(),
     };
+    let mut frames_cache: FrameCache = HashMap::new();
+    let mut created_cache: HashMap<(u64, u64), Option<CreatedBy>> = HashMap::new();
+    let mut system_cache: HashMap<u64, bool> = HashMap::new();
+    let empty: Arc<[Frame]> = Arc::from(Vec::new());
     let mut out = Vec::with_capacity(cap.goroutines.len());
     for gc in &cap.goroutines {
         let g = &gc.rec;
-        let mut snap = GoroutineSnapshot {
+        let startpc = g.startpc.wrapping_sub(cfg.bias);
+        let system = *system_cache
+            .entry(startpc)
+            .or_insert_with(|| is_system(cfg.prog, startpc));
+        let (frames, error) = match &gc.stack {
+            Ok(st) => {
+                let frames = if cfg.frame_registers {
+                    symbolized_frames(cfg, &mut sym, &ids, st, true)
+                } else {
+                    frames_cache
+                        .entry(Arc::as_ptr(&st.shape))
+                        .or_insert_with(|| symbolized_frames(cfg, &mut sym, &ids, st, false))
+                        .clone()
+                };
+                (frames, st.shape.error.clone())
+            }
+            Err(e) => (empty.clone(), Some(e.clone())),
+        };
+        let created_by = if g.goid == 1 || g.gopc == 0 {
+            None
+        } else {
+            created_cache
+                .entry((g.gopc, g.parent_goid))
+                .or_insert_with(|| created_by(cfg, &ids, g))
+                .clone()
+        };
+        out.push(GoroutineSnapshot {
             id: g.goid,
             status: traceback::status_text(g, &cfg.gstatus, &cfg.wait_reasons),
             wait_minutes: traceback::wait_minutes(g, cap.nanotime),
             locked_to_thread: g.lockedm != 0,
             thread: gc.thread,
             labels: gc.labels.as_ref().map(|l| (**l).clone()),
-            created_by: None,
-            frames: Vec::new(),
-            error: None,
+            created_by,
+            frames,
+            error,
             raw_status: g.base_status(),
-            system: is_system(cfg.prog, g.startpc.wrapping_sub(cfg.bias)),
+            system,
             g_addr: g.addr,
             m: gc.m,
-        };
-        match &gc.stack {
-            Ok(uw) => {
-                let mut raw = Vec::new();
-                for (i, pf) in uw.frames.iter().enumerate() {
-                    let lf = sym.frames(pf.sym_pc);
-                    for sf in lf.iter() {
-                        raw.push(RawFrame {
-                            frame: Frame {
-                                function: sf.print_name.clone(),
-                                file: sf.file.clone(),
-                                line: sf.line,
-                                pc: pf.pc,
-                                inlined: sf.inlined,
-                                runtime: false,
-                                offset: if sf.inlined || pf.pc.wrapping_sub(cfg.bias) <= pf.entry {
-                                    None
-                                } else {
-                                    Some(pf.pc.wrapping_sub(cfg.bias) - pf.entry)
-                                },
-                                sp: pf.sp,
-                                fp: pf.fp,
-                            },
-                            raw_name: sf.raw_name.clone(),
-                            func_id: sf.func_id,
-                            physical: i,
-                        });
-                    }
-                }
-                mark_hidden(&mut raw, &ids);
-                snap.frames = raw.into_iter().map(|r| r.frame).collect();
-                snap.error = uw.error.clone();
-            }
-            Err(e) => snap.error = Some(e.clone()),
-        }
-        snap.created_by = created_by(cfg, &ids, g);
-        out.push(snap);
+        });
     }
     out
 }

@@ -23,7 +23,7 @@ pub struct UnwindStart {
 }
 
 /// One physical frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PhysFrame {
     /// Runtime PC: the resume address for callers, the current PC for the
     /// innermost frame.
@@ -65,7 +65,7 @@ struct PcInfo {
 /// one dump.
 #[derive(Debug, Default)]
 pub struct UnwindCache {
-    map: std::collections::HashMap<u64, Option<PcInfo>>,
+    map: rustc_hash::FxHashMap<u64, Option<PcInfo>>,
 }
 
 impl UnwindCache {
@@ -111,6 +111,39 @@ pub fn unwind<M: Memory>(
     stack_hi: u64,
 ) -> Unwound {
     let mut out = Unwound::default();
+    unwind_into(tab, cache, bias, mem, start, stack_lo, stack_hi, &mut out);
+    out
+}
+
+/// [`unwind`] into `out` (cleared first), so that one buffer serves every
+/// goroutine of a snapshot.
+#[allow(clippy::too_many_arguments)]
+pub fn unwind_into<M: Memory>(
+    tab: &Pclntab<'_>,
+    cache: &mut UnwindCache,
+    bias: u64,
+    mem: &M,
+    start: UnwindStart,
+    stack_lo: u64,
+    stack_hi: u64,
+    out: &mut Unwound,
+) {
+    out.frames.clear();
+    out.error = None;
+    unwind_body(tab, cache, bias, mem, start, stack_lo, stack_hi, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unwind_body<M: Memory>(
+    tab: &Pclntab<'_>,
+    cache: &mut UnwindCache,
+    bias: u64,
+    mem: &M,
+    start: UnwindStart,
+    stack_lo: u64,
+    stack_hi: u64,
+    out: &mut Unwound,
+) {
     let (mut pc, mut sp) = (start.pc, start.sp);
     let mut trap = start.trap;
     if pc == 0 {
@@ -122,7 +155,7 @@ pub fn unwind<M: Memory>(
             }
             Err(e) => {
                 out.error = Some(format!("pc is 0 and the return address is unreadable: {e}"));
-                return out;
+                return;
             }
         }
     }
@@ -130,12 +163,12 @@ pub fn unwind<M: Memory>(
     while out.frames.len() < MAX_PHYSICAL_FRAMES {
         if sp < stack_lo || sp >= stack_hi {
             out.error = Some(format!("stack pointer {sp:#x} outside the goroutine's stack [{stack_lo:#x}, {stack_hi:#x})"));
-            return out;
+            return;
         }
         let link_pc = pc.wrapping_sub(bias);
         let Some(info) = cache.get(tab, link_pc) else {
             out.error = Some(format!("unknown pc {pc:#x}"));
-            return out;
+            return;
         };
         let name = || {
             tab.func(info.func)
@@ -162,20 +195,20 @@ pub fn unwind<M: Memory>(
         });
         let writes_sp = info.writes_sp && !info.cgocallback && !(innermost && start.syscall);
         if info.top_frame || writes_sp {
-            return out;
+            return;
         }
         let fp = match (info.sp_delta, fp) {
-            (None, _) => return out, // no pcsp: Go stops here too
+            (None, _) => return, // no pcsp: Go stops here too
             (Some(d), _) if d < 0 => {
                 out.error = Some(format!("negative frame size {d} in {}", name()));
-                return out;
+                return;
             }
             (Some(_), None) => {
                 out.error = Some(format!(
                     "frame of {} runs past the top of the address space",
                     name()
                 ));
-                return out;
+                return;
             }
             (Some(_), Some(fp)) => fp,
         };
@@ -183,19 +216,19 @@ pub fn unwind<M: Memory>(
             Ok(v) => v,
             Err(e) => {
                 out.error = Some(format!("return address of {} unreadable: {e}", name()));
-                return out;
+                return;
             }
         };
         if lr == 0 {
-            return out;
+            return;
         }
         if lr == pc && fp == sp {
             out.error = Some(format!("traceback stuck at pc {pc:#x}"));
-            return out;
+            return;
         }
         if cache.get(tab, lr.wrapping_sub(bias)).is_none() {
             out.error = Some(format!("unexpected return pc {lr:#x} above {}", name()));
-            return out;
+            return;
         }
         trap = info.injected;
         pc = lr;
@@ -203,5 +236,150 @@ pub fn unwind<M: Memory>(
         innermost = false;
     }
     out.error = Some(format!("more than {MAX_PHYSICAL_FRAMES} frames"));
-    out
+}
+
+/// A stack as a shape: its frames with SP and FP relative to the innermost
+/// SP. 100k goroutines parked in the same code have the same shape at
+/// different addresses, so they share one (see [`StackInterner`]): a
+/// snapshot holds one copy per distinct stack, not one per goroutine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct StackShape {
+    /// `sp`/`fp` hold offsets from [`SharedStack::sp0`] (wrapping).
+    pub frames: Vec<PhysFrame>,
+    pub error: Option<String>,
+}
+
+/// One goroutine's stack: a shared shape placed at its innermost SP.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStack {
+    pub shape: std::sync::Arc<StackShape>,
+    pub sp0: u64,
+}
+
+impl SharedStack {
+    /// The frames with absolute SP and FP (FP 0 stays 0: not computed).
+    pub fn frames(&self) -> impl Iterator<Item = PhysFrame> + '_ {
+        self.shape.frames.iter().map(move |f| PhysFrame {
+            sp: f.sp.wrapping_add(self.sp0),
+            fp: if f.fp == 0 {
+                0
+            } else {
+                f.fp.wrapping_add(self.sp0)
+            },
+            ..*f
+        })
+    }
+}
+
+/// Hands out one shared [`StackShape`] per distinct stack, without
+/// allocating for a stack it has seen before (the common case: 100k
+/// goroutines, a dozen stacks).
+#[derive(Debug, Default)]
+pub struct StackInterner {
+    by_hash: rustc_hash::FxHashMap<u64, Vec<std::sync::Arc<StackShape>>>,
+    count: usize,
+}
+
+fn rel(f: &PhysFrame, sp0: u64) -> PhysFrame {
+    PhysFrame {
+        sp: f.sp.wrapping_sub(sp0),
+        fp: if f.fp == 0 { 0 } else { f.fp.wrapping_sub(sp0) },
+        ..*f
+    }
+}
+
+impl StackInterner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared form of an unwound stack.
+    pub fn intern(&mut self, uw: Unwound) -> SharedStack {
+        self.intern_ref(&uw)
+    }
+
+    /// [`Self::intern`] from a borrowed stack (a reused buffer).
+    pub fn intern_ref(&mut self, uw: &Unwound) -> SharedStack {
+        use std::hash::{Hash, Hasher};
+        let sp0 = uw.frames.first().map_or(0, |f| f.sp);
+        let mut h = rustc_hash::FxHasher::default();
+        for f in &uw.frames {
+            rel(f, sp0).hash(&mut h);
+        }
+        uw.error.hash(&mut h);
+        let bucket = self.by_hash.entry(h.finish()).or_default();
+        let found = bucket.iter().find(|s| {
+            s.error == uw.error
+                && s.frames.len() == uw.frames.len()
+                && s.frames
+                    .iter()
+                    .zip(&uw.frames)
+                    .all(|(a, b)| *a == rel(b, sp0))
+        });
+        let shape = match found {
+            Some(s) => s.clone(),
+            None => {
+                let s = std::sync::Arc::new(StackShape {
+                    frames: uw.frames.iter().map(|f| rel(f, sp0)).collect(),
+                    error: uw.error.clone(),
+                });
+                bucket.push(s.clone());
+                self.count += 1;
+                s
+            }
+        };
+        SharedStack { shape, sp0 }
+    }
+
+    /// Distinct stacks seen.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn frame(pc: u64, sp: u64, fp: u64) -> PhysFrame {
+        PhysFrame {
+            pc,
+            sp,
+            fp,
+            func: 1,
+            entry: 0x1000,
+            sym_pc: pc - 1,
+        }
+    }
+
+    #[test]
+    fn same_code_at_different_addresses_shares_one_shape() {
+        let mut i = StackInterner::new();
+        let a = i.intern(Unwound {
+            frames: vec![frame(0x1010, 0x5000, 0x5020), frame(0x1020, 0x5020, 0)],
+            error: None,
+        });
+        let b = i.intern(Unwound {
+            frames: vec![frame(0x1010, 0x9000, 0x9020), frame(0x1020, 0x9020, 0)],
+            error: None,
+        });
+        assert!(std::sync::Arc::ptr_eq(&a.shape, &b.shape));
+        assert_eq!(i.len(), 1);
+        let fb: Vec<PhysFrame> = b.frames().collect();
+        assert_eq!(fb[0].sp, 0x9000);
+        assert_eq!(fb[0].fp, 0x9020);
+        assert_eq!(fb[1].sp, 0x9020);
+        assert_eq!(fb[1].fp, 0, "an uncomputed fp stays 0");
+        let c = i.intern(Unwound {
+            frames: vec![frame(0x1011, 0x9000, 0x9020)],
+            error: None,
+        });
+        assert!(!std::sync::Arc::ptr_eq(&a.shape, &c.shape));
+        let empty = i.intern(Unwound::default());
+        assert_eq!(empty.frames().count(), 0);
+    }
 }
