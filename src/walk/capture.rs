@@ -122,8 +122,8 @@ pub struct HeldRead {
     /// Every g as read while held (`allgs` and its table), decoded only
     /// after the target is released.
     table: Option<(Vec<u64>, GTable)>,
-    /// With `only`: the records of those g's.
-    recs: Vec<Option<GRecord>>,
+    /// With `only`: the records of those g's, by index.
+    recs: HashMap<usize, GRecord>,
     /// Indices (into `gs`) whose stacks were read while held, with where
     /// the bytes sit in `stack_buf` and the start context.
     jobs: Vec<(usize, StackJob, std::ops::Range<usize>)>,
@@ -588,7 +588,7 @@ pub fn read_held<R: BatchRead + Sync + ?Sized>(
     let nanotime = monotonic_ns();
     let off = cfg.off;
     let mut table = None;
-    let mut recs: Vec<Option<GRecord>>;
+    let mut recs: HashMap<usize, GRecord> = HashMap::new();
     // Indices of the g's whose stacks must be read now, with their records.
     let mut need: Vec<(usize, GRecord)> = Vec::new();
     match &only {
@@ -629,20 +629,18 @@ pub fn read_held<R: BatchRead + Sync + ?Sized>(
                     t2.elapsed().as_micros()
                 );
             }
-            recs = Vec::new();
             table = Some((gs, t));
         }
         Some(idx) => {
             let picked: Vec<u64> = idx.iter().map(|&i| pre.gs[i]).collect();
             let t = GTable::read(src, &picked, pre.window, Vec::new());
-            recs = vec![None; pre.gs.len()];
             for (k, &i) in idx.iter().enumerate() {
                 let Some(b) = t.get(k) else { continue };
                 let g = GRecord::decode(pre.gs[i], b, &off.g);
                 if !g.is_dead() && g.looks_valid() {
                     need.push((i, g.clone()));
                 }
-                recs[i] = Some(g);
+                recs.insert(i, g);
             }
         }
     }
@@ -860,7 +858,7 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
         fresh.insert(*i, pre.interner.intern(uw));
     }
     for &i in &stopped {
-        let Some(g) = held.recs.get(i).cloned().flatten() else {
+        let Some(g) = held.recs.get(&i).cloned() else {
             continue;
         };
         // Still running when its thread was stopped: that copy is exact.
