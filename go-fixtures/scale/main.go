@@ -9,7 +9,10 @@
 // then idles forever in main.idle (select{}), with the parked goroutines
 // untouched, so that an outside reader (gopeek, Delve) sees the same process.
 //
-//	scale -n N
+//	scale -n N [-spin K]
+//
+// With -spin, K more goroutines burn CPU forever (always running), so that
+// a non-blocking reader has threads to stop.
 //
 // With SCALE_DEBUG set in the environment, the three times are also printed
 // on stderr.
@@ -49,6 +52,22 @@ func park(depth int, c chan int, wg *sync.WaitGroup) {
 func keepAlive() {
 	for {
 		time.Sleep(time.Hour)
+	}
+}
+
+// spinSink keeps spin's loop from being optimized away.
+var spinSink uint64
+
+// spin burns CPU forever in Go code: a goroutine that is always running.
+//
+//go:noinline
+func spin() {
+	x := uint64(1)
+	for {
+		for i := 0; i < 1<<20; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		spinSink = x
 	}
 }
 
@@ -110,6 +129,7 @@ func stackAll(buf *[]byte) ([]byte, time.Duration) {
 
 func main() {
 	n := flag.Int("n", 10000, "number of goroutines to park")
+	spinners := flag.Int("spin", 0, "goroutines running (burning CPU) all the time")
 	flag.Parse()
 	if *n < 0 {
 		fmt.Fprintln(os.Stderr, "scale: -n must be >= 0")
@@ -138,6 +158,11 @@ func main() {
 			os.Exit(1)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Running goroutines: what --nonblocking has to stop (their threads).
+	for i := 0; i < *spinners; i++ {
+		go spin()
 	}
 
 	// Time Go's own stop-the-world dump, with a buffer already large enough.
