@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use gopeek::analyze::cli::{write_dump, DumpAnalysisArgs, DumpFormat, UsageError};
 use gopeek::elf::GoBinary;
 use gopeek::info::InfoReport;
-use gopeek::output::{JsonOutput, Outputter, TextOutput};
 use gopeek::program::GoProgram;
 use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::io::{self, IsTerminal, Write};
@@ -53,6 +53,8 @@ enum Command {
         /// Give up, detach and fail if the target would be held longer (ms).
         #[arg(long, default_value_t = 2000)]
         max_pause: u64,
+        #[command(flatten)]
+        analysis: DumpAnalysisArgs,
     },
     /// Addresses to function, file:line and every inlined frame, from the
     /// pclntab alone (so it works on stripped binaries, where addr2line
@@ -72,12 +74,6 @@ enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DumpFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -115,6 +111,9 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
         if let Some(gopeek::elf::ElfError::Open { .. }) =
             cause.downcast_ref::<gopeek::elf::ElfError>()
         {
@@ -191,7 +190,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             system,
             labels,
             max_pause,
+            analysis,
         } => {
+            let filter = analysis.check(format, io::stdout().is_terminal())?;
             // gopeek writes only to stdout, which is already open: from here
             // on nothing may write to another process or open a file for
             // writing (/proc/PID/mem included).
@@ -202,18 +203,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = SnapshotOptions {
                 max_pause: std::time::Duration::from_millis(max_pause),
             };
-            let dump = snapshot_pid(pid, &opts)?;
-            let out: Box<dyn Outputter> = match format {
-                DumpFormat::Text => Box::new(TextOutput { system, labels }),
-                // Indented for a person at a terminal, compact for pipes
-                // (a 100k-goroutine dump is several times smaller).
-                DumpFormat::Json => Box::new(JsonOutput {
-                    pretty: io::stdout().is_terminal(),
-                }),
-            };
+            let dump = filter.apply(snapshot_pid(pid, &opts)?);
+            // JSON is indented for a person at a terminal, compact for pipes
+            // (a 100k-goroutine dump is several times smaller).
+            let pretty = io::stdout().is_terminal();
             let stdout = io::stdout();
             let mut w = io::BufWriter::new(stdout.lock());
-            out.write(&dump, &mut w)?;
+            write_dump(&dump, format, system, labels, &analysis, pretty, &mut w)?;
             w.flush()?;
             let broken = dump
                 .goroutines
