@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use gopeek::analyze::cli::{write_dump, DumpAnalysisArgs, DumpFormat, UsageError};
+use gopeek::analyze::cli::{
+    run_leaks, write_dump, DumpAnalysisArgs, DumpFormat, LeaksArgs, UsageError,
+};
 use gopeek::elf::GoBinary;
 use gopeek::info::InfoReport;
 use gopeek::program::GoProgram;
@@ -56,6 +58,13 @@ enum Command {
         #[command(flatten)]
         analysis: DumpAnalysisArgs,
     },
+    /// Several snapshots over time: clusters of goroutines (same creation
+    /// site, status and stack) that persist and grow, ranked by growth.
+    #[command(
+        after_help = "Exit status: 10 if a growing cluster was found, 0 if not; \
+                            1-6 as for `gopeek dump` (e.g. 5: the process exited)."
+    )]
+    Leaks(LeaksArgs),
     /// Addresses to function, file:line and every inlined frame, from the
     /// pclntab alone (so it works on stripped binaries, where addr2line
     /// has nothing to read).
@@ -106,7 +115,8 @@ fn main() -> ExitCode {
 
 /// Exit codes (documented in the README): 1 generic failure, 2 usage,
 /// 3 not a Go program or unsupported binary, 4 permission denied,
-/// 5 no such process (or it exited), 6 pause budget exceeded.
+/// 5 no such process (or it exited), 6 pause budget exceeded; `leaks`
+/// exits 10 when it found a growing cluster.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
@@ -225,6 +235,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("gopeek: warning: {w}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Leaks(args) => {
+            gopeek::process::seccomp::install_read_only_filter()
+                .context("installing the read-only seccomp filter")?;
+            gopeek::process::seccomp::forbid_open_for_write()
+                .context("installing the no-write-open seccomp filter")?;
+            Ok(ExitCode::from(run_leaks(&args)?))
         }
         Command::Symbolize {
             binary,

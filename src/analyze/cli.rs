@@ -4,11 +4,15 @@
 
 use super::filter::{Filter, GState};
 use super::group::{self, Similarity};
+use super::leaks::{self, EXIT_GROWING};
 use crate::dump::DumpSnapshot;
 use crate::output::{FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput};
+use crate::snapshot::{snapshot_pid, SnapshotOptions};
 use std::fmt;
+use std::io::IsTerminal;
 use std::io::{self, Write};
 use std::time::Duration;
+use std::time::Instant;
 
 /// A bad combination of arguments found after parsing: exit code 2, like
 /// clap's own usage errors.
@@ -164,6 +168,92 @@ pub fn write_json<T: serde::Serialize>(v: &T, pretty: bool, w: &mut dyn Write) -
         serde_json::to_writer(&mut *w, v)?;
     }
     writeln!(w)
+}
+
+/// `gopeek leaks --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LeaksFormat {
+    Text,
+    /// Schema gopeek.leaks/1.
+    Json,
+}
+
+/// `gopeek leaks` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LeaksArgs {
+    /// The process to watch.
+    #[arg(long)]
+    pub pid: i32,
+    /// Snapshots to take (at least 3: a trend needs three points).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(3..=100_000))]
+    pub samples: u32,
+    /// Time between snapshots: 500ms, 10s, 1m...
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+    #[arg(long, value_enum, default_value_t = LeaksFormat::Text)]
+    pub format: LeaksFormat,
+    /// exact: same functions at the same lines; function: same functions,
+    /// any line.
+    #[arg(long, value_enum, default_value_t = Similarity::Exact)]
+    pub similarity: Similarity,
+    /// Report only the N highest-ranked clusters (the exit code still
+    /// counts every growing one).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Also list transient clusters in the text report.
+    #[arg(long)]
+    pub all: bool,
+    /// Include runtime frames and system goroutines.
+    #[arg(long)]
+    pub system: bool,
+    /// Give up, detach and fail if the target would be held longer (ms)
+    /// in any one snapshot.
+    #[arg(long, default_value_t = 2000)]
+    pub max_pause: u64,
+}
+
+/// Takes the snapshots, analyses them and writes the report to stdout;
+/// returns the exit code: [`EXIT_GROWING`] when a growing cluster was
+/// found, else 0. Progress goes to stderr only when it is a terminal.
+pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
+    let opts = SnapshotOptions {
+        max_pause: Duration::from_millis(args.max_pause),
+    };
+    let n = args.samples as usize;
+    let progress = io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = start + args.interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let t = start.elapsed().as_secs_f64();
+        let dump = snapshot_pid(args.pid, &opts)?;
+        if progress {
+            eprint!(
+                "\rgopeek: sample {}/{n}: {} goroutines, target held {} us   ",
+                i + 1,
+                dump.goroutines.len(),
+                dump.pause_us
+            );
+        }
+        samples.push((t, dump));
+    }
+    if progress {
+        eprintln!();
+    }
+    let report = leaks::analyze(&samples, args.similarity, args.system, args.top);
+    let stdout = io::stdout();
+    let pretty = stdout.is_terminal();
+    let mut w = io::BufWriter::new(stdout.lock());
+    match args.format {
+        LeaksFormat::Text => leaks::write_text(&report, args.system, args.all, &mut w)?,
+        LeaksFormat::Json => write_json(&report, pretty, &mut w)?,
+    }
+    w.flush()?;
+    Ok(if report.growing > 0 { EXIT_GROWING } else { 0 })
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.

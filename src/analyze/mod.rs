@@ -6,7 +6,7 @@
 pub mod cli;
 pub mod filter;
 pub mod group;
-
+pub mod leaks;
 use crate::dump::{Frame, GoroutineSnapshot};
 
 /// The frames a reader of Go's traceback sees: runtime internals and

@@ -1,0 +1,633 @@
+//! `gopeek leaks`: several snapshots over time, goroutines clustered by
+//! creation site, status and parked stack, and a verdict per cluster. The
+//! question an on-call engineer asks is "what is piling up?", which a
+//! single dump cannot answer: a worker pool of 500 parked goroutines is
+//! normal, 50 new goroutines a minute that never leave are not.
+//! JSON schema `gopeek.leaks/1`.
+//!
+//! # Verdicts
+//!
+//! With counts `c_0..c_{n-1}` of a cluster at times `t_0..t_{n-1}`, `f` the
+//! first sample where the cluster exists, and "new" meaning a goroutine
+//! that did not exist at all in the previous sample (goroutine ids are
+//! never reused, so it was created in between; a pool worker coming back
+//! from a job to its parking place is not new):
+//!
+//! - **growing** when all of these hold (needs `n >= 3`):
+//!   1. trend: the least-squares slope of `c` over `t` is positive and
+//!      `c_{n-1} > c_f`;
+//!   2. steadiness: in at least [`STEADY_FRACTION`] (2/3) of the intervals
+//!      from `f` on, the count rose *and* new goroutines arrived, so a
+//!      single jump (a pool warming up, workers returning from a job) is
+//!      not a trend;
+//!   3. persistence: at least [`RETAINED_FRACTION`] (90%) of the goroutines
+//!      in the cluster at sample `f` are still in it at the last sample.
+//!      Leaked goroutines never leave; a pool that recycles its workers or
+//!      a load-driven spike replaces them.
+//! - **persistent**: present in every sample, and not growing (a fixed or
+//!   recycling pool, a listener, a ticker).
+//! - **transient**: absent from at least one sample (bursts, short tasks).
+//!
+//! A fixed pool of constant size therefore can never be `growing`: its
+//! count cannot rise steadily, and a recycling pool fails persistence.
+
+use super::group::{stack_key, BucketFrame, Similarity};
+use super::{base_status, listed};
+use crate::dump::{DumpSnapshot, GoroutineSnapshot};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, Write};
+
+/// Share of intervals (from the cluster's first appearance) in which the
+/// count must rise with never-seen goroutines for `growing`.
+pub const STEADY_FRACTION: f64 = 2.0 / 3.0;
+
+/// Share of a cluster's first goroutines that must still be there at the
+/// end for `growing`.
+pub const RETAINED_FRACTION: f64 = 0.9;
+
+/// The fewest samples that can show a trend.
+pub const MIN_SAMPLES: usize = 3;
+
+/// Exit code of `gopeek leaks` when a growing cluster was found (0 when
+/// none was), so scripts and alerts can act on it.
+pub const EXIT_GROWING: u8 = 10;
+
+/// What a cluster's counts over time say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Growing,
+    Persistent,
+    Transient,
+}
+
+/// A creation site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Site {
+    pub function: String,
+    pub file: String,
+    pub line: i64,
+}
+
+/// The longest-blocked goroutine of a cluster at its last sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct Oldest {
+    pub id: u64,
+    /// Minutes blocked as Go counts them (0 when Go would print none).
+    pub wait_minutes: u64,
+    /// Index of the sample where it was first seen in this cluster.
+    pub first_seen: usize,
+}
+
+/// Goroutines from one creation site parked in one place, over time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub verdict: Verdict,
+    /// Why, in words (which criterion decided).
+    pub reason: String,
+    /// Status text without ` (scan)`.
+    pub status: String,
+    pub created_by: Option<Site>,
+    /// Goroutines in the cluster in each sample.
+    pub counts: Vec<usize>,
+    /// Least-squares slope of `counts` over time, per minute.
+    pub growth_per_min: f64,
+    /// Goroutines of the cluster that did not exist in the previous
+    /// sample (all of them for the first sample).
+    pub new: Vec<usize>,
+    /// Share of the first sample's goroutines still present at the end.
+    pub retained: f64,
+    pub oldest: Option<Oldest>,
+    /// The whole stack of the oldest goroutine, innermost first (runtime
+    /// frames included and marked).
+    pub frames: Vec<BucketFrame>,
+}
+
+/// `gopeek.leaks/1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaksReport {
+    pub schema: &'static str,
+    pub pid: i32,
+    pub exe: String,
+    pub go_version: String,
+    pub similarity: Similarity,
+    /// When each sample was taken (RFC 3339) and seconds since the first.
+    pub taken_at: Vec<String>,
+    pub elapsed_s: Vec<f64>,
+    /// Longest the target was held in any sample.
+    pub max_pause_us: u64,
+    /// Listed goroutines per sample.
+    pub goroutines: Vec<usize>,
+    /// How many clusters are growing (the exit code says whether any).
+    pub growing: usize,
+    /// Ranked: growing by growth, then size; persistent by size;
+    /// transient by peak size.
+    pub clusters: Vec<Cluster>,
+    /// Clusters left out by `--top`.
+    pub omitted_clusters: usize,
+}
+
+/// Least-squares slope of `y` over `x` (0 when `x` does not vary).
+pub fn slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len().min(y.len()) as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for (a, b) in x.iter().zip(y) {
+        num += (a - mx) * (b - my);
+        den += (a - mx) * (a - mx);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+/// The verdict of one cluster from its ids per sample, every goroutine id
+/// of each sample (`all`, to tell created goroutines from moved ones) and
+/// the sample times (minutes); returns the verdict, the reason, new
+/// goroutines per sample, the retained share and the slope per minute.
+pub fn judge(
+    ids: &[BTreeSet<u64>],
+    all: &[HashSet<u64>],
+    minutes: &[f64],
+) -> (Verdict, String, Vec<usize>, f64, f64) {
+    let n = ids.len();
+    let counts: Vec<f64> = ids.iter().map(|s| s.len() as f64).collect();
+    let new: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match i.checked_sub(1).and_then(|p| all.get(p)) {
+            Some(prev) => s.iter().filter(|id| !prev.contains(id)).count(),
+            None => s.len(),
+        })
+        .collect();
+    let k = slope(minutes, &counts);
+    let first = ids.iter().position(|s| !s.is_empty()).unwrap_or(0);
+    let retained = match ids.get(first) {
+        Some(f) if !f.is_empty() => f.intersection(&ids[n - 1]).count() as f64 / f.len() as f64,
+        _ => 0.0,
+    };
+    let steps = n.saturating_sub(1).saturating_sub(first);
+    let rises = (first..n.saturating_sub(1))
+        .filter(|&i| counts[i + 1] > counts[i] && new[i + 1] > 0)
+        .count();
+    let needed = (steps as f64 * STEADY_FRACTION).ceil() as usize;
+    let present_everywhere = ids.iter().all(|s| !s.is_empty());
+    let last = counts.last().copied().unwrap_or(0.0);
+    if n >= MIN_SAMPLES && steps >= 2 && k > 0.0 && last > counts[first] {
+        if rises >= needed && retained >= RETAINED_FRACTION {
+            return (
+                Verdict::Growing,
+                format!(
+                    "rose with new goroutines in {rises} of {steps} intervals; {:.0}% of the first goroutines never left",
+                    retained * 100.0
+                ),
+                new,
+                retained,
+                k,
+            );
+        }
+    }
+    let why_not = if n < MIN_SAMPLES {
+        format!("{n} samples cannot show a trend")
+    } else if k <= 0.0 || last <= counts[first] {
+        "no upward trend".to_string()
+    } else if rises < needed {
+        format!("rose with new goroutines in only {rises} of {steps} intervals (not steady)")
+    } else {
+        format!(
+            "goroutines are replaced ({:.0}% of the first ones still there)",
+            retained * 100.0
+        )
+    };
+    if present_everywhere {
+        (
+            Verdict::Persistent,
+            format!("present in every sample; {why_not}"),
+            new,
+            retained,
+            k,
+        )
+    } else {
+        let absent = ids.iter().filter(|s| s.is_empty()).count();
+        (
+            Verdict::Transient,
+            format!("absent from {absent} of {n} samples"),
+            new,
+            retained,
+            k,
+        )
+    }
+}
+
+/// The identity of a cluster: creation site, status and parked stack.
+type ClusterKey = (
+    Option<Site>,
+    String,
+    Vec<(std::sync::Arc<str>, Option<(std::sync::Arc<str>, i64)>)>,
+);
+
+fn site(g: &GoroutineSnapshot) -> Option<Site> {
+    g.created_by.as_ref().map(|c| Site {
+        function: c.function.clone(),
+        file: c.file.clone(),
+        line: c.line,
+    })
+}
+
+/// Clusters the goroutines of `samples` (snapshots with their times in
+/// seconds since the first), judges each cluster and ranks them.
+pub fn analyze(
+    samples: &[(f64, DumpSnapshot)],
+    similarity: Similarity,
+    system: bool,
+    top: Option<usize>,
+) -> LeaksReport {
+    let n = samples.len();
+    let mut index: HashMap<ClusterKey, usize> = HashMap::new();
+    // Per cluster: ids per sample, and the last sample's goroutines by id.
+    let mut ids: Vec<Vec<BTreeSet<u64>>> = Vec::new();
+    let mut latest: Vec<(usize, Vec<&GoroutineSnapshot>)> = Vec::new();
+    for (i, (_, dump)) in samples.iter().enumerate() {
+        for g in dump.goroutines.iter().filter(|g| listed(g, system)) {
+            let (status, frames) = stack_key(g, similarity, system);
+            let key = (site(g), status, frames);
+            let c = *index.entry(key).or_insert_with(|| {
+                ids.push(vec![BTreeSet::new(); n]);
+                latest.push((i, Vec::new()));
+                ids.len() - 1
+            });
+            ids[c][i].insert(g.id);
+            if latest[c].0 != i {
+                latest[c] = (i, Vec::new());
+            }
+            latest[c].1.push(g);
+        }
+    }
+    let minutes: Vec<f64> = samples.iter().map(|(t, _)| t / 60.0).collect();
+    let all: Vec<HashSet<u64>> = samples
+        .iter()
+        .map(|(_, d)| d.goroutines.iter().map(|g| g.id).collect())
+        .collect();
+    let mut clusters: Vec<Cluster> = Vec::with_capacity(ids.len());
+    for (c, per_sample) in ids.iter().enumerate() {
+        let (verdict, reason, new, retained, k) = judge(per_sample, &all, &minutes);
+        let members = &latest[c].1;
+        // Longest blocked, then earliest seen, then lowest id.
+        let first_seen = |id: u64| per_sample.iter().position(|s| s.contains(&id)).unwrap_or(0);
+        let Some(oldest) = members.iter().min_by_key(|g| {
+            (
+                std::cmp::Reverse(g.wait_minutes.unwrap_or(0)),
+                first_seen(g.id),
+                g.id,
+            )
+        }) else {
+            continue;
+        };
+        clusters.push(Cluster {
+            verdict,
+            reason,
+            status: base_status(oldest).to_string(),
+            created_by: site(oldest),
+            counts: per_sample.iter().map(|s| s.len()).collect(),
+            growth_per_min: k,
+            new,
+            retained,
+            oldest: Some(Oldest {
+                id: oldest.id,
+                wait_minutes: oldest.wait_minutes.unwrap_or(0),
+                first_seen: first_seen(oldest.id),
+            }),
+            frames: oldest
+                .frames
+                .iter()
+                .map(|f| BucketFrame {
+                    function: f.function.clone(),
+                    file: f.file.clone(),
+                    line: f.line,
+                    inlined: f.inlined,
+                    runtime: f.runtime,
+                })
+                .collect(),
+        });
+    }
+    let last = |c: &Cluster| c.counts.last().copied().unwrap_or(0);
+    let peak = |c: &Cluster| c.counts.iter().copied().max().unwrap_or(0);
+    clusters.sort_by(|a, b| {
+        a.verdict
+            .cmp(&b.verdict)
+            .then_with(|| match a.verdict {
+                Verdict::Growing => b
+                    .growth_per_min
+                    .total_cmp(&a.growth_per_min)
+                    .then_with(|| last(b).cmp(&last(a))),
+                Verdict::Persistent => last(b).cmp(&last(a)),
+                Verdict::Transient => peak(b).cmp(&peak(a)),
+            })
+            .then_with(|| a.status.cmp(&b.status))
+            .then_with(|| {
+                a.oldest
+                    .as_ref()
+                    .map(|o| o.id)
+                    .cmp(&b.oldest.as_ref().map(|o| o.id))
+            })
+    });
+    let growing = clusters
+        .iter()
+        .filter(|c| c.verdict == Verdict::Growing)
+        .count();
+    let mut omitted_clusters = 0;
+    if let Some(t) = top {
+        if clusters.len() > t {
+            omitted_clusters = clusters.len() - t;
+            clusters.truncate(t);
+        }
+    }
+    let meta = samples.last().map(|(_, d)| d);
+    LeaksReport {
+        schema: "gopeek.leaks/1",
+        pid: meta.map(|d| d.pid).unwrap_or(0),
+        exe: meta.map(|d| d.exe.clone()).unwrap_or_default(),
+        go_version: meta.map(|d| d.go_version.clone()).unwrap_or_default(),
+        similarity,
+        taken_at: samples.iter().map(|(_, d)| d.taken_at.clone()).collect(),
+        elapsed_s: samples.iter().map(|(t, _)| *t).collect(),
+        max_pause_us: samples.iter().map(|(_, d)| d.pause_us).max().unwrap_or(0),
+        goroutines: samples
+            .iter()
+            .map(|(_, d)| d.goroutines.iter().filter(|g| listed(g, system)).count())
+            .collect(),
+        growing,
+        clusters,
+        omitted_clusters,
+    }
+}
+
+fn counts_text(c: &[usize]) -> String {
+    c.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The text report: growing clusters in full (counts, rate, creation
+/// site, oldest goroutine, example stack), persistent ones on two lines,
+/// transient ones only counted unless `all`.
+pub fn write_text(r: &LeaksReport, system: bool, all: bool, w: &mut dyn Write) -> io::Result<()> {
+    let span = r.elapsed_s.last().copied().unwrap_or(0.0);
+    writeln!(
+        w,
+        "gopeek leaks: pid {} ({}, {}), {} samples over {:.1} s; goroutines: {}",
+        r.pid,
+        r.exe,
+        r.go_version,
+        r.taken_at.len(),
+        span,
+        counts_text(&r.goroutines)
+    )?;
+    if r.growing == 0 {
+        writeln!(w, "no growing cluster")?;
+    } else {
+        writeln!(w, "{} growing cluster(s)", r.growing)?;
+    }
+    let mut hidden = 0;
+    for c in &r.clusters {
+        if c.verdict == Verdict::Transient && !all {
+            hidden += 1;
+            continue;
+        }
+        writeln!(w)?;
+        let created = c
+            .created_by
+            .as_ref()
+            .map(|s| format!("created by {} at {}:{}", s.function, s.file, s.line))
+            .unwrap_or_else(|| "no creation site".into());
+        let verdict = match c.verdict {
+            Verdict::Growing => "GROWING",
+            Verdict::Persistent => "persistent",
+            Verdict::Transient => "transient",
+        };
+        writeln!(
+            w,
+            "{verdict} [{}] {:+.1}/min, counts {}",
+            c.status,
+            c.growth_per_min,
+            counts_text(&c.counts)
+        )?;
+        writeln!(w, "    {created}")?;
+        if c.verdict != Verdict::Growing {
+            if let Some(f) = c.frames.iter().find(|f| system || !f.runtime) {
+                writeln!(w, "    at {} ({}:{})", f.function, f.file, f.line)?;
+            }
+            continue;
+        }
+        writeln!(w, "    why: {}", c.reason)?;
+        if let Some(o) = &c.oldest {
+            writeln!(
+                w,
+                "    oldest: goroutine {} (in since sample {}), {} minutes blocked",
+                o.id,
+                o.first_seen + 1,
+                o.wait_minutes
+            )?;
+        }
+        writeln!(w, "    example stack:")?;
+        for f in c.frames.iter().filter(|f| system || !f.runtime) {
+            writeln!(w, "    {}(...)", f.function)?;
+            writeln!(w, "    \t{}:{}", f.file, f.line)?;
+        }
+    }
+    if hidden > 0 {
+        writeln!(
+            w,
+            "\n{hidden} transient clusters not shown (--all shows them)"
+        )?;
+    }
+    if r.omitted_clusters > 0 {
+        writeln!(w, "{} more clusters not shown (--top)", r.omitted_clusters)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::filter::tests::{frame, goroutine};
+
+    fn set(r: std::ops::Range<u64>) -> BTreeSet<u64> {
+        r.collect()
+    }
+
+    const T: [f64; 4] = [0.0, 0.5 / 60.0, 1.0 / 60.0, 1.5 / 60.0];
+
+    /// Every goroutine of the process per sample: the cluster's plus
+    /// `others` (e.g. pool workers busy elsewhere).
+    fn all(ids: &[BTreeSet<u64>], others: &[u64]) -> Vec<HashSet<u64>> {
+        ids.iter()
+            .map(|s| s.iter().chain(others).copied().collect())
+            .collect()
+    }
+
+    #[test]
+    fn steady_leak_grows() {
+        let ids = [set(0..12), set(0..27), set(0..42), set(0..57)];
+        let (v, _, new, retained, k) = judge(&ids, &all(&ids, &[]), &T);
+        assert_eq!(v, Verdict::Growing);
+        assert_eq!(new, vec![12, 15, 15, 15]);
+        assert_eq!(retained, 1.0);
+        assert!((k - 1800.0).abs() < 1e-6, "{k}");
+        // A leak that starts during the observation.
+        let ids = [set(0..0), set(0..3), set(0..6), set(0..9)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Growing);
+    }
+
+    #[test]
+    fn pools_are_not_growing() {
+        // A fixed pool of 8 (ids 0..8) whose workers are sometimes busy
+        // elsewhere: every count pattern, even a rising one, is persistent
+        // because no goroutine is created.
+        let workers: Vec<u64> = (0..8).collect();
+        for ids in [
+            [set(1..8), set(0..8), set(0..8), set(0..8)],
+            [set(2..8), set(1..8), set(0..8), set(0..7)],
+            [set(2..8), set(1..8), set(0..8), set(0..8)],
+            [set(5..8), set(3..8), set(1..8), set(0..8)],
+        ] {
+            let (v, reason, new, ..) = judge(&ids, &all(&ids, &workers), &T);
+            assert_eq!(v, Verdict::Persistent, "{ids:?}: {reason}");
+            assert_eq!(&new[1..], &[0, 0, 0]);
+        }
+        // Recycling pool warming up: rises each time with new goroutines,
+        // but nobody stays.
+        let ids = [set(0..4), set(10..15), set(20..26), set(30..36)];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &T);
+        assert_eq!(v, Verdict::Persistent, "{reason}");
+        assert!(reason.contains("replaced"), "{reason}");
+        // Two samples never show a trend.
+        let ids = [set(0..3), set(0..9)];
+        let (v, ..) = judge(&ids, &all(&ids, &[]), &T[..2]);
+        assert_eq!(v, Verdict::Persistent);
+    }
+
+    #[test]
+    fn bursts_are_transient() {
+        let ids = [set(0..0), set(0..20), set(0..0), set(40..60)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Transient);
+        let ids = [set(0..20), set(0..0), set(0..0), set(0..0)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Transient);
+    }
+
+    #[test]
+    fn slope_is_least_squares() {
+        assert!((slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]) - 2.0).abs() < 1e-12);
+        assert_eq!(slope(&[1.0, 1.0], &[1.0, 5.0]), 0.0);
+        assert_eq!(slope(&[], &[]), 0.0);
+    }
+
+    fn snap(gs: Vec<GoroutineSnapshot>) -> DumpSnapshot {
+        DumpSnapshot {
+            schema: "gopeek.dump/1",
+            pid: 9,
+            exe: "/bin/x".into(),
+            go_version: "go1.27".into(),
+            go_minor: 27,
+            header_labels: false,
+            taken_at: String::new(),
+            pause_us: 3,
+            goroutines: gs,
+            warnings: vec![],
+        }
+    }
+
+    fn leak(id: u64) -> GoroutineSnapshot {
+        goroutine(
+            id,
+            "chan receive",
+            vec![
+                frame("runtime.gopark", "/go/proc.go", 1, true),
+                frame("main.handle", "/src/h.go", 7, false),
+            ],
+            "main.serve",
+        )
+    }
+
+    fn worker(id: u64) -> GoroutineSnapshot {
+        goroutine(
+            id,
+            "chan receive",
+            vec![frame("main.worker", "/src/w.go", 3, false)],
+            "main.pool",
+        )
+    }
+
+    #[test]
+    fn clusters_ranked_and_reported() {
+        let samples: Vec<(f64, DumpSnapshot)> = (0..4u64)
+            .map(|i| {
+                let mut gs: Vec<GoroutineSnapshot> = (100..108).map(worker).collect();
+                gs.extend((0..3 * (i + 1)).map(|j| leak(1000 + j)));
+                // A burst in sample 2 only, same stack as the workers but
+                // another creation site: its own (transient) cluster.
+                if i == 2 {
+                    gs.extend((500..520).map(|id| {
+                        let mut g = worker(id);
+                        g.created_by.as_mut().unwrap().function = "main.burst".into();
+                        g
+                    }));
+                }
+                (i as f64 * 30.0, snap(gs))
+            })
+            .collect();
+        let r = analyze(&samples, Similarity::Exact, false, None);
+        assert_eq!(r.growing, 1);
+        assert_eq!(r.goroutines, vec![11, 14, 37, 20]);
+        let verdicts: Vec<(Verdict, &str, Vec<usize>)> = r
+            .clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.verdict,
+                    c.created_by.as_ref().unwrap().function.as_str(),
+                    c.counts.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (Verdict::Growing, "main.serve", vec![3, 6, 9, 12]),
+                (Verdict::Persistent, "main.pool", vec![8, 8, 8, 8]),
+                (Verdict::Transient, "main.burst", vec![0, 0, 20, 0]),
+            ]
+        );
+        let g = &r.clusters[0];
+        assert!((g.growth_per_min - 6.0).abs() < 1e-9);
+        assert_eq!(g.oldest.as_ref().unwrap().id, 1000);
+        assert_eq!(g.frames.len(), 2, "the whole stack, runtime frames marked");
+        let mut text = Vec::new();
+        write_text(&r, false, false, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("GROWING [chan receive] +6.0/min, counts 3 → 6 → 9 → 12"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    main.handle(...)\n    \t/src/h.go:7\n"),
+            "{text}"
+        );
+        assert!(!text.contains("runtime.gopark"), "{text}");
+        assert!(text.contains("1 transient clusters not shown"), "{text}");
+        let top = analyze(&samples, Similarity::Exact, false, Some(1));
+        assert_eq!(
+            (top.clusters.len(), top.omitted_clusters, top.growing),
+            (1, 2, 1)
+        );
+    }
+}
