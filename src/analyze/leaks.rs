@@ -423,8 +423,18 @@ pub fn write_text(r: &LeaksReport, system: bool, all: bool, w: &mut dyn Write) -
         )?;
         writeln!(w, "    {created}")?;
         if c.verdict != Verdict::Growing {
-            if let Some(f) = c.frames.iter().find(|f| system || !f.runtime) {
-                writeln!(w, "    at {} ({}:{})", f.function, f.file, f.line)?;
+            // The innermost shown frames say where it is parked.
+            let shown: Vec<_> = c.frames.iter().filter(|f| system || !f.runtime).collect();
+            if let Some(f) = shown.first() {
+                let names: Vec<&str> = shown.iter().take(3).map(|f| &*f.function).collect();
+                let more = if shown.len() > 3 { " ← …" } else { "" };
+                writeln!(
+                    w,
+                    "    at {}{more} ({}:{})",
+                    names.join(" ← "),
+                    f.file,
+                    f.line
+                )?;
             }
             continue;
         }
