@@ -245,7 +245,8 @@ fn filters_select_what_they_say() {
                 || f["file"].as_str().unwrap().contains(needle)
         })
     };
-    let cases: Vec<(Vec<&str>, Box<dyn Fn(&Value) -> bool>)> = vec![
+    type Case<'a> = (Vec<&'a str>, Box<dyn Fn(&Value) -> bool>);
+    let cases: Vec<Case> = vec![
         (
             vec!["--wait-reason", "chan receive"],
             Box::new(|g: &Value| {

@@ -2,6 +2,8 @@
 //! `gopeek dump` and `gopeek leaks` by main.rs) and the glue from a
 //! snapshot to the chosen output, so that main.rs stays a dispatcher.
 
+#![warn(missing_docs)]
+
 use super::filter::{Filter, GState};
 use super::group::{self, Similarity};
 use super::leaks::{self, EXIT_GROWING};
@@ -103,8 +105,10 @@ pub struct GroupArgs {
 /// Everything `gopeek dump` gained for diagnosis, flattened into it.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DumpAnalysisArgs {
+    /// Which goroutines to keep.
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Buckets instead of goroutines.
     #[command(flatten)]
     pub group: GroupArgs,
 }
@@ -173,6 +177,7 @@ pub fn write_json<T: serde::Serialize>(v: &T, pretty: bool, w: &mut dyn Write) -
 /// `gopeek leaks --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LeaksFormat {
+    /// A ranked report for a person.
     Text,
     /// Schema gopeek.leaks/1.
     Json,
@@ -190,6 +195,7 @@ pub struct LeaksArgs {
     /// Time between snapshots: 500ms, 10s, 1m...
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// text: ranked report; json: schema gopeek.leaks/1.
     #[arg(long, value_enum, default_value_t = LeaksFormat::Text)]
     pub format: LeaksFormat,
     /// exact: same functions at the same lines; function: same functions,
@@ -273,7 +279,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 * 7.0 {
+    if !(0.0..=86_400.0 * 7.0).contains(&secs) {
         return Err(format!("{s:?}: out of range"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -3,6 +3,8 @@
 //! Different flags combine with AND, repeated values of one flag with OR,
 //! the way a person narrows a dump down step by step.
 
+#![warn(missing_docs)]
+
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::walk::gstruct::{G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING};
 use regex::Regex;
@@ -12,11 +14,17 @@ use std::fmt;
 /// Go prints: every wait reason is `waiting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GState {
+    /// Just allocated, not started.
     Idle,
+    /// Ready, waiting for a P.
     Runnable,
+    /// On a thread right now.
     Running,
+    /// In a system call.
     Syscall,
+    /// Parked (chan receive, IO wait, sleep...).
     Waiting,
+    /// Finished, kept for reuse.
     Dead,
     /// Go 1.26+ goroutine leak detection marked it leaked.
     Leaked,
@@ -131,7 +139,7 @@ impl Filter {
         }
         if !self.wait_reasons.is_empty() {
             let s = super::base_status(g).to_lowercase();
-            if !self.wait_reasons.iter().any(|w| *w == s) {
+            if !self.wait_reasons.contains(&s) {
                 return false;
             }
         }

@@ -3,6 +3,8 @@
 //! that 10,000 goroutines parked in three places read as three entries.
 //! JSON schema `gopeek.group/1`.
 
+#![warn(missing_docs)]
+
 use super::{base_status, listed, shown_frames};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use serde::Serialize;
@@ -26,20 +28,28 @@ pub enum Similarity {
 /// One frame of a bucket's stack (taken from its first goroutine).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BucketFrame {
+    /// Function name as Go prints it.
     pub function: Arc<str>,
+    /// Source file as recorded in the binary.
     pub file: Arc<str>,
     /// With `function` similarity, the line of the first goroutine.
     pub line: i64,
+    /// Inlined into the next frame.
     pub inlined: bool,
+    /// A frame Go hides at GOTRACEBACK=all.
     pub runtime: bool,
 }
 
 /// A `created by` site and how many goroutines of a bucket it started.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CreatedBySite {
+    /// The function containing the `go` statement.
     pub function: String,
+    /// Its source file.
     pub file: String,
+    /// Line of the `go` statement.
     pub line: i64,
+    /// Goroutines (of the bucket) started there.
     pub count: usize,
 }
 
@@ -47,13 +57,16 @@ pub struct CreatedBySite {
 /// goroutine without `, N minutes` counts as 0).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct MinutesRange {
+    /// Least minutes blocked.
     pub min: u64,
+    /// Most minutes blocked.
     pub max: u64,
 }
 
 /// Goroutines with the same status and stack.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bucket {
+    /// Goroutines (of the bucket) started there.
     pub count: usize,
     /// Status text without ` (scan)`.
     pub status: String,
@@ -74,18 +87,27 @@ pub struct Bucket {
 /// `gopeek.group/1`: the buckets of one snapshot, largest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupReport {
+    /// Always `gopeek.group/1`.
     pub schema: &'static str,
+    /// The process the snapshot is of.
     pub pid: i32,
+    /// Its executable.
     pub exe: String,
+    /// Its Go version (`go1.27.3`).
     pub go_version: String,
+    /// When the snapshot was taken (RFC 3339, UTC).
     pub taken_at: String,
+    /// How long the target was held, in microseconds.
     pub pause_us: u64,
+    /// How alike stacks had to be to share a bucket.
     pub similarity: Similarity,
     /// Goroutines grouped (after filters, before `--top`).
     pub goroutines: usize,
+    /// Largest first.
     pub buckets: Vec<Bucket>,
     /// Buckets and goroutines left out by `--top`.
     pub omitted_buckets: usize,
+    /// Goroutines in the buckets left out.
     pub omitted_goroutines: usize,
 }
 

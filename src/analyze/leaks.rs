@@ -31,6 +31,8 @@
 //! A fixed pool of constant size therefore can never be `growing`: its
 //! count cannot rise steadily, and a recycling pool fails persistence.
 
+#![warn(missing_docs)]
+
 use super::group::{stack_key, BucketFrame, Similarity};
 use super::{base_status, listed};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
@@ -57,22 +59,29 @@ pub const EXIT_GROWING: u8 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Rising steadily with goroutines that never leave: a leak.
     Growing,
+    /// Always there, not growing: pools, listeners, tickers.
     Persistent,
+    /// Absent from some sample: bursts and short tasks.
     Transient,
 }
 
 /// A creation site.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Site {
+    /// The function containing the `go` statement.
     pub function: String,
+    /// Its source file.
     pub file: String,
+    /// Line of the `go` statement.
     pub line: i64,
 }
 
 /// The longest-blocked goroutine of a cluster at its last sample.
 #[derive(Debug, Clone, Serialize)]
 pub struct Oldest {
+    /// Goroutine id.
     pub id: u64,
     /// Minutes blocked as Go counts them (0 when Go would print none).
     pub wait_minutes: u64,
@@ -83,11 +92,13 @@ pub struct Oldest {
 /// Goroutines from one creation site parked in one place, over time.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cluster {
+    /// What the counts over time say.
     pub verdict: Verdict,
     /// Why, in words (which criterion decided).
     pub reason: String,
     /// Status text without ` (scan)`.
     pub status: String,
+    /// Where its goroutines were started (`null` for goroutine 1).
     pub created_by: Option<Site>,
     /// Goroutines in the cluster in each sample.
     pub counts: Vec<usize>,
@@ -98,6 +109,7 @@ pub struct Cluster {
     pub new: Vec<usize>,
     /// Share of the first sample's goroutines still present at the end.
     pub retained: f64,
+    /// The longest-blocked goroutine: the one to look at first.
     pub oldest: Option<Oldest>,
     /// The whole stack of the oldest goroutine, innermost first (runtime
     /// frames included and marked).
@@ -107,13 +119,19 @@ pub struct Cluster {
 /// `gopeek.leaks/1`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaksReport {
+    /// Always `gopeek.leaks/1`.
     pub schema: &'static str,
+    /// The process watched.
     pub pid: i32,
+    /// Its executable.
     pub exe: String,
+    /// Its Go version (`go1.27.3`).
     pub go_version: String,
+    /// How alike stacks had to be to share a cluster.
     pub similarity: Similarity,
     /// When each sample was taken (RFC 3339) and seconds since the first.
     pub taken_at: Vec<String>,
+    /// Seconds from the first sample to each.
     pub elapsed_s: Vec<f64>,
     /// Longest the target was held in any sample.
     pub max_pause_us: u64,
@@ -181,19 +199,23 @@ pub fn judge(
     let needed = (steps as f64 * STEADY_FRACTION).ceil() as usize;
     let present_everywhere = ids.iter().all(|s| !s.is_empty());
     let last = counts.last().copied().unwrap_or(0.0);
-    if n >= MIN_SAMPLES && steps >= 2 && k > 0.0 && last > counts[first] {
-        if rises >= needed && retained >= RETAINED_FRACTION {
-            return (
-                Verdict::Growing,
-                format!(
-                    "rose with new goroutines in {rises} of {steps} intervals; {:.0}% of the first goroutines never left",
-                    retained * 100.0
-                ),
-                new,
-                retained,
-                k,
-            );
-        }
+    if n >= MIN_SAMPLES
+        && steps >= 2
+        && k > 0.0
+        && last > counts[first]
+        && rises >= needed
+        && retained >= RETAINED_FRACTION
+    {
+        return (
+            Verdict::Growing,
+            format!(
+                "rose with new goroutines in {rises} of {steps} intervals; {:.0}% of the first goroutines never left",
+                retained * 100.0
+            ),
+            new,
+            retained,
+            k,
+        );
     }
     let why_not = if n < MIN_SAMPLES {
         format!("{n} samples cannot show a trend")

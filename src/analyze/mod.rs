@@ -3,6 +3,8 @@
 //! [`DumpSnapshot`](crate::dump::DumpSnapshot) data only, so it is tested
 //! without a process and never touches the target.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod filter;
 pub mod group;

@@ -3,6 +3,8 @@
 //! speedscope. The status is the leaf, so a flame graph separates the same
 //! code parked in different states, like `--group` buckets do.
 
+#![warn(missing_docs)]
+
 use super::Outputter;
 use crate::analyze::{base_status, listed, shown_frames};
 use crate::dump::DumpSnapshot;

@@ -10,6 +10,8 @@
 //! deduplicated; inlined frames share their physical frame's location as
 //! extra `Line`s, innermost first, as pprof expects.
 
+#![warn(missing_docs)]
+
 use super::Outputter;
 use crate::analyze::listed;
 use crate::dump::{DumpSnapshot, Frame};
@@ -106,6 +108,10 @@ struct Location {
     mapped: bool,
 }
 
+/// A sample's identity: location ids (leaf first) and (key, value)
+/// string ids of its labels, sorted.
+type SampleKey = (Vec<u64>, Vec<(u64, u64)>);
+
 /// Builds the profile's tables from goroutines.
 struct Builder {
     strings: Strings,
@@ -113,7 +119,7 @@ struct Builder {
     function_list: Vec<(u64, u64)>,
     locations: HashMap<(u64, Vec<(u64, i64)>), u64>,
     location_list: Vec<Location>,
-    samples: BTreeMap<(Vec<u64>, Vec<(u64, u64)>), i64>,
+    samples: BTreeMap<SampleKey, i64>,
 }
 
 impl Builder {
