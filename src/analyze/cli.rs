@@ -228,7 +228,7 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
     let n = args.samples as usize;
     let progress = io::stderr().is_terminal();
     let start = Instant::now();
-    let mut samples = Vec::with_capacity(n);
+    let mut tracker = leaks::LeakTracker::new(args.similarity, args.system);
     for i in 0..n {
         let due = start + args.interval * i as u32;
         let now = Instant::now();
@@ -245,12 +245,12 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
                 dump.pause_us
             );
         }
-        samples.push((t, dump));
+        tracker.add(t, dump);
     }
     if progress {
         eprintln!();
     }
-    let report = leaks::analyze(&samples, args.similarity, args.system, args.top);
+    let report = tracker.report(args.top);
     let stdout = io::stdout();
     let pretty = stdout.is_terminal();
     let mut w = io::BufWriter::new(stdout.lock());

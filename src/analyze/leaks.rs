@@ -264,82 +264,169 @@ fn site(g: &GoroutineSnapshot) -> Option<Site> {
     })
 }
 
-/// Clusters the goroutines of `samples` (snapshots with their times in
-/// seconds since the first), judges each cluster and ranks them.
-pub fn analyze(
-    samples: &[(f64, DumpSnapshot)],
+/// The oldest goroutine of a cluster in the latest sample it is in:
+/// (sample index, first sample it was seen in, the goroutine).
+type Candidate = (usize, usize, GoroutineSnapshot);
+
+/// Folds snapshots one at a time into per-cluster id sets, so that
+/// watching a process with 100k goroutines holds one snapshot in memory,
+/// not N: what stays is the ids per cluster and sample, every id per
+/// sample (to tell created goroutines from moved ones), and one example
+/// goroutine per cluster.
+pub struct LeakTracker {
     similarity: Similarity,
     system: bool,
-    top: Option<usize>,
-) -> LeaksReport {
-    let n = samples.len();
-    let mut index: HashMap<ClusterKey, usize> = HashMap::new();
-    // Per cluster: ids per sample, and the last sample's goroutines by id.
-    let mut ids: Vec<Vec<BTreeSet<u64>>> = Vec::new();
-    let mut latest: Vec<(usize, Vec<&GoroutineSnapshot>)> = Vec::new();
-    for (i, (_, dump)) in samples.iter().enumerate() {
-        for g in dump.goroutines.iter().filter(|g| listed(g, system)) {
-            let (status, frames) = stack_key(g, similarity, system);
-            let key = (site(g), status, frames);
-            let c = *index.entry(key).or_insert_with(|| {
-                ids.push(vec![BTreeSet::new(); n]);
-                latest.push((i, Vec::new()));
-                ids.len() - 1
-            });
-            ids[c][i].insert(g.id);
-            if latest[c].0 != i {
-                latest[c] = (i, Vec::new());
-            }
-            latest[c].1.push(g);
+    index: HashMap<ClusterKey, usize>,
+    ids: Vec<Vec<BTreeSet<u64>>>,
+    oldest: Vec<Option<Candidate>>,
+    all: Vec<HashSet<u64>>,
+    elapsed_s: Vec<f64>,
+    taken_at: Vec<String>,
+    goroutines: Vec<usize>,
+    max_pause_us: u64,
+    meta: (i32, String, String),
+}
+
+impl LeakTracker {
+    /// An empty tracker clustering at `similarity`; `system` includes
+    /// runtime frames and system goroutines.
+    pub fn new(similarity: Similarity, system: bool) -> LeakTracker {
+        LeakTracker {
+            similarity,
+            system,
+            index: HashMap::new(),
+            ids: Vec::new(),
+            oldest: Vec::new(),
+            all: Vec::new(),
+            elapsed_s: Vec::new(),
+            taken_at: Vec::new(),
+            goroutines: Vec::new(),
+            max_pause_us: 0,
+            meta: (0, String::new(), String::new()),
         }
     }
-    let minutes: Vec<f64> = samples.iter().map(|(t, _)| t / 60.0).collect();
-    let all: Vec<HashSet<u64>> = samples
-        .iter()
-        .map(|(_, d)| d.goroutines.iter().map(|g| g.id).collect())
-        .collect();
-    let mut clusters: Vec<Cluster> = Vec::with_capacity(ids.len());
-    for (c, per_sample) in ids.iter().enumerate() {
-        let (verdict, reason, new, retained, k) = judge(per_sample, &all, &minutes);
-        let members = &latest[c].1;
-        // Longest blocked, then earliest seen, then lowest id.
-        let first_seen = |id: u64| per_sample.iter().position(|s| s.contains(&id)).unwrap_or(0);
-        let Some(oldest) = members.iter().min_by_key(|g| {
-            (
-                std::cmp::Reverse(g.wait_minutes.unwrap_or(0)),
-                first_seen(g.id),
-                g.id,
-            )
-        }) else {
-            continue;
-        };
-        clusters.push(Cluster {
-            verdict,
-            reason,
-            status: base_status(oldest).to_string(),
-            created_by: site(oldest),
-            counts: per_sample.iter().map(|s| s.len()).collect(),
-            growth_per_min: k,
-            new,
-            retained,
-            oldest: Some(Oldest {
-                id: oldest.id,
-                wait_minutes: oldest.wait_minutes.unwrap_or(0),
-                first_seen: first_seen(oldest.id),
-            }),
-            frames: oldest
-                .frames
+
+    /// Adds the next snapshot, taken `t` seconds after the first.
+    pub fn add(&mut self, t: f64, dump: DumpSnapshot) {
+        let i = self.elapsed_s.len();
+        self.elapsed_s.push(t);
+        self.taken_at.push(dump.taken_at);
+        self.max_pause_us = self.max_pause_us.max(dump.pause_us);
+        self.meta = (dump.pid, dump.exe, dump.go_version);
+        self.all
+            .push(dump.goroutines.iter().map(|g| g.id).collect());
+        for per_sample in &mut self.ids {
+            per_sample.push(BTreeSet::new());
+        }
+        let mut listed_count = 0;
+        for g in dump.goroutines {
+            if !listed(&g, self.system) {
+                continue;
+            }
+            listed_count += 1;
+            let (status, frames) = stack_key(&g, self.similarity, self.system);
+            let key = (site(&g), status, frames);
+            let ids = &mut self.ids;
+            let oldest = &mut self.oldest;
+            let c = *self.index.entry(key).or_insert_with(|| {
+                ids.push(vec![BTreeSet::new(); i + 1]);
+                oldest.push(None);
+                ids.len() - 1
+            });
+            self.ids[c][i].insert(g.id);
+            let first_seen = self.ids[c]
                 .iter()
-                .map(|f| BucketFrame {
-                    function: f.function.clone(),
-                    file: f.file.clone(),
-                    line: f.line,
-                    inlined: f.inlined,
-                    runtime: f.runtime,
-                })
-                .collect(),
-        });
+                .position(|s| s.contains(&g.id))
+                .unwrap_or(i);
+            // Longest blocked, then earliest seen, then lowest id.
+            let rank = |(_, seen, g): &Candidate| {
+                (std::cmp::Reverse(g.wait_minutes.unwrap_or(0)), *seen, g.id)
+            };
+            let mine = (
+                std::cmp::Reverse(g.wait_minutes.unwrap_or(0)),
+                first_seen,
+                g.id,
+            );
+            let better = match &self.oldest[c] {
+                Some(cur) if cur.0 == i => mine < rank(cur),
+                _ => true,
+            };
+            if better {
+                self.oldest[c] = Some((i, first_seen, g));
+            }
+        }
+        self.goroutines.push(listed_count);
     }
+
+    /// Judges every cluster, ranks them and keeps the first `top`.
+    pub fn report(&self, top: Option<usize>) -> LeaksReport {
+        let minutes: Vec<f64> = self.elapsed_s.iter().map(|t| t / 60.0).collect();
+        let mut clusters: Vec<Cluster> = Vec::with_capacity(self.ids.len());
+        for (per_sample, cand) in self.ids.iter().zip(&self.oldest) {
+            let Some((_, first_seen, oldest)) = cand else {
+                continue;
+            };
+            let (verdict, reason, new, retained, k) = judge(per_sample, &self.all, &minutes);
+            clusters.push(Cluster {
+                verdict,
+                reason,
+                status: base_status(oldest).to_string(),
+                created_by: site(oldest),
+                counts: per_sample.iter().map(|s| s.len()).collect(),
+                growth_per_min: k,
+                new,
+                retained,
+                oldest: Some(Oldest {
+                    id: oldest.id,
+                    wait_minutes: oldest.wait_minutes.unwrap_or(0),
+                    first_seen: *first_seen,
+                }),
+                frames: oldest
+                    .frames
+                    .iter()
+                    .map(|f| BucketFrame {
+                        function: f.function.clone(),
+                        file: f.file.clone(),
+                        line: f.line,
+                        inlined: f.inlined,
+                        runtime: f.runtime,
+                    })
+                    .collect(),
+            });
+        }
+        rank(&mut clusters);
+        let growing = clusters
+            .iter()
+            .filter(|c| c.verdict == Verdict::Growing)
+            .count();
+        let mut omitted_clusters = 0;
+        if let Some(t) = top {
+            if clusters.len() > t {
+                omitted_clusters = clusters.len() - t;
+                clusters.truncate(t);
+            }
+        }
+        LeaksReport {
+            schema: "gopeek.leaks/1",
+            pid: self.meta.0,
+            exe: self.meta.1.clone(),
+            go_version: self.meta.2.clone(),
+            similarity: self.similarity,
+            taken_at: self.taken_at.clone(),
+            elapsed_s: self.elapsed_s.clone(),
+            max_pause_us: self.max_pause_us,
+            goroutines: self.goroutines.clone(),
+            growing,
+            clusters,
+            omitted_clusters,
+        }
+    }
+}
+
+/// Growing first (fastest, then largest), then persistent (largest), then
+/// transient (largest peak); ties broken by status and oldest id so the
+/// order is stable.
+fn rank(clusters: &mut [Cluster]) {
     let last = |c: &Cluster| c.counts.last().copied().unwrap_or(0);
     let peak = |c: &Cluster| c.counts.iter().copied().max().unwrap_or(0);
     clusters.sort_by(|a, b| {
@@ -361,35 +448,22 @@ pub fn analyze(
                     .cmp(&b.oldest.as_ref().map(|o| o.id))
             })
     });
-    let growing = clusters
-        .iter()
-        .filter(|c| c.verdict == Verdict::Growing)
-        .count();
-    let mut omitted_clusters = 0;
-    if let Some(t) = top {
-        if clusters.len() > t {
-            omitted_clusters = clusters.len() - t;
-            clusters.truncate(t);
-        }
+}
+
+/// Clusters the goroutines of `samples` (snapshots with their times in
+/// seconds since the first), judges each cluster and ranks them: a
+/// [`LeakTracker`] fed every sample.
+pub fn analyze(
+    samples: &[(f64, DumpSnapshot)],
+    similarity: Similarity,
+    system: bool,
+    top: Option<usize>,
+) -> LeaksReport {
+    let mut t = LeakTracker::new(similarity, system);
+    for (at, dump) in samples {
+        t.add(*at, dump.clone());
     }
-    let meta = samples.last().map(|(_, d)| d);
-    LeaksReport {
-        schema: "gopeek.leaks/1",
-        pid: meta.map(|d| d.pid).unwrap_or(0),
-        exe: meta.map(|d| d.exe.clone()).unwrap_or_default(),
-        go_version: meta.map(|d| d.go_version.clone()).unwrap_or_default(),
-        similarity,
-        taken_at: samples.iter().map(|(_, d)| d.taken_at.clone()).collect(),
-        elapsed_s: samples.iter().map(|(t, _)| *t).collect(),
-        max_pause_us: samples.iter().map(|(_, d)| d.pause_us).max().unwrap_or(0),
-        goroutines: samples
-            .iter()
-            .map(|(_, d)| d.goroutines.iter().filter(|g| listed(g, system)).count())
-            .collect(),
-        growing,
-        clusters,
-        omitted_clusters,
-    }
+    t.report(top)
 }
 
 fn counts_text(c: &[usize]) -> String {
