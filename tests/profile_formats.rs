@@ -4,7 +4,9 @@
 //! what every format must add up to.
 //!
 //! The pprof profile is opened by `go tool pprof -top` of every installed
-//! Go toolchain (/usr/lib/go-1.N), the consumer that matters.
+//! Go toolchain (/usr/lib/go-1.N), the consumer that matters, and compared
+//! function by function with the goroutine profile the fixture writes
+//! itself (`pprof.Lookup("goroutine").WriteTo`).
 
 mod common;
 use common::*;
@@ -118,9 +120,19 @@ fn pprof_check(version: &str, mode: &str, readers: &[PathBuf]) {
     }
     let run = start(
         &bin,
-        &["-out", "oracle.txt", "-extra", "40", "-lifetime", "5m"],
+        &[
+            "-out",
+            "oracle.txt",
+            "-pprof",
+            "go.pb.gz",
+            "-extra",
+            "40",
+            "-lifetime",
+            "5m",
+        ],
     );
     let want = oracle_count(&run) as u64;
+    let go_profile = std::fs::read(run.dir.path().join("go.pb.gz")).unwrap();
     let gz = dump_bytes(run.pid, &["--format", "pprof"]);
     let gz_match = dump_bytes(run.pid, &["--format", "pprof", "--match", "parkExtra"]);
     assert_running_untraced(run.pid);
@@ -144,8 +156,42 @@ fn pprof_check(version: &str, mode: &str, readers: &[PathBuf]) {
         // Go's goroutine profile keeps the runtime frames.
         assert!(cum("runtime.gopark").unwrap_or(0) >= 40, "{}", go.display());
     }
-    // Labels travel as Sample.label: pprof's -tags lists them.
     let go = &readers[readers.len() - 1];
+    // Go's own goroutine profile of the same goroutines (written by the
+    // fixture) has the same count for every function, except where the
+    // two instants differ: goroutine 1 (writing the profile then, idle
+    // now) and the spinner.
+    let go_path = dir.path().join("go.pb.gz");
+    std::fs::write(&go_path, &go_profile).unwrap();
+    let (go_total, go_rows) = pprof_top(go, &go_path, dir.path());
+    assert_eq!(
+        go_total, want,
+        "Go's own profile counts what runtime.Stack does"
+    );
+    let shape = regex::Regex::new(r"\[[^\]]*go\.shape\.[^\]]*\]").unwrap();
+    let (_, rows) = pprof_top(go, &path, dir.path());
+    let comparable = |rows: &[(String, u64)]| -> std::collections::BTreeMap<String, u64> {
+        rows.iter()
+            .map(|(f, c)| (shape.replace_all(f, "[...]").to_string(), *c))
+            .filter(|(f, _)| {
+                f.starts_with("main.")
+                    && ![
+                        "main.main",
+                        "main.idle",
+                        "main.writeGoroutineProfile",
+                        "main.spin",
+                    ]
+                    .contains(&f.as_str())
+            })
+            .collect()
+    };
+    let (theirs, ours) = (comparable(&go_rows), comparable(&rows));
+    assert!(theirs.len() >= 20, "{theirs:?}");
+    assert_eq!(
+        ours, theirs,
+        "go{version}/{mode}: per-function goroutine counts differ from Go's own profile"
+    );
+    // Labels travel as Sample.label: pprof's -tags lists them.
     let out = Command::new(go)
         .args(["tool", "pprof", "-tags"])
         .arg(&path)
