@@ -241,14 +241,18 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
             eprint!(
                 "\rgopeek: sample {}/{n}: {} goroutines, target held {} us   ",
                 i + 1,
-                dump.goroutines.len(),
+                dump.goroutines
+                    .iter()
+                    .filter(|g| super::listed(g, args.system))
+                    .count(),
                 dump.pause_us
             );
         }
         tracker.add(t, dump);
     }
     if progress {
-        eprintln!();
+        // Clear the progress line: the report follows on stdout.
+        eprint!("\r\x1b[K");
     }
     let report = tracker.report(args.top);
     let stdout = io::stdout();
