@@ -736,4 +736,23 @@ mod tests {
             (1, 2, 1)
         );
     }
+
+    #[test]
+    fn oldest_is_longest_blocked_then_earliest() {
+        let mut t = LeakTracker::new(Similarity::Exact, false);
+        t.add(0.0, snap(vec![leak(7), leak(9)]));
+        let mut blocked = leak(20);
+        blocked.wait_minutes = Some(5);
+        t.add(30.0, snap(vec![leak(7), leak(9), blocked.clone()]));
+        let r = t.report(None);
+        let o = r.clusters[0].oldest.as_ref().unwrap();
+        assert_eq!((o.id, o.wait_minutes, o.first_seen), (20, 5, 1));
+        // Without minutes, the one seen first (lowest id on a tie).
+        t.add(60.0, snap(vec![leak(9), leak(7)]));
+        let r = t.report(None);
+        let o = r.clusters[0].oldest.as_ref().unwrap();
+        assert_eq!((o.id, o.first_seen), (7, 0));
+        assert_eq!(r.clusters[0].counts, vec![2, 3, 2]);
+        assert_eq!(r.elapsed_s, vec![0.0, 30.0, 60.0]);
+    }
 }
