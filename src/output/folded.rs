@@ -53,3 +53,57 @@ impl Outputter for FoldedOutput {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::filter::tests::{frame, goroutine};
+
+    #[test]
+    fn stacks_root_first_with_status_leaf() {
+        let a = goroutine(
+            1,
+            "chan receive (scan)",
+            vec![
+                frame("runtime.gopark", "/go/proc.go", 1, true),
+                frame("main.leaf", "/src/a.go", 2, false),
+                frame("main.root;x", "/src/a.go", 3, false),
+            ],
+            "main.main",
+        );
+        let mut b = a.clone();
+        b.id = 2;
+        b.status = "chan receive".into();
+        let mut running = goroutine(3, "running", vec![], "main.main");
+        running.error = Some("stack unavailable".into());
+        let mut sys = a.clone();
+        sys.system = true;
+        let dump = DumpSnapshot {
+            schema: "gopeek.dump/1",
+            pid: 1,
+            exe: "x".into(),
+            go_version: "go1.27".into(),
+            go_minor: 27,
+            header_labels: false,
+            taken_at: String::new(),
+            pause_us: 0,
+            goroutines: vec![a, b, running, sys],
+            warnings: vec![],
+        };
+        assert_eq!(
+            folded_stacks(&dump, false),
+            vec![
+                ("(stack unavailable);[running]".to_string(), 1),
+                ("main.root:x;main.leaf;[chan receive]".to_string(), 2),
+            ]
+        );
+        let with_system = folded_stacks(&dump, true);
+        assert_eq!(
+            with_system[1],
+            (
+                "main.root:x;main.leaf;runtime.gopark;[chan receive]".to_string(),
+                3
+            )
+        );
+    }
+}
