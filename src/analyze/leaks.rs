@@ -16,10 +16,11 @@
 //! - **growing** when all of these hold (needs `n >= 3`):
 //!   1. trend: the least-squares slope of `c` over `t` is positive and
 //!      `c_{n-1} > c_f`;
-//!   2. steadiness: in at least [`STEADY_FRACTION`] (2/3) of the intervals
-//!      from `f` on, the count rose *and* new goroutines arrived, so a
-//!      single jump (a pool warming up, workers returning from a job) is
-//!      not a trend;
+//!   2. steadiness: in at least half ([`STEADY_FRACTION`]) of the
+//!      intervals from `f` on, and in at least [`MIN_RISES`] of them, the
+//!      count rose *and* new goroutines arrived, so a single jump (a pool
+//!      warming up, a batch started once) is not a trend, while a slow leak
+//!      that adds a goroutine every other interval still is;
 //!   3. persistence: at least [`RETAINED_FRACTION`] (90%) of the goroutines
 //!      in the cluster at sample `f` are still in it at the last sample.
 //!      Leaked goroutines never leave; a pool that recycles its workers or
@@ -41,8 +42,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
 /// Share of intervals (from the cluster's first appearance) in which the
-/// count must rise with never-seen goroutines for `growing`.
-pub const STEADY_FRACTION: f64 = 2.0 / 3.0;
+/// count must rise with newly created goroutines for `growing`.
+pub const STEADY_FRACTION: f64 = 0.5;
+
+/// The fewest intervals with such a rise for `growing`: one is a jump.
+pub const MIN_RISES: usize = 2;
 
 /// Share of a cluster's first goroutines that must still be there at the
 /// end for `growing`.
@@ -196,7 +200,7 @@ pub fn judge(
     let rises = (first..n.saturating_sub(1))
         .filter(|&i| counts[i + 1] > counts[i] && new[i + 1] > 0)
         .count();
-    let needed = (steps as f64 * STEADY_FRACTION).ceil() as usize;
+    let needed = ((steps as f64 * STEADY_FRACTION).ceil() as usize).max(MIN_RISES);
     let present_everywhere = ids.iter().all(|s| !s.is_empty());
     let last = counts.last().copied().unwrap_or(0.0);
     if n >= MIN_SAMPLES
@@ -620,6 +624,44 @@ mod tests {
         let ids = [set(0..3), set(0..9)];
         let (v, ..) = judge(&ids, &all(&ids, &[]), &T[..2]);
         assert_eq!(v, Verdict::Persistent);
+    }
+
+    #[test]
+    fn slow_leak_grows_single_jump_does_not() {
+        let t: Vec<f64> = (0..6).map(|i| i as f64 / 6.0).collect();
+        // One new goroutine every other interval, never leaving.
+        let ids = [
+            set(0..5),
+            set(0..6),
+            set(0..6),
+            set(0..7),
+            set(0..7),
+            set(0..8),
+        ];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &t);
+        assert_eq!(v, Verdict::Growing, "{reason}");
+        // A batch started once: one rise.
+        let ids = [
+            set(0..5),
+            set(0..5),
+            set(0..5),
+            set(0..9),
+            set(0..9),
+            set(0..9),
+        ];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &t);
+        assert_eq!(v, Verdict::Persistent, "{reason}");
+        assert!(reason.contains("not steady"), "{reason}");
+        // Rising in 2 of 5 intervals is not half.
+        let ids = [
+            set(0..5),
+            set(0..6),
+            set(0..6),
+            set(0..6),
+            set(0..6),
+            set(0..7),
+        ];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &t).0, Verdict::Persistent);
     }
 
     #[test]
