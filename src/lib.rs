@@ -4,8 +4,10 @@
 //! the executable is read offline ([`elf`], [`buildinfo`], [`pclntab`],
 //! [`moduledata`], [`locate`], [`layout`]), then the process is seized and
 //! copied ([`process`]), then the copy is walked and unwound after detach,
-//! and finally formatted.
+//! and finally formatted; [`analyze`] groups, filters and compares
+//! snapshots as plain data.
 
+pub mod analyze;
 pub mod buildinfo;
 pub mod cursor;
 pub mod dump;

@@ -3,9 +3,11 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use gopeek::analyze::cli::{
+    run_leaks, write_dump, DumpAnalysisArgs, DumpFormat, LeaksArgs, UsageError,
+};
 use gopeek::elf::GoBinary;
 use gopeek::info::InfoReport;
-use gopeek::output::{JsonOutput, Outputter, TextOutput};
 use gopeek::program::GoProgram;
 use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::io::{self, IsTerminal, Write};
@@ -59,7 +61,16 @@ enum Command {
         /// agree. Each goroutine is consistent; the dump is not one instant.
         #[arg(long)]
         nonblocking: bool,
+        #[command(flatten)]
+        analysis: DumpAnalysisArgs,
     },
+    /// Several snapshots over time: clusters of goroutines (same creation
+    /// site, status and stack) that persist and grow, ranked by growth.
+    #[command(
+        after_help = "Exit status: 10 if a growing cluster was found, 0 if not; \
+                            1-6 as for `gopeek dump` (e.g. 5: the process exited)."
+    )]
+    Leaks(LeaksArgs),
     /// Addresses to function, file:line and every inlined frame, from the
     /// pclntab alone (so it works on stripped binaries, where addr2line
     /// has nothing to read).
@@ -78,12 +89,6 @@ enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DumpFormat {
-    Text,
-    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,11 +121,15 @@ fn main() -> ExitCode {
 
 /// Exit codes (documented in the README): 1 generic failure, 2 usage,
 /// 3 not a Go program or unsupported binary, 4 permission denied,
-/// 5 no such process (or it exited), 6 pause budget exceeded.
+/// 5 no such process (or it exited), 6 pause budget exceeded; `leaks`
+/// exits 10 when it found a growing cluster.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
         if let Some(gopeek::elf::ElfError::Open { .. }) =
             cause.downcast_ref::<gopeek::elf::ElfError>()
         {
@@ -198,7 +207,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             labels,
             max_pause,
             nonblocking,
+            analysis,
         } => {
+            let filter = analysis.check(format, io::stdout().is_terminal())?;
             // gopeek writes only to stdout, which is already open: from here
             // on nothing may write to another process or open a file for
             // writing (/proc/PID/mem included).
@@ -211,19 +222,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 nonblocking,
                 frame_registers: system && matches!(format, DumpFormat::Text),
             };
-            let dump = snapshot_pid(pid, &opts)?;
-            let out: Box<dyn Outputter> = match format {
-                DumpFormat::Text => Box::new(TextOutput { system, labels }),
-                // Indented for a person at a terminal, compact for pipes
-                // (a 100k-goroutine dump is several times smaller).
-                DumpFormat::Json => Box::new(JsonOutput {
-                    pretty: io::stdout().is_terminal(),
-                }),
-            };
+            let dump = filter.apply(snapshot_pid(pid, &opts)?);
+            // JSON is indented for a person at a terminal, compact for pipes
+            // (a 100k-goroutine dump is several times smaller).
+            let pretty = io::stdout().is_terminal();
             let stdout = io::stdout();
             let mut w = io::BufWriter::with_capacity(1 << 16, stdout.lock());
             let t_out = std::time::Instant::now();
-            out.write(&dump, &mut w)?;
+            write_dump(&dump, format, system, labels, &analysis, pretty, &mut w)?;
             w.flush()?;
             if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
                 eprintln!("gopeek: timing: output {} us", t_out.elapsed().as_micros());
@@ -242,6 +248,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("gopeek: warning: {w}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Leaks(args) => {
+            gopeek::process::seccomp::install_read_only_filter()
+                .context("installing the read-only seccomp filter")?;
+            gopeek::process::seccomp::forbid_open_for_write()
+                .context("installing the no-write-open seccomp filter")?;
+            Ok(ExitCode::from(run_leaks(&args)?))
         }
         Command::Symbolize {
             binary,

@@ -14,6 +14,9 @@
 //	                scale tests. Default 0.
 //	-lifetime D     exit(0) after D (e.g. 10m) as a safety net against
 //	                leaked fixtures. Default 0: run until killed.
+//	-pprof FILE     also write Go's own goroutine profile (what
+//	                /debug/pprof/goroutine serves) to FILE, right after the
+//	                dump, for gopeek's --format pprof tests.
 //
 // After the dump is written, it prints "ready <pid>" on stdout (one line)
 // and idles forever.
@@ -249,6 +252,7 @@ func main() {
 	out := flag.String("out", "", "write Go's own traceback of all goroutines to this `file` (required)")
 	extra := flag.Int("extra", 0, "also park `N` goroutines in chan receive at depths 1..12")
 	lifetime := flag.Duration("lifetime", 0, "exit after this `duration` (0: run until killed)")
+	profile := flag.String("pprof", "", "also write Go's own goroutine profile (pprof, debug=0) to this `file`")
 	flag.Parse()
 	if *out == "" || *extra < 0 || flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: parked -out FILE [-extra N] [-lifetime DURATION]")
@@ -376,6 +380,9 @@ func main() {
 	if err := os.Rename(tmp, *out); err != nil {
 		fatal(err)
 	}
+	if *profile != "" {
+		writeGoroutineProfile(*profile)
+	}
 	fmt.Printf("ready %d\n", os.Getpid())
 	os.Stdout.Sync()
 
@@ -392,6 +399,25 @@ func exitAfter(d time.Duration) {
 
 //go:noinline
 func keepAlive(...interface{}) {}
+
+// writeGoroutineProfile writes what /debug/pprof/goroutine serves (the
+// gzipped protobuf) to path via path.tmp and a rename: the oracle for
+// gopeek's --format pprof.
+func writeGoroutineProfile(path string) {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		fatal(err)
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(f, 0); err != nil {
+		fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		fatal(err)
+	}
+}
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "parked:", err)

@@ -1,0 +1,3 @@
+module gopeek.test/leaky
+
+go 1.19

@@ -1,0 +1,801 @@
+//! `gopeek leaks`: several snapshots over time, goroutines clustered by
+//! creation site, status and parked stack, and a verdict per cluster. The
+//! question an on-call engineer asks is "what is piling up?", which a
+//! single dump cannot answer: a worker pool of 500 parked goroutines is
+//! normal, 50 new goroutines a minute that never leave are not.
+//! JSON schema `gopeek.leaks/1`.
+//!
+//! # Verdicts
+//!
+//! With counts `c_0..c_{n-1}` of a cluster at times `t_0..t_{n-1}`, `f` the
+//! first sample where the cluster exists, and "new" meaning a goroutine
+//! that did not exist at all in the previous sample (goroutine ids are
+//! never reused, so it was created in between; a pool worker coming back
+//! from a job to its parking place is not new):
+//!
+//! - **growing** when all of these hold (needs `n >= 3`):
+//!   1. trend: the least-squares slope of `c` over `t` is positive and
+//!      `c_{n-1} > c_f`;
+//!   2. steadiness: in at least half ([`STEADY_FRACTION`]) of the
+//!      intervals from `f` on, and in at least [`MIN_RISES`] of them, the
+//!      count rose *and* new goroutines arrived, so a single jump (a pool
+//!      warming up, a batch started once) is not a trend, while a slow leak
+//!      that adds a goroutine every other interval still is;
+//!   3. persistence: at least [`RETAINED_FRACTION`] (90%) of the goroutines
+//!      in the cluster at sample `f` are still in it at the last sample.
+//!      Leaked goroutines never leave; a pool that recycles its workers or
+//!      a load-driven spike replaces them.
+//! - **persistent**: present in every sample, and not growing (a fixed or
+//!   recycling pool, a listener, a ticker).
+//! - **transient**: absent from at least one sample (bursts, short tasks).
+//!
+//! A fixed pool of constant size therefore can never be `growing`: its
+//! count cannot rise steadily, and a recycling pool fails persistence.
+
+#![warn(missing_docs)]
+
+use super::group::{stack_key, BucketFrame, Similarity};
+use super::{base_status, listed};
+use crate::dump::{DumpSnapshot, GoroutineSnapshot};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, Write};
+
+/// Share of intervals (from the cluster's first appearance) in which the
+/// count must rise with newly created goroutines for `growing`.
+pub const STEADY_FRACTION: f64 = 0.5;
+
+/// The fewest intervals with such a rise for `growing`: one is a jump.
+pub const MIN_RISES: usize = 2;
+
+/// Share of a cluster's first goroutines that must still be there at the
+/// end for `growing`.
+pub const RETAINED_FRACTION: f64 = 0.9;
+
+/// The fewest samples that can show a trend.
+pub const MIN_SAMPLES: usize = 3;
+
+/// Exit code of `gopeek leaks` when a growing cluster was found (0 when
+/// none was), so scripts and alerts can act on it.
+pub const EXIT_GROWING: u8 = 10;
+
+/// What a cluster's counts over time say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Rising steadily with goroutines that never leave: a leak.
+    Growing,
+    /// Always there, not growing: pools, listeners, tickers.
+    Persistent,
+    /// Absent from some sample: bursts and short tasks.
+    Transient,
+}
+
+/// A creation site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Site {
+    /// The function containing the `go` statement.
+    pub function: String,
+    /// Its source file.
+    pub file: String,
+    /// Line of the `go` statement.
+    pub line: i64,
+}
+
+/// The longest-blocked goroutine of a cluster at its last sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct Oldest {
+    /// Goroutine id.
+    pub id: u64,
+    /// Minutes blocked as Go counts them (0 when Go would print none).
+    pub wait_minutes: u64,
+    /// Index of the sample where it was first seen in this cluster.
+    pub first_seen: usize,
+}
+
+/// Goroutines from one creation site parked in one place, over time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    /// What the counts over time say.
+    pub verdict: Verdict,
+    /// Why, in words (which criterion decided).
+    pub reason: String,
+    /// Status text without ` (scan)`.
+    pub status: String,
+    /// Where its goroutines were started (`null` for goroutine 1).
+    pub created_by: Option<Site>,
+    /// Goroutines in the cluster in each sample.
+    pub counts: Vec<usize>,
+    /// Least-squares slope of `counts` over time, per minute.
+    pub growth_per_min: f64,
+    /// Goroutines of the cluster that did not exist in the previous
+    /// sample (all of them for the first sample).
+    pub new: Vec<usize>,
+    /// Share of the first sample's goroutines still present at the end.
+    pub retained: f64,
+    /// The longest-blocked goroutine: the one to look at first.
+    pub oldest: Option<Oldest>,
+    /// The whole stack of the oldest goroutine, innermost first (runtime
+    /// frames included and marked).
+    pub frames: Vec<BucketFrame>,
+}
+
+/// `gopeek.leaks/1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaksReport {
+    /// Always `gopeek.leaks/1`.
+    pub schema: &'static str,
+    /// The process watched.
+    pub pid: i32,
+    /// Its executable.
+    pub exe: String,
+    /// Its Go version (`go1.27.3`).
+    pub go_version: String,
+    /// How alike stacks had to be to share a cluster.
+    pub similarity: Similarity,
+    /// When each sample was taken (RFC 3339) and seconds since the first.
+    pub taken_at: Vec<String>,
+    /// Seconds from the first sample to each.
+    pub elapsed_s: Vec<f64>,
+    /// Longest the target was held in any sample.
+    pub max_pause_us: u64,
+    /// Listed goroutines per sample.
+    pub goroutines: Vec<usize>,
+    /// How many clusters are growing (the exit code says whether any).
+    pub growing: usize,
+    /// Ranked: growing by growth, then size; persistent by size;
+    /// transient by peak size.
+    pub clusters: Vec<Cluster>,
+    /// Clusters left out by `--top`.
+    pub omitted_clusters: usize,
+}
+
+/// Least-squares slope of `y` over `x` (0 when `x` does not vary).
+pub fn slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len().min(y.len()) as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for (a, b) in x.iter().zip(y) {
+        num += (a - mx) * (b - my);
+        den += (a - mx) * (a - mx);
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+/// The verdict of one cluster from its ids per sample, every goroutine id
+/// of each sample (`all`, to tell created goroutines from moved ones) and
+/// the sample times (minutes); returns the verdict, the reason, new
+/// goroutines per sample, the retained share and the slope per minute.
+pub fn judge(
+    ids: &[BTreeSet<u64>],
+    all: &[HashSet<u64>],
+    minutes: &[f64],
+) -> (Verdict, String, Vec<usize>, f64, f64) {
+    let n = ids.len();
+    let counts: Vec<f64> = ids.iter().map(|s| s.len() as f64).collect();
+    let new: Vec<usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match i.checked_sub(1).and_then(|p| all.get(p)) {
+            Some(prev) => s.iter().filter(|id| !prev.contains(id)).count(),
+            None => s.len(),
+        })
+        .collect();
+    let k = slope(minutes, &counts);
+    let first = ids.iter().position(|s| !s.is_empty()).unwrap_or(0);
+    let retained = match ids.get(first) {
+        Some(f) if !f.is_empty() => f.intersection(&ids[n - 1]).count() as f64 / f.len() as f64,
+        _ => 0.0,
+    };
+    let steps = n.saturating_sub(1).saturating_sub(first);
+    let rises = (first..n.saturating_sub(1))
+        .filter(|&i| counts[i + 1] > counts[i] && new[i + 1] > 0)
+        .count();
+    let needed = ((steps as f64 * STEADY_FRACTION).ceil() as usize).max(MIN_RISES);
+    let present_everywhere = ids.iter().all(|s| !s.is_empty());
+    let last = counts.last().copied().unwrap_or(0.0);
+    if n >= MIN_SAMPLES
+        && steps >= 2
+        && k > 0.0
+        && last > counts[first]
+        && rises >= needed
+        && retained >= RETAINED_FRACTION
+    {
+        return (
+            Verdict::Growing,
+            format!(
+                "rose with new goroutines in {rises} of {steps} intervals; {:.0}% of the first goroutines never left",
+                retained * 100.0
+            ),
+            new,
+            retained,
+            k,
+        );
+    }
+    let why_not = if n < MIN_SAMPLES {
+        format!("{n} samples cannot show a trend")
+    } else if k <= 0.0 || last <= counts[first] {
+        "no upward trend".to_string()
+    } else if rises < needed {
+        format!("rose with new goroutines in only {rises} of {steps} intervals (not steady)")
+    } else {
+        format!(
+            "goroutines are replaced ({:.0}% of the first ones still there)",
+            retained * 100.0
+        )
+    };
+    if present_everywhere {
+        (
+            Verdict::Persistent,
+            format!("present in every sample; {why_not}"),
+            new,
+            retained,
+            k,
+        )
+    } else {
+        let absent = ids.iter().filter(|s| s.is_empty()).count();
+        (
+            Verdict::Transient,
+            format!("absent from {absent} of {n} samples"),
+            new,
+            retained,
+            k,
+        )
+    }
+}
+
+/// The identity of a cluster: creation site, status and parked stack.
+type ClusterKey = (
+    Option<Site>,
+    String,
+    Vec<(std::sync::Arc<str>, Option<(std::sync::Arc<str>, i64)>)>,
+);
+
+fn site(g: &GoroutineSnapshot) -> Option<Site> {
+    g.created_by.as_ref().map(|c| Site {
+        function: c.function.clone(),
+        file: c.file.clone(),
+        line: c.line,
+    })
+}
+
+/// The oldest goroutine of a cluster in the latest sample it is in:
+/// (sample index, first sample it was seen in, the goroutine).
+type Candidate = (usize, usize, GoroutineSnapshot);
+
+/// Folds snapshots one at a time into per-cluster id sets, so that
+/// watching a process with 100k goroutines holds one snapshot in memory,
+/// not N: what stays is the ids per cluster and sample, every id per
+/// sample (to tell created goroutines from moved ones), and one example
+/// goroutine per cluster.
+pub struct LeakTracker {
+    similarity: Similarity,
+    system: bool,
+    index: HashMap<ClusterKey, usize>,
+    ids: Vec<Vec<BTreeSet<u64>>>,
+    oldest: Vec<Option<Candidate>>,
+    all: Vec<HashSet<u64>>,
+    elapsed_s: Vec<f64>,
+    taken_at: Vec<String>,
+    goroutines: Vec<usize>,
+    max_pause_us: u64,
+    meta: (i32, String, String),
+}
+
+impl LeakTracker {
+    /// An empty tracker clustering at `similarity`; `system` includes
+    /// runtime frames and system goroutines.
+    pub fn new(similarity: Similarity, system: bool) -> LeakTracker {
+        LeakTracker {
+            similarity,
+            system,
+            index: HashMap::new(),
+            ids: Vec::new(),
+            oldest: Vec::new(),
+            all: Vec::new(),
+            elapsed_s: Vec::new(),
+            taken_at: Vec::new(),
+            goroutines: Vec::new(),
+            max_pause_us: 0,
+            meta: (0, String::new(), String::new()),
+        }
+    }
+
+    /// Adds the next snapshot, taken `t` seconds after the first.
+    pub fn add(&mut self, t: f64, dump: DumpSnapshot) {
+        let i = self.elapsed_s.len();
+        self.elapsed_s.push(t);
+        self.taken_at.push(dump.taken_at);
+        self.max_pause_us = self.max_pause_us.max(dump.pause_us);
+        self.meta = (dump.pid, dump.exe, dump.go_version);
+        self.all
+            .push(dump.goroutines.iter().map(|g| g.id).collect());
+        for per_sample in &mut self.ids {
+            per_sample.push(BTreeSet::new());
+        }
+        let mut listed_count = 0;
+        for g in dump.goroutines {
+            if !listed(&g, self.system) {
+                continue;
+            }
+            listed_count += 1;
+            let (status, frames) = stack_key(&g, self.similarity, self.system);
+            let key = (site(&g), status, frames);
+            let ids = &mut self.ids;
+            let oldest = &mut self.oldest;
+            let c = *self.index.entry(key).or_insert_with(|| {
+                ids.push(vec![BTreeSet::new(); i + 1]);
+                oldest.push(None);
+                ids.len() - 1
+            });
+            self.ids[c][i].insert(g.id);
+            let first_seen = self.ids[c]
+                .iter()
+                .position(|s| s.contains(&g.id))
+                .unwrap_or(i);
+            // Longest blocked, then earliest seen, then lowest id.
+            let rank = |(_, seen, g): &Candidate| {
+                (std::cmp::Reverse(g.wait_minutes.unwrap_or(0)), *seen, g.id)
+            };
+            let mine = (
+                std::cmp::Reverse(g.wait_minutes.unwrap_or(0)),
+                first_seen,
+                g.id,
+            );
+            let better = match &self.oldest[c] {
+                Some(cur) if cur.0 == i => mine < rank(cur),
+                _ => true,
+            };
+            if better {
+                self.oldest[c] = Some((i, first_seen, g));
+            }
+        }
+        self.goroutines.push(listed_count);
+    }
+
+    /// Judges every cluster, ranks them and keeps the first `top`.
+    pub fn report(&self, top: Option<usize>) -> LeaksReport {
+        let minutes: Vec<f64> = self.elapsed_s.iter().map(|t| t / 60.0).collect();
+        let mut clusters: Vec<Cluster> = Vec::with_capacity(self.ids.len());
+        for (per_sample, cand) in self.ids.iter().zip(&self.oldest) {
+            let Some((_, first_seen, oldest)) = cand else {
+                continue;
+            };
+            let (verdict, reason, new, retained, k) = judge(per_sample, &self.all, &minutes);
+            clusters.push(Cluster {
+                verdict,
+                reason,
+                status: base_status(oldest).to_string(),
+                created_by: site(oldest),
+                counts: per_sample.iter().map(|s| s.len()).collect(),
+                growth_per_min: k,
+                new,
+                retained,
+                oldest: Some(Oldest {
+                    id: oldest.id,
+                    wait_minutes: oldest.wait_minutes.unwrap_or(0),
+                    first_seen: *first_seen,
+                }),
+                frames: oldest
+                    .frames
+                    .iter()
+                    .map(|f| BucketFrame {
+                        function: f.function.clone(),
+                        file: f.file.clone(),
+                        line: f.line,
+                        inlined: f.inlined,
+                        runtime: f.runtime,
+                    })
+                    .collect(),
+            });
+        }
+        rank(&mut clusters);
+        let growing = clusters
+            .iter()
+            .filter(|c| c.verdict == Verdict::Growing)
+            .count();
+        let mut omitted_clusters = 0;
+        if let Some(t) = top {
+            if clusters.len() > t {
+                omitted_clusters = clusters.len() - t;
+                clusters.truncate(t);
+            }
+        }
+        LeaksReport {
+            schema: "gopeek.leaks/1",
+            pid: self.meta.0,
+            exe: self.meta.1.clone(),
+            go_version: self.meta.2.clone(),
+            similarity: self.similarity,
+            taken_at: self.taken_at.clone(),
+            elapsed_s: self.elapsed_s.clone(),
+            max_pause_us: self.max_pause_us,
+            goroutines: self.goroutines.clone(),
+            growing,
+            clusters,
+            omitted_clusters,
+        }
+    }
+}
+
+/// Growing first (fastest, then largest), then persistent (largest), then
+/// transient (largest peak); ties broken by status and oldest id so the
+/// order is stable.
+fn rank(clusters: &mut [Cluster]) {
+    let last = |c: &Cluster| c.counts.last().copied().unwrap_or(0);
+    let peak = |c: &Cluster| c.counts.iter().copied().max().unwrap_or(0);
+    clusters.sort_by(|a, b| {
+        a.verdict
+            .cmp(&b.verdict)
+            .then_with(|| match a.verdict {
+                Verdict::Growing => b
+                    .growth_per_min
+                    .total_cmp(&a.growth_per_min)
+                    .then_with(|| last(b).cmp(&last(a))),
+                Verdict::Persistent => last(b).cmp(&last(a)),
+                Verdict::Transient => peak(b).cmp(&peak(a)),
+            })
+            .then_with(|| a.status.cmp(&b.status))
+            .then_with(|| {
+                a.oldest
+                    .as_ref()
+                    .map(|o| o.id)
+                    .cmp(&b.oldest.as_ref().map(|o| o.id))
+            })
+    });
+}
+
+/// Clusters the goroutines of `samples` (snapshots with their times in
+/// seconds since the first), judges each cluster and ranks them: a
+/// [`LeakTracker`] fed every sample.
+pub fn analyze(
+    samples: &[(f64, DumpSnapshot)],
+    similarity: Similarity,
+    system: bool,
+    top: Option<usize>,
+) -> LeaksReport {
+    let mut t = LeakTracker::new(similarity, system);
+    for (at, dump) in samples {
+        t.add(*at, dump.clone());
+    }
+    t.report(top)
+}
+
+fn counts_text(c: &[usize]) -> String {
+    c.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The text report: growing clusters in full (counts, rate, creation
+/// site, oldest goroutine, example stack), persistent ones on two lines,
+/// transient ones only counted unless `all`.
+pub fn write_text(r: &LeaksReport, system: bool, all: bool, w: &mut dyn Write) -> io::Result<()> {
+    let span = r.elapsed_s.last().copied().unwrap_or(0.0);
+    writeln!(
+        w,
+        "gopeek leaks: pid {} ({}, {}), {} samples over {:.1} s; goroutines: {}",
+        r.pid,
+        r.exe,
+        r.go_version,
+        r.taken_at.len(),
+        span,
+        counts_text(&r.goroutines)
+    )?;
+    if r.growing == 0 {
+        writeln!(w, "no growing cluster")?;
+    } else {
+        writeln!(w, "{} growing cluster(s)", r.growing)?;
+    }
+    let mut hidden = 0;
+    for c in &r.clusters {
+        if c.verdict == Verdict::Transient && !all {
+            hidden += 1;
+            continue;
+        }
+        writeln!(w)?;
+        let created = c
+            .created_by
+            .as_ref()
+            .map(|s| format!("created by {} at {}:{}", s.function, s.file, s.line))
+            .unwrap_or_else(|| "no creation site".into());
+        let verdict = match c.verdict {
+            Verdict::Growing => "GROWING",
+            Verdict::Persistent => "persistent",
+            Verdict::Transient => "transient",
+        };
+        writeln!(
+            w,
+            "{verdict} [{}] {:+.1}/min, counts {}",
+            c.status,
+            c.growth_per_min,
+            counts_text(&c.counts)
+        )?;
+        writeln!(w, "    {created}")?;
+        if c.verdict != Verdict::Growing {
+            // The innermost shown frames say where it is parked.
+            let shown: Vec<_> = c.frames.iter().filter(|f| system || !f.runtime).collect();
+            if let Some(f) = shown.first() {
+                let names: Vec<&str> = shown.iter().take(3).map(|f| &*f.function).collect();
+                let more = if shown.len() > 3 { " ← …" } else { "" };
+                writeln!(
+                    w,
+                    "    at {}{more} ({}:{})",
+                    names.join(" ← "),
+                    f.file,
+                    f.line
+                )?;
+            }
+            continue;
+        }
+        writeln!(w, "    why: {}", c.reason)?;
+        if let Some(o) = &c.oldest {
+            writeln!(
+                w,
+                "    oldest: goroutine {} (in since sample {}), {} minutes blocked",
+                o.id,
+                o.first_seen + 1,
+                o.wait_minutes
+            )?;
+        }
+        writeln!(w, "    example stack:")?;
+        for f in c.frames.iter().filter(|f| system || !f.runtime) {
+            writeln!(w, "    {}(...)", f.function)?;
+            writeln!(w, "    \t{}:{}", f.file, f.line)?;
+        }
+    }
+    if hidden > 0 {
+        writeln!(
+            w,
+            "\n{hidden} transient clusters not shown (--all shows them)"
+        )?;
+    }
+    if r.omitted_clusters > 0 {
+        writeln!(w, "{} more clusters not shown (--top)", r.omitted_clusters)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::filter::tests::{frame, goroutine};
+
+    fn set(r: std::ops::Range<u64>) -> BTreeSet<u64> {
+        r.collect()
+    }
+
+    const T: [f64; 4] = [0.0, 0.5 / 60.0, 1.0 / 60.0, 1.5 / 60.0];
+
+    /// Every goroutine of the process per sample: the cluster's plus
+    /// `others` (e.g. pool workers busy elsewhere).
+    fn all(ids: &[BTreeSet<u64>], others: &[u64]) -> Vec<HashSet<u64>> {
+        ids.iter()
+            .map(|s| s.iter().chain(others).copied().collect())
+            .collect()
+    }
+
+    #[test]
+    fn steady_leak_grows() {
+        let ids = [set(0..12), set(0..27), set(0..42), set(0..57)];
+        let (v, _, new, retained, k) = judge(&ids, &all(&ids, &[]), &T);
+        assert_eq!(v, Verdict::Growing);
+        assert_eq!(new, vec![12, 15, 15, 15]);
+        assert_eq!(retained, 1.0);
+        assert!((k - 1800.0).abs() < 1e-6, "{k}");
+        // A leak that starts during the observation.
+        let ids = [set(0..0), set(0..3), set(0..6), set(0..9)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Growing);
+    }
+
+    #[test]
+    fn pools_are_not_growing() {
+        // A fixed pool of 8 (ids 0..8) whose workers are sometimes busy
+        // elsewhere: every count pattern, even a rising one, is persistent
+        // because no goroutine is created.
+        let workers: Vec<u64> = (0..8).collect();
+        for ids in [
+            [set(1..8), set(0..8), set(0..8), set(0..8)],
+            [set(2..8), set(1..8), set(0..8), set(0..7)],
+            [set(2..8), set(1..8), set(0..8), set(0..8)],
+            [set(5..8), set(3..8), set(1..8), set(0..8)],
+        ] {
+            let (v, reason, new, ..) = judge(&ids, &all(&ids, &workers), &T);
+            assert_eq!(v, Verdict::Persistent, "{ids:?}: {reason}");
+            assert_eq!(&new[1..], &[0, 0, 0]);
+        }
+        // Recycling pool warming up: rises each time with new goroutines,
+        // but nobody stays.
+        let ids = [set(0..4), set(10..15), set(20..26), set(30..36)];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &T);
+        assert_eq!(v, Verdict::Persistent, "{reason}");
+        assert!(reason.contains("replaced"), "{reason}");
+        // Two samples never show a trend.
+        let ids = [set(0..3), set(0..9)];
+        let (v, ..) = judge(&ids, &all(&ids, &[]), &T[..2]);
+        assert_eq!(v, Verdict::Persistent);
+    }
+
+    #[test]
+    fn slow_leak_grows_single_jump_does_not() {
+        let t: Vec<f64> = (0..6).map(|i| i as f64 / 6.0).collect();
+        // One new goroutine every other interval, never leaving.
+        let ids = [
+            set(0..5),
+            set(0..6),
+            set(0..6),
+            set(0..7),
+            set(0..7),
+            set(0..8),
+        ];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &t);
+        assert_eq!(v, Verdict::Growing, "{reason}");
+        // A batch started once: one rise.
+        let ids = [
+            set(0..5),
+            set(0..5),
+            set(0..5),
+            set(0..9),
+            set(0..9),
+            set(0..9),
+        ];
+        let (v, reason, ..) = judge(&ids, &all(&ids, &[]), &t);
+        assert_eq!(v, Verdict::Persistent, "{reason}");
+        assert!(reason.contains("not steady"), "{reason}");
+        // Rising in 2 of 5 intervals is not half.
+        let ids = [
+            set(0..5),
+            set(0..6),
+            set(0..6),
+            set(0..6),
+            set(0..6),
+            set(0..7),
+        ];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &t).0, Verdict::Persistent);
+    }
+
+    #[test]
+    fn bursts_are_transient() {
+        let ids = [set(0..0), set(0..20), set(0..0), set(40..60)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Transient);
+        let ids = [set(0..20), set(0..0), set(0..0), set(0..0)];
+        assert_eq!(judge(&ids, &all(&ids, &[]), &T).0, Verdict::Transient);
+    }
+
+    #[test]
+    fn slope_is_least_squares() {
+        assert!((slope(&[0.0, 1.0, 2.0], &[1.0, 3.0, 5.0]) - 2.0).abs() < 1e-12);
+        assert_eq!(slope(&[1.0, 1.0], &[1.0, 5.0]), 0.0);
+        assert_eq!(slope(&[], &[]), 0.0);
+    }
+
+    fn snap(gs: Vec<GoroutineSnapshot>) -> DumpSnapshot {
+        DumpSnapshot {
+            schema: "gopeek.dump/1",
+            pid: 9,
+            exe: "/bin/x".into(),
+            go_version: "go1.27".into(),
+            go_minor: 27,
+            header_labels: false,
+            taken_at: String::new(),
+            pause_us: 3,
+            mode: "consistent",
+            goroutines: gs,
+            warnings: vec![],
+        }
+    }
+
+    fn leak(id: u64) -> GoroutineSnapshot {
+        goroutine(
+            id,
+            "chan receive",
+            vec![
+                frame("runtime.gopark", "/go/proc.go", 1, true),
+                frame("main.handle", "/src/h.go", 7, false),
+            ],
+            "main.serve",
+        )
+    }
+
+    fn worker(id: u64) -> GoroutineSnapshot {
+        goroutine(
+            id,
+            "chan receive",
+            vec![frame("main.worker", "/src/w.go", 3, false)],
+            "main.pool",
+        )
+    }
+
+    #[test]
+    fn clusters_ranked_and_reported() {
+        let samples: Vec<(f64, DumpSnapshot)> = (0..4u64)
+            .map(|i| {
+                let mut gs: Vec<GoroutineSnapshot> = (100..108).map(worker).collect();
+                gs.extend((0..3 * (i + 1)).map(|j| leak(1000 + j)));
+                // A burst in sample 2 only, same stack as the workers but
+                // another creation site: its own (transient) cluster.
+                if i == 2 {
+                    gs.extend((500..520).map(|id| {
+                        let mut g = worker(id);
+                        g.created_by.as_mut().unwrap().function = "main.burst".into();
+                        g
+                    }));
+                }
+                (i as f64 * 30.0, snap(gs))
+            })
+            .collect();
+        let r = analyze(&samples, Similarity::Exact, false, None);
+        assert_eq!(r.growing, 1);
+        assert_eq!(r.goroutines, vec![11, 14, 37, 20]);
+        let verdicts: Vec<(Verdict, &str, Vec<usize>)> = r
+            .clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.verdict,
+                    c.created_by.as_ref().unwrap().function.as_str(),
+                    c.counts.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (Verdict::Growing, "main.serve", vec![3, 6, 9, 12]),
+                (Verdict::Persistent, "main.pool", vec![8, 8, 8, 8]),
+                (Verdict::Transient, "main.burst", vec![0, 0, 20, 0]),
+            ]
+        );
+        let g = &r.clusters[0];
+        assert!((g.growth_per_min - 6.0).abs() < 1e-9);
+        assert_eq!(g.oldest.as_ref().unwrap().id, 1000);
+        assert_eq!(g.frames.len(), 2, "the whole stack, runtime frames marked");
+        let mut text = Vec::new();
+        write_text(&r, false, false, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("GROWING [chan receive] +6.0/min, counts 3 → 6 → 9 → 12"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    main.handle(...)\n    \t/src/h.go:7\n"),
+            "{text}"
+        );
+        assert!(!text.contains("runtime.gopark"), "{text}");
+        assert!(text.contains("1 transient clusters not shown"), "{text}");
+        let top = analyze(&samples, Similarity::Exact, false, Some(1));
+        assert_eq!(
+            (top.clusters.len(), top.omitted_clusters, top.growing),
+            (1, 2, 1)
+        );
+    }
+
+    #[test]
+    fn oldest_is_longest_blocked_then_earliest() {
+        let mut t = LeakTracker::new(Similarity::Exact, false);
+        t.add(0.0, snap(vec![leak(7), leak(9)]));
+        let mut blocked = leak(20);
+        blocked.wait_minutes = Some(5);
+        t.add(30.0, snap(vec![leak(7), leak(9), blocked.clone()]));
+        let r = t.report(None);
+        let o = r.clusters[0].oldest.as_ref().unwrap();
+        assert_eq!((o.id, o.wait_minutes, o.first_seen), (20, 5, 1));
+        // Without minutes, the one seen first (lowest id on a tie).
+        t.add(60.0, snap(vec![leak(9), leak(7)]));
+        let r = t.report(None);
+        let o = r.clusters[0].oldest.as_ref().unwrap();
+        assert_eq!((o.id, o.first_seen), (7, 0));
+        assert_eq!(r.clusters[0].counts, vec![2, 3, 2]);
+        assert_eq!(r.elapsed_s, vec![0.0, 30.0, 60.0]);
+    }
+}
