@@ -17,6 +17,7 @@ pub mod memory;
 pub mod moduledata;
 pub mod output;
 pub mod pclntab;
+pub mod privilege;
 pub mod process;
 pub mod program;
 pub mod snapshot;

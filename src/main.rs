@@ -53,6 +53,11 @@ enum Command {
         /// Give up, detach and fail if the target would be held longer (ms).
         #[arg(long, default_value_t = 2000)]
         max_pause: u64,
+        /// Write the dump to FILE instead of stdout. Never follows a symlink;
+        /// an existing file must be yours. Under sudo it is created as the
+        /// invoking user, not root.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Addresses to function, file:line and every inlined frame, from the
     /// pclntab alone (so it works on stripped binaries, where addr2line
@@ -115,6 +120,16 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     use gopeek::process::ProcessError as P;
     use gopeek::snapshot::SnapshotError as S;
     for cause in e.chain() {
+        // Least-privilege refusals (issue 4): exit 4 like other permission errors.
+        if cause
+            .downcast_ref::<gopeek::privilege::PrivilegeError>()
+            .is_some()
+            || cause
+                .downcast_ref::<gopeek::privilege::OutputFileError>()
+                .is_some_and(|o| o.is_refusal())
+        {
+            return 4;
+        }
         if let Some(gopeek::elf::ElfError::Open { .. }) =
             cause.downcast_ref::<gopeek::elf::ElfError>()
         {
@@ -155,6 +170,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Under sudo: who to drop to (issue 4, see gopeek::privilege). Commands
+    // that need no privilege drop at once; dump and info --pid drop once
+    // the target is open.
+    let sudo = gopeek::privilege::sudo_context()?;
     match cli.command {
         Command::Info {
             binary,
@@ -166,7 +185,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/exe")),
                 (None, None) => unreachable!("clap requires one"),
             };
-            let bin = GoBinary::open(&path)?;
+            // sudo: open as root (a target's /proc/PID/exe needs it), parse
+            // as the invoking user; a path given by the user is opened as
+            // the user.
+            let bin = match &sudo {
+                Some(ctx) if pid.is_some() => {
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    gopeek::privilege::drop_to(ctx)?;
+                    GoBinary::from_file(&path, &file)?
+                }
+                Some(ctx) => {
+                    gopeek::privilege::drop_to(ctx)?;
+                    GoBinary::open(&path)?
+                }
+                None => GoBinary::open(&path)?,
+            };
             let (program, layout) = GoProgram::load_with_layout(&bin)?;
             let layout_source = match &layout {
                 Ok(l) => l.source.to_string(),
@@ -191,16 +225,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             system,
             labels,
             max_pause,
+            output,
         } => {
-            // gopeek writes only to stdout, which is already open: from here
+            // -o: created now (as the invoking user under sudo), before the
+            // no-write-open filter below.
+            let out_file = match &output {
+                Some(p) => Some(gopeek::privilege::create_output(p, sudo.as_ref())?),
+                None => None,
+            };
+            // gopeek writes only to stdout or the file just opened: from here
             // on nothing may write to another process or open a file for
             // writing (/proc/PID/mem included).
             gopeek::process::seccomp::install_read_only_filter()
                 .context("installing the read-only seccomp filter")?;
             gopeek::process::seccomp::forbid_open_for_write()
                 .context("installing the no-write-open seccomp filter")?;
+            // sudo: drop to the invoking user once the target is seized.
+            let after_seize = sudo.clone().map(|ctx| {
+                gopeek::privilege::AfterSeize(std::sync::Arc::new(move |_pid| {
+                    gopeek::privilege::drop_to(&ctx).map_err(Into::into)
+                }))
+            });
             let opts = SnapshotOptions {
                 max_pause: std::time::Duration::from_millis(max_pause),
+                after_seize,
             };
             let dump = snapshot_pid(pid, &opts)?;
             let out: Box<dyn Outputter> = match format {
@@ -208,11 +256,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 // Indented for a person at a terminal, compact for pipes
                 // (a 100k-goroutine dump is several times smaller).
                 DumpFormat::Json => Box::new(JsonOutput {
-                    pretty: io::stdout().is_terminal(),
+                    pretty: out_file.is_none() && io::stdout().is_terminal(),
                 }),
             };
             let stdout = io::stdout();
-            let mut w = io::BufWriter::new(stdout.lock());
+            let sink: Box<dyn Write> = match out_file {
+                Some(f) => Box::new(f),
+                None => Box::new(stdout.lock()),
+            };
+            let mut w = io::BufWriter::new(sink);
             out.write(&dump, &mut w)?;
             w.flush()?;
             let broken = dump
@@ -239,6 +291,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             use gopeek::symbolize::{
                 symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport,
             };
+            if let Some(ctx) = &sudo {
+                gopeek::privilege::drop_to(ctx)?;
+            }
             let bin = GoBinary::open(&binary)?;
             let program = GoProgram::load(&bin, None)?;
             let answers = if all_functions {

@@ -27,6 +27,10 @@ pub enum SnapshotError {
     Memory { pid: i32, source: std::io::Error },
     #[error("process {pid} has no executable to read (a kernel thread?): only user-space Go programs can be inspected")]
     NoExecutable { pid: i32 },
+    /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
+    /// re-check, privilege drop); the target was detached.
+    #[error("{0}")]
+    AfterSeize(#[source] crate::privilege::HookError),
 }
 
 /// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
@@ -78,12 +82,16 @@ fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
 pub struct SnapshotOptions {
     /// Longest the target may be held (`--max-pause`).
     pub max_pause: Duration,
+    /// Under sudo: run once the target is seized, before its memory is read
+    /// (policy re-check + privilege drop, see `crate::privilege`).
+    pub after_seize: Option<crate::privilege::AfterSeize>,
 }
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
             max_pause: Duration::from_secs(2),
+            after_seize: None,
         }
     }
 }
@@ -207,6 +215,8 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         _ => SnapshotError::Memory { pid, source },
     })?;
     let taken_at = rfc3339(SystemTime::now());
+    // Read /proc/PID/environ now: after a privilege drop it is unreadable.
+    let header_labels = minor >= 26 && traceback_labels(pid, &prog);
 
     let seized = SeizedProcess::seize(
         pid,
@@ -225,6 +235,14 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
             tls_base: t.regs.tls_base(),
         })
         .collect();
+    // sudo: re-check the policy and drop to the invoking user (issue 4).
+    // Memory is then read through the /proc/PID/mem fd opened above
+    // (process_vm_readv gets EPERM; LiveMemory falls back by itself), and
+    // ptrace requests keep working because this process is the tracer.
+    // On error `seized` is dropped here, which detaches.
+    if let Some(hook) = &opts.after_seize {
+        (hook.0)(seized.pid()).map_err(SnapshotError::AfterSeize)?;
+    }
     let t_capture = std::time::Instant::now();
     let captured = capture(&cfg, &mem, threads, &|| seized.check_budget().is_ok());
     let capture_time = t_capture.elapsed();
@@ -253,7 +271,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         exe: exe_path,
         go_version: prog.version.raw.clone(),
         go_minor: minor,
-        header_labels: minor >= 26 && traceback_labels(pid, &prog),
+        header_labels,
         taken_at,
         pause_us: stats.pause_us(),
         goroutines,

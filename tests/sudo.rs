@@ -1,0 +1,359 @@
+//! gopeek through real `sudo` (issue 4: least privilege, policy, audit).
+//!
+//! Runs only as root (CI and the dev machines run tests as root), with
+//! `sudo` installed by scripts/setup. Each test:
+//!
+//! * creates (idempotently) two unprivileged system users: `gopeektest`,
+//!   who runs `sudo gopeek`, and `gopeektgt`, who owns the "allowed" target;
+//! * installs a sudoers drop-in allowing `gopeektest` to run exactly this
+//!   gopeek binary, and removes it afterwards;
+//! * runs `runuser -u gopeektest -- sudo -n gopeek ...`, so gopeek sees the
+//!   environment real sudo gives it.
+//!
+//! The tests touch machine-wide files (`/etc/sudoers.d`, `/etc/gopeek`,
+//! `/dev/log`), so they take an exclusive lock on
+//! `/tmp/gopeek-sudo-tests.lock` and restore what they changed.
+
+mod common;
+
+use common::{assert_running_untraced, fixture, Running};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user who runs `sudo gopeek`.
+const USER: &str = "gopeektest";
+/// The owner of the target the default policy allows.
+const TARGET_USER: &str = "gopeektgt";
+const SUDOERS: &str = "/etc/sudoers.d/gopeek-tests";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gopeek")
+}
+
+/// What every test needs; dropping it removes the sudoers drop-in and
+/// releases the lock.
+struct Env {
+    uid: u32,
+    gid: u32,
+    target_uid: u32,
+    target_gid: u32,
+    _lock: File,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(SUDOERS);
+    }
+}
+
+fn id_of(name: &str, flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Creates the system user `name` (with its own group) unless it exists.
+fn ensure_user(name: &str) -> (u32, u32) {
+    if id_of(name, "-u").is_none() {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .expect("running useradd");
+        assert!(st.success(), "useradd {name} failed");
+    }
+    (id_of(name, "-u").unwrap(), id_of(name, "-g").unwrap())
+}
+
+/// `None` (and a note) when not root; panics when root but sudo is missing.
+fn setup() -> Option<Env> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipping, the sudo tests need root");
+        return None;
+    }
+    assert!(
+        Path::new("/usr/bin/sudo").exists(),
+        "sudo is not installed: run scripts/setup"
+    );
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/gopeek-sudo-tests.lock")
+        .unwrap();
+    // SAFETY: flock on an open fd.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (uid, gid) = ensure_user(USER);
+    let (target_uid, target_gid) = ensure_user(TARGET_USER);
+    std::fs::write(SUDOERS, format!("{USER} ALL=(root) NOPASSWD: {}\n", bin())).unwrap();
+    std::fs::set_permissions(SUDOERS, std::fs::Permissions::from_mode(0o440)).unwrap();
+    Some(Env {
+        uid,
+        gid,
+        target_uid,
+        target_gid,
+        _lock: lock,
+    })
+}
+
+/// `sudo -n gopeek ARGS` as [`USER`].
+fn sudo_gopeek(args: &[&str]) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "sudo", "-n", bin()]).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    sudo_gopeek(args).output().expect("running sudo gopeek")
+}
+
+/// A directory everyone may create files in (sticky, like /tmp).
+fn shared_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    d
+}
+
+/// The newest parked fixture that is built.
+fn parked() -> Option<PathBuf> {
+    [
+        "1.27", "1.26", "1.25", "1.24", "1.23", "1.22", "1.21", "1.19",
+    ]
+    .iter()
+    .find_map(|v| {
+        let p = common::root()
+            .join("target/fixtures")
+            .join(format!("go{v}"))
+            .join("default/parked");
+        p.exists().then_some(p)
+    })
+    .or_else(|| fixture("1.27", "default", "parked"))
+}
+
+/// Starts the parked fixture as `owner` (`None`: as root) and waits for
+/// its `ready` line.
+fn start_target(bin: &Path, owner: Option<(u32, u32)>) -> Running {
+    let dir = shared_dir();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-out", "oracle.txt", "-lifetime", "10m"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    let mut r = BufReader::new(stdout);
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.starts_with("ready ") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(line.starts_with("ready "), "target did not start");
+    // Keep draining stdout so that the target never blocks on it.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    let pid = child.id() as i32;
+    Running { child, pid, dir }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `Key:` line of /proc/PID/status, whitespace-normalised.
+fn status_field(pid: i32, key: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The pid of the running gopeek whose command line mentions `needle`
+/// (sudo's own command line mentions it too, so match the executable).
+fn find_gopeek(needle: &str) -> Option<i32> {
+    let me = std::fs::canonicalize(bin()).ok()?;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() != Some(&me) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The central observation: while gopeek writes its output (after attach,
+/// capture and detach) it runs as the invoking user with nothing to
+/// regain. The output is a FIFO with a 4 KiB buffer that the test reads
+/// only after looking at /proc/<gopeek>/status, so gopeek is caught
+/// blocked in `write`. The target belongs to a third user, so the dump
+/// also proves that memory was read through the /proc/PID/mem descriptor
+/// opened before the drop (process_vm_readv is refused to the invoking
+/// user) and that ptrace requests (the detach) still worked.
+#[test]
+fn dump_runs_as_the_invoking_user_after_attach() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let fifo = dir.path().join("dump.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::chown(&fifo, Some(env.uid), Some(env.gid)).unwrap();
+    let mut rd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    // SAFETY: fcntl on an open pipe fd.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let fifo_s = fifo.to_str().unwrap().to_string();
+    let pid_s = target.pid.to_string();
+    let mut child = sudo_gopeek(&["dump", "--pid", &pid_s, "--format", "json", "-o", &fifo_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the pipe is full: gopeek has dumped and blocks in write.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD into a local int.
+        unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if n >= 4096 {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut e = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            panic!("gopeek ended before filling the pipe ({st}): {e}");
+        }
+        assert!(Instant::now() < deadline, "gopeek never wrote its output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let gpid = find_gopeek(&fifo_s).expect("the gopeek process");
+    let (u, g) = (env.uid, env.gid);
+    assert_eq!(status_field(gpid, "Uid"), format!("{u} {u} {u} {u}"));
+    assert_eq!(status_field(gpid, "Gid"), format!("{g} {g} {g} {g}"));
+    assert_eq!(status_field(gpid, "Groups"), format!("{g}"));
+    assert_eq!(status_field(gpid, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(gpid, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(gpid, "NoNewPrivs"), "1");
+    // Not dumpable: the kernel shows its /proc files as root's, and the
+    // invoking user cannot ptrace it to borrow its root-opened descriptors.
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{gpid}/fd")).unwrap().uid(),
+        0,
+        "gopeek is still dumpable after the drop"
+    );
+    // The target was released before the output was written.
+    assert_running_untraced(target.pid);
+    // Drain the FIFO and check the dump itself.
+    // SAFETY: clearing O_NONBLOCK on an open fd.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut json = Vec::new();
+    rd.read_to_end(&mut json).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "gopeek failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["pid"], target.pid);
+    assert!(v["goroutines"].as_array().unwrap().len() > 5, "{v}");
+}
+
+/// `-o FILE` under sudo is created by and for the invoking user.
+#[test]
+fn output_file_belongs_to_the_invoking_user() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let path = dir.path().join("dump.txt");
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = std::fs::metadata(&path).unwrap();
+    assert_eq!((m.uid(), m.gid()), (env.uid, env.gid));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("goroutine "), "{text}");
+    assert!(out.stdout.is_empty());
+    assert_running_untraced(target.pid);
+}
+
+/// A symlink planted by another user where the output should go is not
+/// followed: exit 4, a message naming it, the victim untouched, and the
+/// target never attached.
+#[test]
+fn symlinked_output_is_refused() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = dir.path().join("dump.txt");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(env.target_uid), Some(env.target_gid)).unwrap();
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_running_untraced(target.pid);
+    // A regular file of another user is not overwritten either.
+    let theirs = dir.path().join("theirs.txt");
+    std::fs::write(&theirs, "theirs\n").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(env.target_uid), Some(env.target_gid)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        theirs.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is owned by uid"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+}
