@@ -6,6 +6,7 @@
 //! copied ([`process`]), then the copy is walked and unwound after detach,
 //! and finally formatted.
 
+pub mod audit;
 pub mod buildinfo;
 pub mod cursor;
 pub mod dump;
@@ -17,10 +18,12 @@ pub mod memory;
 pub mod moduledata;
 pub mod output;
 pub mod pclntab;
+pub mod policy;
 pub mod privilege;
 pub mod process;
 pub mod program;
 pub mod snapshot;
+pub mod sudo;
 pub mod symbolize;
 pub mod version;
 pub mod walk;

@@ -130,6 +130,9 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         {
             return 4;
         }
+        if cause.is::<gopeek::policy::PolicyError>() || cause.is::<gopeek::audit::AuditError>() {
+            return 4;
+        }
         if let Some(gopeek::elf::ElfError::Open { .. }) =
             cause.downcast_ref::<gopeek::elf::ElfError>()
         {
@@ -144,6 +147,12 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         }
         let p = match cause.downcast_ref::<S>() {
             Some(S::Process(p)) => Some(p),
+            // sudo: policy, audit log or privilege refusals exit 4.
+            None => match cause.downcast_ref::<gopeek::sudo::SudoError>() {
+                Some(gopeek::sudo::SudoError::Process(p)) => Some(p),
+                Some(_) => return 4,
+                None => cause.downcast_ref::<P>(),
+            },
             Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => {
                 return 3
             }
@@ -188,18 +197,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // sudo: open as root (a target's /proc/PID/exe needs it), parse
             // as the invoking user; a path given by the user is opened as
             // the user.
-            let bin = match &sudo {
-                Some(ctx) if pid.is_some() => {
+            let bin = match (&sudo, pid) {
+                (Some(ctx), Some(pid)) => {
+                    let session = gopeek::sudo::SudoSession::begin(ctx, pid)?;
                     let file = std::fs::File::open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?;
+                        .with_context(|| format!("cannot open {}", path.display()));
+                    session.finish(match &file {
+                        Ok(_) => Ok("executable opened for gopeek info".into()),
+                        Err(e) => Err(format!("{e:#}")),
+                    });
+                    let file = file?;
                     gopeek::privilege::drop_to(ctx)?;
                     GoBinary::from_file(&path, &file)?
                 }
-                Some(ctx) => {
+                (Some(ctx), None) => {
                     gopeek::privilege::drop_to(ctx)?;
                     GoBinary::open(&path)?
                 }
-                None => GoBinary::open(&path)?,
+                (None, _) => GoBinary::open(&path)?,
             };
             let (program, layout) = GoProgram::load_with_layout(&bin)?;
             let layout_source = match &layout {
@@ -229,8 +244,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             // -o: created now (as the invoking user under sudo), before the
             // no-write-open filter below.
+            // sudo: policy check and audit line before anything is opened.
+            let session = match &sudo {
+                Some(ctx) => Some(gopeek::sudo::SudoSession::begin(ctx, pid)?),
+                None => None,
+            };
             let out_file = match &output {
-                Some(p) => Some(gopeek::privilege::create_output(p, sudo.as_ref())?),
+                Some(p) => match gopeek::privilege::create_output(p, sudo.as_ref()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        if let Some(s) = &session {
+                            s.finish(Err(e.to_string()));
+                        }
+                        return Err(e.into());
+                    }
+                },
                 None => None,
             };
             // gopeek writes only to stdout or the file just opened: from here
@@ -240,17 +268,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("installing the read-only seccomp filter")?;
             gopeek::process::seccomp::forbid_open_for_write()
                 .context("installing the no-write-open seccomp filter")?;
-            // sudo: drop to the invoking user once the target is seized.
-            let after_seize = sudo.clone().map(|ctx| {
-                gopeek::privilege::AfterSeize(std::sync::Arc::new(move |_pid| {
-                    gopeek::privilege::drop_to(&ctx).map_err(Into::into)
-                }))
-            });
             let opts = SnapshotOptions {
                 max_pause: std::time::Duration::from_millis(max_pause),
-                after_seize,
+                // sudo: re-check the policy and drop privileges once seized.
+                after_seize: session.as_ref().map(|s| s.after_seize()),
             };
-            let dump = snapshot_pid(pid, &opts)?;
+            let result = snapshot_pid(pid, &opts);
+            if let Some(s) = &session {
+                s.finish(match &result {
+                    Ok(d) => Ok(format!(
+                        "pause_us={} goroutines={}",
+                        d.pause_us,
+                        d.goroutines.len()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+            let mut dump = result?;
+            if let Some(s) = session.as_ref().filter(|s| !s.decision().show_memory) {
+                let why = format!("not allowed by the sudo policy ({})", s.decision().reason);
+                dump.hide_memory_contents(&why);
+                eprintln!("gopeek: note: labels are not shown: {why}");
+            }
             let out: Box<dyn Outputter> = match format {
                 DumpFormat::Text => Box::new(TextOutput { system, labels }),
                 // Indented for a person at a terminal, compact for pipes

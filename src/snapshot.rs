@@ -276,5 +276,6 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         pause_us: stats.pause_us(),
         goroutines,
         warnings,
+        note: None,
     })
 }

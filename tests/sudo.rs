@@ -43,6 +43,10 @@ struct Env {
     gid: u32,
     target_uid: u32,
     target_gid: u32,
+    /// The system log, read back (`None` once a test removed it).
+    audit: Option<AuditSink>,
+    /// No policy file unless a test installs one.
+    _policy: PolicyGuard,
     _lock: File,
 }
 
@@ -107,6 +111,8 @@ fn setup() -> Option<Env> {
         gid,
         target_uid,
         target_gid,
+        audit: Some(AuditSink::open()),
+        _policy: PolicyGuard::set(None, 0),
         _lock: lock,
     })
 }
@@ -356,4 +362,414 @@ fn symlinked_output_is_refused() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("is owned by uid"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+}
+
+// ---------------------------------------------------------------------------
+// Policy and audit.
+
+const POLICY_DIR: &str = "/etc/gopeek";
+const POLICY: &str = "/etc/gopeek/policy.toml";
+
+/// Installs `/etc/gopeek/policy.toml` (or removes it with `None`) for the
+/// test and restores what was there on drop.
+struct PolicyGuard {
+    dir_existed: bool,
+    dir_mode: Option<u32>,
+    old: Option<(Vec<u8>, u32)>,
+}
+
+impl PolicyGuard {
+    fn set(text: Option<&str>, mode: u32) -> PolicyGuard {
+        let dir_meta = std::fs::metadata(POLICY_DIR).ok();
+        let old = std::fs::read(POLICY)
+            .ok()
+            .map(|b| (b, std::fs::metadata(POLICY).unwrap().mode() & 0o7777));
+        let g = PolicyGuard {
+            dir_existed: dir_meta.is_some(),
+            dir_mode: dir_meta.map(|m| m.mode() & 0o7777),
+            old,
+        };
+        let _ = std::fs::remove_file(POLICY);
+        if let Some(text) = text {
+            std::fs::create_dir_all(POLICY_DIR).unwrap();
+            std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(POLICY, text).unwrap();
+            std::fs::set_permissions(POLICY, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        g
+    }
+}
+
+impl Drop for PolicyGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(POLICY);
+        if let Some((bytes, mode)) = &self.old {
+            let _ = std::fs::write(POLICY, bytes);
+            let _ = std::fs::set_permissions(POLICY, std::fs::Permissions::from_mode(*mode));
+            let _ = std::os::unix::fs::chown(POLICY, Some(0), Some(0));
+        }
+        if let Some(m) = self.dir_mode {
+            let _ = std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(m));
+            let _ = std::os::unix::fs::chown(POLICY_DIR, Some(0), Some(0));
+        }
+        if !self.dir_existed {
+            let _ = std::fs::remove_dir(POLICY_DIR);
+        }
+    }
+}
+
+/// Where audit lines can be read back: the test's own listener on
+/// `/dev/log` when no syslog daemon is there (fresh CI machines), else the
+/// journal.
+enum AuditSink {
+    Own {
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        ino: u64,
+    },
+    Journal {
+        since: String,
+    },
+}
+
+impl AuditSink {
+    fn open() -> AuditSink {
+        use std::os::unix::net::UnixDatagram;
+        let dev_log = Path::new("/dev/log");
+        if dev_log.exists() {
+            let probe = UnixDatagram::unbound().unwrap();
+            match probe.connect(dev_log) {
+                Ok(()) => {
+                    assert!(
+                        Command::new("journalctl")
+                            .arg("--version")
+                            .output()
+                            .is_ok_and(|o| o.status.success()),
+                        "a syslog daemon owns /dev/log and there is no journalctl to read it back"
+                    );
+                    let since = String::from_utf8(
+                        Command::new("date")
+                            .arg("+%Y-%m-%d %H:%M:%S")
+                            .output()
+                            .unwrap()
+                            .stdout,
+                    )
+                    .unwrap()
+                    .trim()
+                    .to_string();
+                    return AuditSink::Journal { since };
+                }
+                // A stale socket left by a killed test run: nobody listens.
+                Err(_) => std::fs::remove_file(dev_log).unwrap(),
+            }
+        }
+        let sock = UnixDatagram::bind(dev_log).unwrap();
+        std::fs::set_permissions(dev_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let ino = std::fs::metadata(dev_log).unwrap().ino();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (lines.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    l.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        });
+        AuditSink::Own { lines, stop, ino }
+    }
+
+    /// gopeek's lines received so far (waits briefly for stragglers).
+    fn gopeek_lines(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        match self {
+            AuditSink::Own { lines, .. } => lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(" gopeek["))
+                .cloned()
+                .collect(),
+            AuditSink::Journal { since } => {
+                let out = Command::new("journalctl")
+                    .args(["-t", "gopeek", "--since", since, "-o", "short"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| l.contains("gopeek["))
+                    .map(|l| l.to_string())
+                    .collect()
+            }
+        }
+    }
+
+    /// The one line about `pid` whose outcome starts with `outcome`.
+    fn expect(&self, pid: i32, outcome: &str) -> String {
+        let lines = self.gopeek_lines();
+        let needle_pid = format!(" pid={pid} ");
+        let needle_out = format!("outcome=\"{outcome}");
+        lines
+            .iter()
+            .find(|l| l.contains(&needle_pid) && l.contains(&needle_out))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!("no audit line for pid {pid} with outcome {outcome:?} in {lines:#?}")
+            })
+    }
+}
+
+impl Drop for AuditSink {
+    fn drop(&mut self) {
+        if let AuditSink::Own { stop, ino, .. } = self {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if std::fs::metadata("/dev/log").is_ok_and(|m| m.ino() == *ino) {
+                let _ = std::fs::remove_file("/dev/log");
+            }
+        }
+    }
+}
+
+fn labels_shown(json: &serde_json::Value) -> bool {
+    json["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| !g["labels"].is_null())
+}
+
+/// No policy file: a root-owned target is refused (exit 4), the refusal is
+/// in the system log, and the target was never attached.
+#[test]
+fn root_target_is_refused_by_default_and_logged() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, None);
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "the sudo policy does not allow inspecting process {}",
+            target.pid
+        )) && e.contains("it runs as root"),
+        "{e}"
+    );
+    assert!(out.stdout.is_empty());
+    let line = audit.expect(target.pid, "refused: ");
+    assert!(
+        line.contains(&format!("user=\"{USER}\" uid={} ", env.uid)),
+        "{line}"
+    );
+    assert!(line.contains("target_uid=0 "), "{line}");
+    assert!(
+        line.contains(&format!("exe=\"{}\"", parked.display())),
+        "{line}"
+    );
+    assert!(line.contains("command=\""), "{line}");
+    // authpriv.warning
+    assert!(
+        line.contains("<84>") || matches!(audit, AuditSink::Journal { .. }),
+        "{line}"
+    );
+    assert_running_untraced(target.pid);
+}
+
+/// Default policy, a target of another user: dumped, the decision and the
+/// outcome logged, and (not the invoker's own process) labels withheld,
+/// with a note saying so.
+#[test]
+fn allowed_target_is_dumped_logged_and_labels_withheld() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!labels_shown(&v), "labels were shown");
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory contents (labels) not shown"),
+        "{v}"
+    );
+    assert!(
+        stderr(&out).contains("labels are not shown"),
+        "{}",
+        stderr(&out)
+    );
+    let allowed = audit.expect(target.pid, "allowed by default policy");
+    assert!(
+        allowed.contains(&format!("target_uid={} ", env.target_uid)),
+        "{allowed}"
+    );
+    assert!(allowed.contains("show_memory=false"), "{allowed}");
+    let done = audit.expect(target.pid, "ok: pause_us=");
+    assert!(done.contains(&format!("user=\"{USER}\"")), "{done}");
+    assert_running_untraced(target.pid);
+}
+
+/// A policy rule naming root and the executable allows a root target, with
+/// labels; memory is then read after the drop through the descriptor
+/// opened as root.
+#[test]
+fn policy_rule_allows_a_root_target_with_labels() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let _policy = PolicyGuard::set(
+        Some(&format!(
+            "[[allow]]\nusers = [\"root\"]\nexe = [\"{}\"]\nshow_memory = true\n",
+            parked.display()
+        )),
+        0o644,
+    );
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, None);
+    let out = run(&["dump", "--pid", &target.pid.to_string(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(labels_shown(&v), "labels missing: {v}");
+    assert!(v["note"].is_null(), "{v}");
+    let line = audit.expect(target.pid, "allowed by rule 1 of /etc/gopeek/policy.toml");
+    assert!(line.contains("show_memory=true"), "{line}");
+    audit.expect(target.pid, "ok: ");
+    assert_running_untraced(target.pid);
+}
+
+/// A target no rule matches: exit 4, the message names the policy, the
+/// refusal is logged, the target is untouched.
+#[test]
+fn policy_forbids_an_unlisted_target() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let _policy = PolicyGuard::set(Some(&format!("[[allow]]\nusers = [\"{USER}\"]\n")), 0o644);
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no [[allow]] rule of /etc/gopeek/policy.toml matches it"),
+        "{}",
+        stderr(&out)
+    );
+    audit.expect(target.pid, "refused: the sudo policy does not allow");
+    assert_running_untraced(target.pid);
+    // `info --pid` obeys the same policy.
+    let out = run(&["info", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// Policies anyone but root could have written, and malformed ones, stop
+/// gopeek (exit 4) before it attaches, with a message that says what is
+/// wrong.
+#[test]
+fn unsafe_or_malformed_policy_is_refused() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    let ok = format!("[[allow]]\nusers = [\"{TARGET_USER}\"]\n");
+    let check = |what: &str, needles: &[&str]| {
+        let out = run(&["dump", "--pid", &pid]);
+        assert_eq!(out.status.code(), Some(4), "{what}: {}", stderr(&out));
+        for n in needles {
+            assert!(stderr(&out).contains(n), "{what}: {}", stderr(&out));
+        }
+        assert!(out.stdout.is_empty(), "{what}");
+        assert_running_untraced(target.pid);
+    };
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o666);
+        check(
+            "world-writable",
+            &["refusing the policy /etc/gopeek/policy.toml: the file is writable by others (mode 0666)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o620);
+        check(
+            "group-writable",
+            &["the file is writable by its group (mode 0620)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::os::unix::fs::chown(POLICY, Some(env.uid), None).unwrap();
+        check(
+            "user-owned",
+            &[&format!("the file is owned by uid {}, not root", env.uid)],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(0o777)).unwrap();
+        check(
+            "writable directory",
+            &["the directory /etc/gopeek is writable by others (mode 0777)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::fs::rename(POLICY, "/etc/gopeek/real.toml").unwrap();
+        std::os::unix::fs::symlink("/etc/gopeek/real.toml", POLICY).unwrap();
+        check("symlink", &["is a symbolic link"]);
+        let _ = std::fs::remove_file("/etc/gopeek/real.toml");
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nusers = [\"gopeektest\"\n"), 0o644);
+        check(
+            "malformed",
+            &["malformed policy /etc/gopeek/policy.toml: TOML parse error at line 2"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nuser = [\"gopeektest\"]\n"), 0o644);
+        check("unknown key", &["malformed policy", "unknown field `user`"]);
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nshow_memory = true\n"), 0o644);
+        check(
+            "rule without criteria",
+            &["names no users, exe, units or cgroups"],
+        );
+    }
+    // Every refusal reached the log.
+    let refusals = audit
+        .gopeek_lines()
+        .iter()
+        .filter(|l| l.contains(&format!(" pid={pid} ")) && l.contains("outcome=\"refused: "))
+        .count();
+    assert_eq!(refusals, 8, "{:#?}", audit.gopeek_lines());
+}
+
+/// Without a system log there is no attach under sudo.
+#[test]
+fn no_audit_log_means_no_attach() {
+    let Some(mut env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    if matches!(env.audit, Some(AuditSink::Journal { .. })) {
+        eprintln!("note: skipping, a syslog daemon owns /dev/log");
+        return;
+    }
+    env.audit = None; // removes the test's /dev/log listener
+    assert!(!Path::new("/dev/log").exists());
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the audit record to the system log (/dev/log)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    assert_running_untraced(target.pid);
 }
