@@ -27,3 +27,4 @@ pub mod sudo;
 pub mod symbolize;
 pub mod version;
 pub mod walk;
+pub mod watchdog;

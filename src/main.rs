@@ -268,10 +268,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("installing the read-only seccomp filter")?;
             gopeek::process::seccomp::forbid_open_for_write()
                 .context("installing the no-write-open seccomp filter")?;
+            let max_pause = std::time::Duration::from_millis(max_pause);
             let opts = SnapshotOptions {
-                max_pause: std::time::Duration::from_millis(max_pause),
+                max_pause,
                 // sudo: re-check the policy and drop privileges once seized.
-                after_seize: session.as_ref().map(|s| s.after_seize()),
+                after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
             };
             let result = snapshot_pid(pid, &opts);
             if let Some(s) = &session {

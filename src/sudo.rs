@@ -21,7 +21,14 @@ use crate::audit::{AttachRecord, AuditError, AuditLog, Severity};
 use crate::policy::{Decision, Policy, PolicyError, TargetFacts};
 use crate::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
 use crate::process::ProcessError;
+use crate::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Longest a stopped gopeek may keep a target held under sudo before the
+/// root watchdog kills it (the `--max-pause` budget, capped, plus margin).
+const WATCHDOG_CAP: Duration = Duration::from_secs(60);
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(1);
 use thiserror::Error;
 
 /// Why `sudo gopeek` refused to go on. Exit code 4, except
@@ -50,6 +57,7 @@ pub struct SudoSession {
     decision: Decision,
     audit: Mutex<AuditLog>,
     record: AttachRecord,
+    watchdog: Mutex<Option<Watchdog>>,
 }
 
 impl SudoSession {
@@ -110,6 +118,7 @@ impl SudoSession {
             decision,
             audit: Mutex::new(audit),
             record,
+            watchdog: Mutex::new(None),
         }))
     }
 
@@ -120,9 +129,11 @@ impl SudoSession {
     }
 
     /// The step `snapshot_pid` runs once the target is seized: re-check
-    /// that the target is still what the policy allowed, then drop to the
-    /// invoking user for good.
-    pub fn after_seize(self: &Arc<Self>) -> AfterSeize {
+    /// that the target is still what the policy allowed, arm the root
+    /// [`Watchdog`] (so that a `kill -STOP` of gopeek by the invoking user
+    /// cannot keep the target stopped beyond `max_pause`, capped at 60 s,
+    /// plus 1 s), then drop to the invoking user for good.
+    pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
         let s = Arc::clone(self);
         AfterSeize(Arc::new(move |pid| {
             let now = TargetFacts::read(pid)?;
@@ -139,6 +150,8 @@ impl SudoSession {
             if let Some(what) = what {
                 return Err(PolicyError::TargetChanged { pid, what }.into());
             }
+            let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)?;
+            *s.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
             drop_to(&s.ctx)?;
             Ok(())
         }))
@@ -148,6 +161,15 @@ impl SudoSession {
     /// A failure to log is reported on stderr: the attach itself was
     /// already logged.
     pub fn finish(&self, outcome: Result<String, String>) {
+        // The target is released by now: stop the watchdog.
+        let dog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(dog) = dog {
+            dog.disarm();
+        }
         let (sev, text) = match outcome {
             Ok(s) => (Severity::Notice, format!("ok: {s}")),
             Err(e) => (Severity::Warning, format!("failed: {e}")),

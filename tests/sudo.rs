@@ -155,9 +155,15 @@ fn parked() -> Option<PathBuf> {
 /// Starts the parked fixture as `owner` (`None`: as root) and waits for
 /// its `ready` line.
 fn start_target(bin: &Path, owner: Option<(u32, u32)>) -> Running {
+    start_target_with(bin, owner, &[])
+}
+
+/// [`start_target`] with extra fixture arguments.
+fn start_target_with(bin: &Path, owner: Option<(u32, u32)>, extra: &[&str]) -> Running {
     let dir = shared_dir();
     let mut cmd = Command::new(bin);
     cmd.args(["-out", "oracle.txt", "-lifetime", "10m"])
+        .args(extra)
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -772,4 +778,95 @@ fn no_audit_log_means_no_attach() {
     );
     assert!(out.stdout.is_empty());
     assert_running_untraced(target.pid);
+}
+
+/// After the drop the invoking user may signal gopeek; `kill -STOP` while
+/// it holds the target must not keep the target stopped: the root
+/// watchdog kills gopeek once `--max-pause` (+1 s) is over and the kernel
+/// releases the target.
+#[test]
+fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    for extra in ["30000", "100000", "200000"] {
+        let target = start_target_with(
+            &parked,
+            Some((env.target_uid, env.target_gid)),
+            &["-extra", extra],
+        );
+        let dir = shared_dir();
+        let out = dir.path().join("held.txt");
+        let out_s = out.to_str().unwrap().to_string();
+        let pid_s = target.pid.to_string();
+        let mut child =
+            sudo_gopeek(&["dump", "--pid", &pid_s, "--max-pause", "1500", "-o", &out_s])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+        let tracer = |pid: i32| status_field(pid, "TracerPid").parse::<i32>().unwrap_or(0);
+        // Catch gopeek holding the target after its drop.
+        let mut caught = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while caught.is_none() && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if tracer(target.pid) == 0 {
+                continue;
+            }
+            if let Some(g) = find_gopeek(&out_s) {
+                if status_field(g, "Uid").starts_with(&format!("{} ", env.uid))
+                    && tracer(target.pid) != 0
+                {
+                    let sudo_pid: i32 = status_field(g, "PPid").parse().unwrap();
+                    // SAFETY: signalling the gopeek process.
+                    unsafe { libc::kill(g, libc::SIGSTOP) };
+                    caught = Some((g, sudo_pid, Instant::now()));
+                }
+            }
+        }
+        let Some((g, sudo_pid, stopped_at)) = caught else {
+            let _ = child.wait();
+            eprintln!("note: the hold with {extra} extra goroutines was too short to catch");
+            continue;
+        };
+        // Released within the budget plus the watchdog's margin.
+        let released = loop {
+            let st = common::thread_states(target.pid);
+            if !st.is_empty() && st.iter().all(|&(s, t)| s != 't' && t == 0) {
+                break stopped_at.elapsed();
+            }
+            if stopped_at.elapsed() > Duration::from_secs(10) {
+                for p in [g, sudo_pid, child.id() as i32] {
+                    // SAFETY: let the stuck processes go before failing.
+                    unsafe { libc::kill(p, libc::SIGCONT) };
+                }
+                panic!("the target stayed stopped while gopeek was stopped");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            released < Duration::from_millis(4000),
+            "released after {released:?}"
+        );
+        assert!(
+            !status_field(target.pid, "State").starts_with('Z'),
+            "the target died"
+        );
+        // sudo suspends itself when its command stops; let it (and
+        // runuser) go so that they can reap the killed gopeek.
+        for p in [sudo_pid, child.id() as i32] {
+            // SAFETY: signalling processes this test started.
+            unsafe { libc::kill(p, libc::SIGCONT) };
+        }
+        let _ = child.wait();
+        assert!(
+            !Path::new(&format!("/proc/{g}")).exists(),
+            "the stopped gopeek was not killed"
+        );
+        assert_running_untraced(target.pid);
+        return;
+    }
+    panic!("never caught gopeek holding the target after the drop");
 }
