@@ -137,17 +137,7 @@ impl SudoSession {
         let s = Arc::clone(self);
         AfterSeize(Arc::new(move |pid| {
             let now = TargetFacts::read(pid)?;
-            let before = &s.facts;
-            let what = if now.uids != before.uids {
-                Some(format!("uids {:?} became {:?}", before.uids, now.uids))
-            } else if now.exe != before.exe {
-                Some(format!("executable {} became {}", before.exe, now.exe))
-            } else if now.cgroup != before.cgroup {
-                Some("its cgroup changed".to_string())
-            } else {
-                None
-            };
-            if let Some(what) = what {
+            if let Some(what) = changed(&s.facts, &now) {
                 return Err(PolicyError::TargetChanged { pid, what }.into());
             }
             let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)?;
@@ -181,6 +171,21 @@ impl SudoSession {
     }
 }
 
+/// What changed between the facts the policy decided on and the facts of
+/// the seized target (`None`: the same target, as far as the policy can
+/// tell).
+fn changed(before: &TargetFacts, now: &TargetFacts) -> Option<String> {
+    if now.uids != before.uids {
+        Some(format!("uids {:?} became {:?}", before.uids, now.uids))
+    } else if now.exe != before.exe {
+        Some(format!("executable {} became {}", before.exe, now.exe))
+    } else if now.cgroup != before.cgroup {
+        Some("its cgroup changed".to_string())
+    } else {
+        None
+    }
+}
+
 /// Logs a refusal (best effort: the refusal stands even if the log is
 /// unreachable) and returns it.
 fn refuse(audit: Result<AuditLog, AuditError>, record: &AttachRecord, e: SudoError) -> SudoError {
@@ -193,4 +198,38 @@ fn refuse(audit: Result<AuditLog, AuditError>, record: &AttachRecord, e: SudoErr
         Err(le) => eprintln!("gopeek: warning: {le}"),
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_that_changed_since_the_check_is_noticed() {
+        let before = TargetFacts {
+            pid: 7,
+            uids: [1000; 4],
+            exe: "/usr/bin/app".into(),
+            cgroup: Some("/system.slice/app.service".into()),
+        };
+        assert_eq!(changed(&before, &before.clone()), None);
+        // exec of a set-uid program: the saved and effective uids change.
+        let mut setuid = before.clone();
+        setuid.uids = [1000, 0, 0, 0];
+        assert!(changed(&before, &setuid).unwrap().contains("uids"));
+        let mut exec = before.clone();
+        exec.exe = "/usr/bin/other".into();
+        assert!(changed(&before, &exec).unwrap().contains("/usr/bin/other"));
+        let mut moved = before.clone();
+        moved.cgroup = Some("/user.slice".into());
+        assert!(changed(&before, &moved).unwrap().contains("cgroup"));
+        let e = PolicyError::TargetChanged {
+            pid: 7,
+            what: changed(&before, &exec).unwrap(),
+        };
+        assert!(
+            e.to_string().contains("changed while gopeek attached"),
+            "{e}"
+        );
+    }
 }
