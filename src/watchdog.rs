@@ -17,6 +17,10 @@
 //! the dead tracer, so the target runs again. A gopeek that is merely
 //! slow after detaching is left alone.
 //!
+//! The child leaves the terminal's session (`setsid`) and ignores job
+//! control and terminal signals, so Ctrl-Z or Ctrl-C at the terminal cannot
+//! stop it either; SIGSTOP and SIGKILL need its uid, root.
+//!
 //! The child runs between `fork` and `_exit` in a copy of a multi-threaded
 //! process, so it only makes raw system calls on stack buffers: no
 //! allocation, no locks, no Rust I/O.
@@ -112,6 +116,25 @@ fn now_ms() -> i64 {
 /// The child: wait for the pipe to close or the deadline; at the deadline,
 /// kill `parent` if it still traces `target`. Never returns.
 fn child_main(read_fd: libc::c_int, parent: libc::pid_t, target: i32, after_ms: i64) -> ! {
+    // Out of the terminal's reach: the invoking user could otherwise stop
+    // the watchdog with Ctrl-Z (tty signals ignore uids) after stopping
+    // gopeek with `kill -STOP`. A new session gets no tty signals, and the
+    // job-control and terminal signals are ignored in case one is sent.
+    // SAFETY: setsid and signal(SIG_IGN) are async-signal-safe.
+    unsafe {
+        libc::setsid();
+        for sig in [
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
     let deadline = now_ms() + after_ms;
     loop {
         let left = deadline - now_ms();
