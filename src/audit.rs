@@ -12,6 +12,8 @@
 //! environment can redirect); every value is escaped so that a crafted
 //! executable name or argument cannot forge a second line or field.
 
+#![warn(missing_docs)]
+
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};

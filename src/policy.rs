@@ -33,6 +33,8 @@
 //! User names are resolved through `/etc/passwd` only, so no NSS module is
 //! loaded while privileged.
 
+#![warn(missing_docs)]
+
 use serde::Deserialize;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

@@ -26,6 +26,8 @@
 //! Nothing here reads a path or a program name from the environment, and
 //! gopeek never executes anything (no pager, editor or plugin).
 
+#![warn(missing_docs)]
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;

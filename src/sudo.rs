@@ -17,6 +17,8 @@
 //!    and decoded as the invoking user.
 //! 4. [`SudoSession::finish`] logs the outcome.
 
+#![warn(missing_docs)]
+
 use crate::audit::{AttachRecord, AuditError, AuditLog, Severity};
 use crate::policy::{Decision, Policy, PolicyError, TargetFacts};
 use crate::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
