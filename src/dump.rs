@@ -32,6 +32,23 @@ pub struct DumpSnapshot {
     /// that could not be read).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Set when memory contents were withheld (the sudo policy's
+    /// `show_memory = false`): says what is missing and why, so that a
+    /// `labels: null` is not mistaken for "no labels".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl DumpSnapshot {
+    /// Drops every memory content the dump carries beyond stacks and
+    /// states (today: pprof labels) and records `why` in [`Self::note`].
+    pub fn hide_memory_contents(&mut self, why: &str) {
+        for g in &mut self.goroutines {
+            g.labels = None;
+        }
+        self.header_labels = false;
+        self.note = Some(format!("memory contents (labels) not shown: {why}"));
+    }
 }
 
 /// One goroutine as Go's traceback would describe it.

@@ -112,10 +112,17 @@ impl GoBinary {
             path: path.into(),
             source,
         })?;
+        Self::from_file(path, &file)
+    }
+
+    /// Maps an already opened file (`path` names it in messages). Lets
+    /// gopeek open a target's executable while privileged and parse it only
+    /// after dropping to the invoking user (see `privilege`).
+    pub fn from_file(path: &Path, file: &std::fs::File) -> Result<Self, ElfError> {
         // SAFETY: the mapping is read-only and private; if the file is
         // truncated underneath us reads may fault, which is the same risk
         // every debugger takes with a mapped executable.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ElfError::Open {
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|source| ElfError::Open {
             path: path.into(),
             source,
         })?;

@@ -8,6 +8,7 @@
 //! snapshots as plain data.
 
 pub mod analyze;
+pub mod audit;
 pub mod buildinfo;
 pub mod cursor;
 pub mod dump;
@@ -19,9 +20,13 @@ pub mod memory;
 pub mod moduledata;
 pub mod output;
 pub mod pclntab;
+pub mod policy;
+pub mod privilege;
 pub mod process;
 pub mod program;
 pub mod snapshot;
+pub mod sudo;
 pub mod symbolize;
 pub mod version;
 pub mod walk;
+pub mod watchdog;

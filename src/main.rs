@@ -63,6 +63,11 @@ enum Command {
         nonblocking: bool,
         #[command(flatten)]
         analysis: DumpAnalysisArgs,
+        /// Write the dump to FILE instead of stdout. Never follows a symlink;
+        /// an existing file must be yours. Under sudo it is created as the
+        /// invoking user, not root.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Several snapshots over time: clusters of goroutines (same creation
     /// site, status and stack) that persist and grow, ranked by growth.
@@ -130,6 +135,19 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return 2;
         }
+        // Least-privilege refusals (issue 4): exit 4 like other permission errors.
+        if cause
+            .downcast_ref::<gopeek::privilege::PrivilegeError>()
+            .is_some()
+            || cause
+                .downcast_ref::<gopeek::privilege::OutputFileError>()
+                .is_some_and(|o| o.is_refusal())
+        {
+            return 4;
+        }
+        if cause.is::<gopeek::policy::PolicyError>() || cause.is::<gopeek::audit::AuditError>() {
+            return 4;
+        }
         if let Some(gopeek::elf::ElfError::Open { .. }) =
             cause.downcast_ref::<gopeek::elf::ElfError>()
         {
@@ -144,6 +162,12 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         }
         let p = match cause.downcast_ref::<S>() {
             Some(S::Process(p)) => Some(p),
+            // sudo: policy, audit log or privilege refusals exit 4.
+            None => match cause.downcast_ref::<gopeek::sudo::SudoError>() {
+                Some(gopeek::sudo::SudoError::Process(p)) => Some(p),
+                Some(_) => return 4,
+                None => cause.downcast_ref::<P>(),
+            },
             Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => {
                 return 3
             }
@@ -170,6 +194,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Under sudo: who to drop to (issue 4, see gopeek::privilege). Commands
+    // that need no privilege drop at once; dump and info --pid drop once
+    // the target is open.
+    let sudo = gopeek::privilege::sudo_context()?;
     match cli.command {
         Command::Info {
             binary,
@@ -181,7 +209,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/exe")),
                 (None, None) => unreachable!("clap requires one"),
             };
-            let bin = GoBinary::open(&path)?;
+            // sudo: open as root (a target's /proc/PID/exe needs it), parse
+            // as the invoking user; a path given by the user is opened as
+            // the user.
+            let bin = match (&sudo, pid) {
+                (Some(ctx), Some(pid)) => {
+                    let session = gopeek::sudo::SudoSession::begin(ctx, pid)?;
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()));
+                    session.finish(match &file {
+                        Ok(_) => Ok("executable opened for gopeek info".into()),
+                        Err(e) => Err(format!("{e:#}")),
+                    });
+                    let file = file?;
+                    gopeek::privilege::drop_to(ctx)?;
+                    GoBinary::from_file(&path, &file)?
+                }
+                (Some(ctx), None) => {
+                    gopeek::privilege::drop_to(ctx)?;
+                    GoBinary::open(&path)?
+                }
+                (None, _) => GoBinary::open(&path)?,
+            };
             let (program, layout) = GoProgram::load_with_layout(&bin)?;
             let layout_source = match &layout {
                 Ok(l) => l.source.to_string(),
@@ -208,26 +257,71 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_pause,
             nonblocking,
             analysis,
+            output,
         } => {
-            let filter = analysis.check(format, io::stdout().is_terminal())?;
-            // gopeek writes only to stdout, which is already open: from here
+            // Usage errors (bad regex, pprof to a terminal) before anything
+            // is opened or logged.
+            let filter = analysis.check(format, output.is_none() && io::stdout().is_terminal())?;
+            // -o: created now (as the invoking user under sudo), before the
+            // no-write-open filter below.
+            // sudo: policy check and audit line before anything is opened.
+            let session = match &sudo {
+                Some(ctx) => Some(gopeek::sudo::SudoSession::begin(ctx, pid)?),
+                None => None,
+            };
+            let out_file = match &output {
+                Some(p) => match gopeek::privilege::create_output(p, sudo.as_ref()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        if let Some(s) = &session {
+                            s.finish(Err(e.to_string()));
+                        }
+                        return Err(e.into());
+                    }
+                },
+                None => None,
+            };
+            // gopeek writes only to stdout or the file just opened: from here
             // on nothing may write to another process or open a file for
             // writing (/proc/PID/mem included).
             gopeek::process::seccomp::install_read_only_filter()
                 .context("installing the read-only seccomp filter")?;
             gopeek::process::seccomp::forbid_open_for_write()
                 .context("installing the no-write-open seccomp filter")?;
+            let max_pause = std::time::Duration::from_millis(max_pause);
             let opts = SnapshotOptions {
-                max_pause: std::time::Duration::from_millis(max_pause),
+                max_pause: max_pause,
                 nonblocking,
                 frame_registers: system && matches!(format, DumpFormat::Text),
+                // sudo: re-check the policy and drop privileges once seized.
+                after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
             };
-            let dump = filter.apply(snapshot_pid(pid, &opts)?);
+            let result = snapshot_pid(pid, &opts);
+            if let Some(s) = &session {
+                s.finish(match &result {
+                    Ok(d) => Ok(format!(
+                        "pause_us={} goroutines={}",
+                        d.pause_us,
+                        d.goroutines.len()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+            let mut dump = filter.apply(result?);
+            if let Some(s) = session.as_ref().filter(|s| !s.decision().show_memory) {
+                let why = format!("not allowed by the sudo policy ({})", s.decision().reason);
+                dump.hide_memory_contents(&why);
+                eprintln!("gopeek: note: labels are not shown: {why}");
+            }
             // JSON is indented for a person at a terminal, compact for pipes
             // (a 100k-goroutine dump is several times smaller).
-            let pretty = io::stdout().is_terminal();
+            let pretty = out_file.is_none() && io::stdout().is_terminal();
             let stdout = io::stdout();
-            let mut w = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let sink: Box<dyn Write> = match out_file {
+                Some(f) => Box::new(f),
+                None => Box::new(stdout.lock()),
+            };
+            let mut w = io::BufWriter::with_capacity(1 << 16, sink);
             let t_out = std::time::Instant::now();
             write_dump(&dump, format, system, labels, &analysis, pretty, &mut w)?;
             w.flush()?;
@@ -250,6 +344,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Leaks(args) => {
+            if sudo.is_some() {
+                return Err(
+                    gopeek::privilege::PrivilegeError::NotUnderSudo { command: "leaks" }.into(),
+                );
+            }
             gopeek::process::seccomp::install_read_only_filter()
                 .context("installing the read-only seccomp filter")?;
             gopeek::process::seccomp::forbid_open_for_write()
@@ -265,6 +364,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             use gopeek::symbolize::{
                 symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport,
             };
+            if let Some(ctx) = &sudo {
+                gopeek::privilege::drop_to(ctx)?;
+            }
             let bin = GoBinary::open(&binary)?;
             let program = GoProgram::load(&bin, None)?;
             let answers = if all_functions {

@@ -7,7 +7,7 @@ use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
 use crate::program::{GoProgram, ProgramError};
 use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
-use crate::walk::{build_goroutines, Capture, ThreadRegs, WalkConfig, WalkError};
+use crate::walk::{build_goroutines, capture_once, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
@@ -28,6 +28,14 @@ pub enum SnapshotError {
     Memory { pid: i32, source: std::io::Error },
     #[error("process {pid} has no executable to read (a kernel thread?): only user-space Go programs can be inspected")]
     NoExecutable { pid: i32 },
+    /// Under sudo gopeek must stop the target before it drops root, which
+    /// is exactly what --nonblocking promises not to do.
+    #[error("--nonblocking is not available under sudo: gopeek has to stop the process before it drops root privileges; run without --nonblocking (a consistent snapshot, target held while it is read)")]
+    NonblockingUnderSudo,
+    /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
+    /// re-check, privilege drop); the target was detached.
+    #[error("{0}")]
+    AfterSeize(#[source] crate::privilege::HookError),
 }
 
 /// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
@@ -85,6 +93,9 @@ pub struct SnapshotOptions {
     /// Keep every frame's SP and FP (for `--system` text); costs one
     /// frame list per goroutine instead of one per distinct stack.
     pub frame_registers: bool,
+    /// Under sudo: run once the target is seized, before its memory is read
+    /// (policy re-check + privilege drop, see `crate::privilege`).
+    pub after_seize: Option<crate::privilege::AfterSeize>,
 }
 
 impl Default for SnapshotOptions {
@@ -93,6 +104,7 @@ impl Default for SnapshotOptions {
             max_pause: Duration::from_secs(2),
             nonblocking: false,
             frame_registers: false,
+            after_seize: None,
         }
     }
 }
@@ -235,54 +247,84 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         _ => SnapshotError::Memory { pid, source },
     })?;
     let taken_at = rfc3339(SystemTime::now());
+    // Read /proc/PID/environ now: after a privilege drop it is unreadable.
+    let header_labels = minor >= 26 && traceback_labels(pid, &prog);
 
-    // Read while the process runs: every g, and the stacks of every
-    // goroutine off CPU. Nothing is held yet.
-    let t_pre = std::time::Instant::now();
-    let pre = if opts.nonblocking {
-        pre_read_gs(&cfg, &mem)
-    } else {
-        pre_read(&cfg, &mem, &[], false)
-    };
-    let mut pre = pre.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
-    let pre_time = t_pre.elapsed();
     let seize_opts = |only: Option<Vec<i32>>| SeizeOptions {
         max_pause: opts.max_pause,
         only_threads: only,
         ..SeizeOptions::default()
     };
-    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = if opts.nonblocking {
-        // Stop only the threads running Go code, for their registers and
-        // stacks; confirm everything else with the process running.
-        let tids = pre.running_threads(&cfg, &mem);
-        let only = pre.running_indices();
-        let seized = SeizedProcess::seize(pid, &seize_opts(Some(tids)))?;
+    let t_pre = std::time::Instant::now();
+    let mut pre_time = std::time::Duration::ZERO;
+    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = if let Some(hook) =
+        &opts.after_seize
+    {
+        // Under sudo nothing of the target is read before the privilege
+        // drop, and the drop needs the target seized first: so everything
+        // is read while held, the way a core file is (a longer pause than
+        // the default mode's, the price of never parsing target memory as
+        // root).
+        if opts.nonblocking {
+            return Err(SnapshotError::NonblockingUnderSudo);
+        }
+        let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
+        // sudo: re-check the policy and drop to the invoking user (issue 4).
+        // Memory is then read through the /proc/PID/mem fd opened above
+        // (process_vm_readv gets EPERM; LiveMemory falls back by itself),
+        // and ptrace requests keep working because this process is the
+        // tracer. On error `seized` is dropped here, which detaches.
+        (hook.0)(seized.pid()).map_err(SnapshotError::AfterSeize)?;
         let t_held = std::time::Instant::now();
-        let held = read_held(
-            &cfg,
-            &mem,
-            &mut pre,
-            thread_regs(&seized),
-            Some(only),
-            &|| seized.check_budget().is_ok(),
-        );
+        let captured = capture_once(&cfg, &mem, thread_regs(&seized));
         let held_time = t_held.elapsed();
         let budget = seized.check_budget();
         let stats = seized.detach();
         budget?;
-        let captured = held.and_then(|h| validate_running(&cfg, &mem, pre, h));
         (captured, stats, held_time)
     } else {
-        let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
-        let t_held = std::time::Instant::now();
-        let held = read_held(&cfg, &mem, &mut pre, thread_regs(&seized), None, &|| {
-            seized.check_budget().is_ok()
-        });
-        let held_time = t_held.elapsed();
-        let budget = seized.check_budget();
-        let stats = seized.detach();
-        budget?;
-        (held.map(|h| finish(&cfg, pre, h)), stats, held_time)
+        // Read while the process runs: every g, and (default mode) the
+        // stacks of every goroutine off CPU. Nothing is held yet.
+        let pre = if opts.nonblocking {
+            pre_read_gs(&cfg, &mem)
+        } else {
+            pre_read(&cfg, &mem, &[], false)
+        };
+        let mut pre = pre.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+        pre_time = t_pre.elapsed();
+        if opts.nonblocking {
+            // Stop only the threads running Go code, for their registers
+            // and stacks; confirm everything else with the process running.
+            let tids = pre.running_threads(&cfg, &mem);
+            let only = pre.running_indices();
+            let seized = SeizedProcess::seize(pid, &seize_opts(Some(tids)))?;
+            let t_held = std::time::Instant::now();
+            let held = read_held(
+                &cfg,
+                &mem,
+                &mut pre,
+                thread_regs(&seized),
+                Some(only),
+                &|| seized.check_budget().is_ok(),
+            );
+            let held_time = t_held.elapsed();
+            let budget = seized.check_budget();
+            let stats = seized.detach();
+            budget?;
+            let captured = held.and_then(|h| validate_running(&cfg, &mem, pre, h));
+            (captured, stats, held_time)
+        } else {
+            let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
+            let t_held = std::time::Instant::now();
+            let held = read_held(&cfg, &mem, &mut pre, thread_regs(&seized), None, &|| {
+                seized.check_budget().is_ok()
+            });
+            let held_time = t_held.elapsed();
+            let budget = seized.check_budget();
+            let stats = seized.detach();
+            budget?;
+            (held.map(|h| finish(&cfg, pre, h)), stats, held_time)
+        }
     };
     let captured =
         captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
@@ -332,7 +374,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         exe: exe_path,
         go_version: prog.version.raw.clone(),
         go_minor: minor,
-        header_labels: minor >= 26 && traceback_labels(pid, &prog),
+        header_labels,
         taken_at,
         pause_us: stats.pause_us(),
         mode: if opts.nonblocking {
@@ -342,5 +384,6 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         },
         goroutines,
         warnings,
+        note: None,
     })
 }

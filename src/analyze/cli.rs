@@ -231,6 +231,9 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
         max_pause: Duration::from_millis(args.max_pause),
         nonblocking: args.nonblocking,
         frame_registers: false,
+        // main refuses `leaks` under sudo: a privilege drop after the first
+        // sample would leave no way to seize the target for the next one.
+        after_seize: None,
     };
     let n = args.samples as usize;
     let progress = io::stderr().is_terminal();

@@ -338,6 +338,7 @@ mod tests {
             taken_at: String::new(),
             pause_us: 0,
             mode: "consistent",
+            note: None,
             goroutines: gs,
             warnings: vec![],
         }

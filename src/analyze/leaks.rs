@@ -690,6 +690,7 @@ mod tests {
             taken_at: String::new(),
             pause_us: 3,
             mode: "consistent",
+            note: None,
             goroutines: gs,
             warnings: vec![],
         }

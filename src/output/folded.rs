@@ -88,6 +88,7 @@ mod tests {
             taken_at: String::new(),
             pause_us: 0,
             mode: "consistent",
+            note: None,
             goroutines: vec![a, b, running, sys],
             warnings: vec![],
         };

@@ -113,6 +113,10 @@ fn write_compact(dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
         w.write_all(b",\"warnings\":")?;
         serde_json::to_writer(&mut *w, &dump.warnings)?;
     }
+    if let Some(note) = &dump.note {
+        w.write_all(b",\"note\":")?;
+        serde_json::to_writer(&mut *w, note)?;
+    }
     w.write_all(b"}")
 }
 
@@ -177,7 +181,13 @@ mod tests {
     fn compact_output_equals_serde() {
         let shared: Arc<[Frame]> = vec![frame("main.park", 12), frame("main.worker", 4)].into();
         let own: Arc<[Frame]> = vec![frame("main.main", 1)].into();
-        for warnings in [vec![], vec!["a \"warning\"".to_string()]] {
+        for (warnings, note) in [
+            (vec![], None),
+            (
+                vec!["a \"warning\"".to_string()],
+                Some("labels withheld".to_string()),
+            ),
+        ] {
             let dump = DumpSnapshot {
                 schema: "gopeek.dump/1",
                 pid: 42,
@@ -188,6 +198,7 @@ mod tests {
                 taken_at: "2026-11-28T00:00:00Z".into(),
                 pause_us: 812,
                 mode: "consistent",
+                note,
                 goroutines: vec![
                     goroutine(1, own.clone()),
                     goroutine(2, shared.clone()),

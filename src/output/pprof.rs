@@ -399,6 +399,7 @@ mod tests {
             taken_at: "2026-11-28T01:02:03Z".into(),
             pause_us: 5,
             mode: "consistent",
+            note: None,
             goroutines: vec![a, b.clone(), b, c, d],
             warnings: vec![],
         };

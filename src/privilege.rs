@@ -1,0 +1,615 @@
+//! Least privilege under `sudo`: who invoked gopeek, dropping to that user
+//! for good, and creating output files as that user.
+//!
+//! gopeek is meant to be whitelisted in sudoers for a low-privilege debug
+//! user. Root is needed only to *open* the target (`/proc/PID/mem`, the
+//! executable, `/proc/PID/maps`) and to `PTRACE_SEIZE` it; everything after
+//! that (decoding the memory the target controls, formatting, writing the
+//! output) runs as the invoking user, so that a hostile target that finds a
+//! bug in a parser gains at most the invoking user's rights.
+//!
+//! * [`sudo_context`] recognises the sudo case (real and effective uid 0 with
+//!   `SUDO_UID`/`SUDO_GID` set) and parses those variables strictly: they are
+//!   strings from the environment, so anything but a plain decimal id fails.
+//! * [`drop_to`] switches every thread to the invoking user with
+//!   `setgroups` + `setresgid` + `setresuid` (real, effective and saved ids,
+//!   so there is no way back), sets `PR_SET_NO_NEW_PRIVS` and
+//!   `PR_SET_DUMPABLE=0` (the user must not be able to ptrace gopeek, which
+//!   still holds root-opened descriptors), then *verifies* the result:
+//!   [`verify_dropped`] checks the ids, the groups, that the capability sets
+//!   are empty and that `setuid(0)` fails.
+//! * [`create_output`] creates the `-o` file as the invoking user (from a
+//!   short-lived thread that switched only its own credentials), with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW`; an existing file is reused only if it is
+//!   not a symlink and, when regular, is owned by that user.
+//!
+//! Nothing here reads a path or a program name from the environment, and
+//! gopeek never executes anything (no pager, editor or plugin).
+
+#![warn(missing_docs)]
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The user who ran `sudo gopeek ...`, as sudo recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SudoContext {
+    /// `SUDO_UID`: the invoking user's uid (never 0: root running sudo has
+    /// nothing to drop to).
+    pub uid: u32,
+    /// `SUDO_GID`: the invoking user's primary gid.
+    pub gid: u32,
+    /// `SUDO_USER` if it is a plausible user name, for the audit log only
+    /// (never used to decide anything).
+    pub user: String,
+}
+
+/// Why the sudo context could not be established or privileges could not
+/// be dropped. Any of these stops gopeek before it attaches.
+#[derive(Debug, Error)]
+pub enum PrivilegeError {
+    /// A `SUDO_*` variable is missing or not a plain decimal id.
+    #[error("refusing to run under sudo: {var}={value:?} is not a valid id (expected a decimal number); gopeek reads the invoking user from SUDO_UID and SUDO_GID, which sudo sets")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its (untrusted) value, quoted.
+        value: String,
+    },
+    /// A system call of the drop failed.
+    #[error("cannot drop privileges to uid {uid}: {step} failed: {errno}")]
+    Drop {
+        /// The uid gopeek tried to become.
+        uid: u32,
+        /// The call that failed.
+        step: &'static str,
+        /// The kernel's answer.
+        errno: nix::errno::Errno,
+    },
+    /// A command that cannot keep its promises once root is dropped
+    /// (`leaks` seizes the target again for every sample).
+    #[error("`gopeek {command}` is not available under sudo: after the first snapshot gopeek has dropped root and cannot attach again; run it as the target's owner, or take single `gopeek dump` snapshots through sudo")]
+    NotUnderSudo {
+        /// The subcommand.
+        command: &'static str,
+    },
+    /// The drop appeared to succeed but the process can still act as root.
+    #[error("privilege drop to uid {uid} did not stick: {what}; refusing to continue")]
+    StillPrivileged {
+        /// The uid gopeek tried to become.
+        uid: u32,
+        /// What was found.
+        what: String,
+    },
+}
+
+/// Why the `-o` output file could not be created.
+#[derive(Debug, Error)]
+pub enum OutputFileError {
+    /// The final component is a symbolic link (possibly planted by someone
+    /// else to redirect a privileged write).
+    #[error("refusing to write the output to {}: it is a symbolic link; give the real path", path.display())]
+    Symlink {
+        /// The path given to `-o`.
+        path: PathBuf,
+    },
+    /// An existing regular file belongs to another user.
+    #[error("refusing to overwrite {}: it exists and is owned by uid {owner}, not by uid {uid} (who runs gopeek); remove it or choose another path", path.display())]
+    NotOwned {
+        /// The path given to `-o`.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user gopeek writes as.
+        uid: u32,
+    },
+    /// Any other failure (no such directory, permission denied...), as the
+    /// user the file is created for.
+    #[error("cannot create the output file {}: {source}", path.display())]
+    Io {
+        /// The path given to `-o`.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl OutputFileError {
+    /// True for the refusals made on purpose (symlink, foreign owner, or
+    /// permission denied as the invoking user), which exit with code 4.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            OutputFileError::Symlink { .. } | OutputFileError::NotOwned { .. } => true,
+            OutputFileError::Io { source, .. } => source.kind() == io::ErrorKind::PermissionDenied,
+        }
+    }
+}
+
+/// Parses a uid/gid from the environment: 1 to 10 ASCII digits, no sign,
+/// no spaces, no leading zero, below `u32::MAX` (which means "unchanged"
+/// to the set*id calls).
+pub fn parse_id(var: &'static str, value: &OsStr) -> Result<u32, PrivilegeError> {
+    let bad = || PrivilegeError::BadEnv {
+        var,
+        value: value.to_string_lossy().chars().take(64).collect(),
+    };
+    let b = value.as_bytes();
+    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    if b.len() > 1 && b[0] == b'0' {
+        return Err(bad());
+    }
+    let v: u64 = std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    if v >= u64::from(u32::MAX) {
+        return Err(bad());
+    }
+    Ok(v as u32)
+}
+
+/// A user name fit for a log line: what `useradd` accepts (letters, digits,
+/// `_`, `.`, `-`, a trailing `$`), at most 32 bytes; anything else is
+/// replaced by `?` so that a crafted `SUDO_USER` cannot forge log content.
+fn sanitize_user(v: Option<&OsStr>) -> String {
+    let Some(v) = v else { return "?".into() };
+    let b = v.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 32
+        && b.iter().enumerate().all(|(i, &c)| {
+            c.is_ascii_alphanumeric()
+                || c == b'_'
+                || c == b'.'
+                || c == b'-'
+                || (c == b'$' && i == b.len() - 1)
+        });
+    if ok {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        "?".into()
+    }
+}
+
+/// The sudo context from explicit values (split out of [`sudo_context`] so
+/// the parsing is testable without being root).
+pub fn context_from(
+    real_uid: u32,
+    effective_uid: u32,
+    sudo_uid: Option<&OsStr>,
+    sudo_gid: Option<&OsStr>,
+    sudo_user: Option<&OsStr>,
+) -> Result<Option<SudoContext>, PrivilegeError> {
+    // Only a real root process has something to drop. (A set-uid install of
+    // gopeek is not supported: real uid != 0 means "run as is".)
+    if real_uid != 0 || effective_uid != 0 {
+        return Ok(None);
+    }
+    let Some(sudo_uid) = sudo_uid else {
+        return Ok(None);
+    };
+    let uid = parse_id("SUDO_UID", sudo_uid)?;
+    let gid = match sudo_gid {
+        Some(g) => parse_id("SUDO_GID", g)?,
+        None => {
+            return Err(PrivilegeError::BadEnv {
+                var: "SUDO_GID",
+                value: "(unset)".into(),
+            })
+        }
+    };
+    if uid == 0 {
+        // root ran `sudo gopeek`: it is root either way.
+        return Ok(None);
+    }
+    Ok(Some(SudoContext {
+        uid,
+        gid,
+        user: sanitize_user(sudo_user),
+    }))
+}
+
+/// `Some` when gopeek runs as root through `sudo` for a non-root user, so
+/// that the policy, the audit log and the privilege drop apply.
+pub fn sudo_context() -> Result<Option<SudoContext>, PrivilegeError> {
+    // SAFETY: getuid/geteuid cannot fail.
+    let (ruid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    context_from(
+        ruid,
+        euid,
+        std::env::var_os("SUDO_UID").as_deref(),
+        std::env::var_os("SUDO_GID").as_deref(),
+        std::env::var_os("SUDO_USER").as_deref(),
+    )
+}
+
+fn check(uid: u32, step: &'static str, rc: libc::c_int) -> Result<(), PrivilegeError> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PrivilegeError::Drop {
+            uid,
+            step,
+            errno: nix::errno::Errno::last(),
+        })
+    }
+}
+
+/// Becomes `ctx.uid`/`ctx.gid` for the rest of the process's life, on every
+/// thread (glibc broadcasts set*id calls to all threads), with the primary
+/// group as the only group, no capabilities, `NO_NEW_PRIVS`, and not
+/// dumpable (so the invoking user cannot ptrace gopeek and borrow its
+/// root-opened `/proc/PID/mem`). Then verifies the drop.
+///
+/// Descriptors opened before (`/proc/PID/mem`, the output file, the
+/// syslog socket) and the ptrace attachment survive: the kernel checks
+/// access when they are opened or attached, not when they are used.
+pub fn drop_to(ctx: &SudoContext) -> Result<(), PrivilegeError> {
+    let (uid, gid) = (ctx.uid, ctx.gid);
+    let groups = [gid as libc::gid_t];
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        check(uid, "setgroups", libc::setgroups(1, groups.as_ptr()))?;
+        check(uid, "setresgid", libc::setresgid(gid, gid, gid))?;
+        check(uid, "setresuid", libc::setresuid(uid, uid, uid))?;
+        check(
+            uid,
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+        )?;
+        check(
+            uid,
+            "prctl(PR_SET_DUMPABLE)",
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0),
+        )?;
+    }
+    verify_dropped(ctx)
+}
+
+/// Effective and permitted capability sets of the calling thread.
+fn capabilities() -> Result<(u64, u64), nix::errno::Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget with a v3 header and room for two data structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    let eff = u64::from(data[0].effective) | (u64::from(data[1].effective) << 32);
+    let prm = u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32);
+    Ok((eff, prm))
+}
+
+/// Checks that the calling process is `ctx.uid`/`ctx.gid` with nothing to
+/// regain: all three uids and gids, the group list, empty capability
+/// sets, and `setuid(0)` / `setgid(0)` refused.
+pub fn verify_dropped(ctx: &SudoContext) -> Result<(), PrivilegeError> {
+    let fail = |what: String| PrivilegeError::StillPrivileged { uid: ctx.uid, what };
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: out-pointers to locals.
+    unsafe { libc::getresuid(&mut r, &mut e, &mut s) };
+    if (r, e, s) != (ctx.uid, ctx.uid, ctx.uid) {
+        return Err(fail(format!("uids are {r}/{e}/{s}")));
+    }
+    // SAFETY: as above.
+    unsafe { libc::getresgid(&mut r, &mut e, &mut s) };
+    if (r, e, s) != (ctx.gid, ctx.gid, ctx.gid) {
+        return Err(fail(format!("gids are {r}/{e}/{s}")));
+    }
+    let mut groups = [0 as libc::gid_t; 64];
+    // SAFETY: the buffer holds 64 entries.
+    let n = unsafe { libc::getgroups(64, groups.as_mut_ptr()) };
+    if n < 0 || groups[..n as usize].iter().any(|&g| g != ctx.gid) {
+        return Err(fail("supplementary groups remain".into()));
+    }
+    match capabilities() {
+        Ok((0, 0)) => {}
+        Ok((eff, prm)) => {
+            return Err(fail(format!(
+                "capabilities remain (effective {eff:#x}, permitted {prm:#x})"
+            )))
+        }
+        Err(e) => return Err(fail(format!("capget failed: {e}"))),
+    }
+    // SAFETY: these must fail; if one succeeded we report it and the
+    // caller exits at once.
+    if unsafe { libc::setuid(0) } == 0 {
+        return Err(fail("setuid(0) succeeded".into()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setgid(0) } == 0 {
+        return Err(fail("setgid(0) succeeded".into()));
+    }
+    Ok(())
+}
+
+/// Switches only the *calling thread* to the user (raw syscalls: glibc's
+/// wrappers would switch every thread). Used on a throw-away thread.
+fn become_user_this_thread(ctx: &SudoContext) -> Result<(), PrivilegeError> {
+    let (uid, gid) = (ctx.uid as libc::c_long, ctx.gid as libc::c_long);
+    let groups = [ctx.gid as libc::gid_t];
+    // SAFETY: raw set*id syscalls with valid arguments; they affect only
+    // this thread, which ends right after opening the file.
+    unsafe {
+        check(
+            ctx.uid,
+            "setgroups",
+            libc::syscall(libc::SYS_setgroups, 1 as libc::c_long, groups.as_ptr()) as libc::c_int,
+        )?;
+        check(
+            ctx.uid,
+            "setresgid",
+            libc::syscall(libc::SYS_setresgid, gid, gid, gid) as libc::c_int,
+        )?;
+        check(
+            ctx.uid,
+            "setresuid",
+            libc::syscall(libc::SYS_setresuid, uid, uid, uid) as libc::c_int,
+        )?;
+    }
+    Ok(())
+}
+
+fn open_output_here(path: &Path, owner: u32) -> Result<File, OutputFileError> {
+    let io_err = |source: io::Error| {
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            OutputFileError::Symlink { path: path.into() }
+        } else {
+            OutputFileError::Io {
+                path: path.into(),
+                source,
+            }
+        }
+    };
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true) // O_CREAT|O_EXCL: never follows a final symlink
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path);
+    match created {
+        Ok(f) => return Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    // It exists: reuse it only if it is not a symlink and, for a regular
+    // file, is the writer's own (a FIFO or /dev/null is fine).
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_err)?;
+    let meta = f.metadata().map_err(io_err)?;
+    if meta.file_type().is_file() {
+        if meta.uid() != owner {
+            return Err(OutputFileError::NotOwned {
+                path: path.into(),
+                owner: meta.uid(),
+                uid: owner,
+            });
+        }
+        f.set_len(0).map_err(io_err)?;
+    }
+    Ok(f)
+}
+
+/// Opens `path` for the dump output. Under sudo (`as_user`), the file is
+/// created *as the invoking user* (owner, group and permission checks are
+/// theirs, never root's) by a helper thread that switches its own
+/// credentials only and then ends. Never follows a symlink in the final
+/// component (`O_NOFOLLOW`; `O_EXCL` for a new file); an existing regular
+/// file must belong to the writer and is truncated.
+///
+/// Call it before installing the no-write-open seccomp filter.
+pub fn create_output(path: &Path, as_user: Option<&SudoContext>) -> Result<File, OutputFileError> {
+    match as_user {
+        // SAFETY: geteuid cannot fail.
+        None => open_output_here(path, unsafe { libc::geteuid() }),
+        Some(ctx) => {
+            let (ctx, p) = (ctx.clone(), path.to_path_buf());
+            let opener = std::thread::Builder::new()
+                .name("gopeek-output".into())
+                .spawn(move || -> Result<File, OutputFileError> {
+                    become_user_this_thread(&ctx).map_err(|e| OutputFileError::Io {
+                        path: p.clone(),
+                        source: io::Error::other(e.to_string()),
+                    })?;
+                    open_output_here(&p, ctx.uid)
+                })
+                .map_err(|source| OutputFileError::Io {
+                    path: path.into(),
+                    source,
+                })?;
+            opener.join().unwrap_or_else(|_| {
+                Err(OutputFileError::Io {
+                    path: path.into(),
+                    source: io::Error::other("the output opener thread panicked"),
+                })
+            })
+        }
+    }
+}
+
+/// What a failed [`AfterSeize`] hook returns (a policy re-check or a
+/// privilege drop error); `snapshot_pid` wraps it in
+/// `SnapshotError::AfterSeize`.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A step `snapshot_pid` runs once every thread of the target is seized
+/// and stopped, before it reads the target's memory: under sudo, re-check
+/// the policy against the now-frozen target (closing the race with an
+/// `exec` between check and attach) and drop privileges. Its argument is
+/// the target's pid. A closure rather than a fixed call keeps the snapshot
+/// code free of sudo concerns.
+#[derive(Clone)]
+pub struct AfterSeize(pub std::sync::Arc<dyn Fn(i32) -> Result<(), HookError> + Send + Sync>);
+
+impl std::fmt::Debug for AfterSeize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterSeize(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> &OsStr {
+        OsStr::new(s)
+    }
+
+    #[test]
+    fn ids_are_parsed_strictly() {
+        assert_eq!(parse_id("SUDO_UID", os("1000")).unwrap(), 1000);
+        assert_eq!(parse_id("SUDO_UID", os("0")).unwrap(), 0);
+        assert_eq!(parse_id("SUDO_UID", os("4294967294")).unwrap(), 4294967294);
+        for bad in [
+            "",
+            " 1000",
+            "1000 ",
+            "+1000",
+            "-1",
+            "01000",
+            "0x3e8",
+            "1e3",
+            "4294967295",
+            "99999999999",
+            "1000\n",
+            "١٠٠٠",
+        ] {
+            let e = parse_id("SUDO_UID", os(bad)).unwrap_err().to_string();
+            assert!(e.contains("SUDO_UID="), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn context_only_for_real_root_with_sudo_vars() {
+        let ctx = context_from(0, 0, Some(os("1000")), Some(os("1001")), Some(os("alice")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ctx,
+            SudoContext {
+                uid: 1000,
+                gid: 1001,
+                user: "alice".into()
+            }
+        );
+        // Not root, or root without sudo, or root that ran sudo: nothing to drop.
+        assert!(context_from(1000, 1000, Some(os("5")), Some(os("5")), None)
+            .unwrap()
+            .is_none());
+        assert!(context_from(0, 0, None, None, None).unwrap().is_none());
+        assert!(context_from(0, 0, Some(os("0")), Some(os("0")), None)
+            .unwrap()
+            .is_none());
+        // Half a sudo environment is refused, not guessed.
+        assert!(context_from(0, 0, Some(os("1000")), None, None).is_err());
+        assert!(context_from(0, 0, Some(os("1000")), Some(os("x")), None).is_err());
+        // A crafted SUDO_USER cannot reach the log verbatim.
+        let c = context_from(0, 0, Some(os("7")), Some(os("7")), Some(os("a b\nc")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.user, "?");
+    }
+
+    #[test]
+    fn output_never_follows_a_symlink_and_refuses_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("out.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = create_output(&link, None).unwrap_err();
+        assert!(matches!(e, OutputFileError::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(e.is_refusal());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        // A dangling symlink is not created through either.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(matches!(
+            create_output(&dangling, None).unwrap_err(),
+            OutputFileError::Symlink { .. }
+        ));
+        assert!(!dir.path().join("nowhere").exists());
+        // A new file is created; an existing own file is truncated.
+        let new = dir.path().join("new.txt");
+        use std::io::Write;
+        create_output(&new, None)
+            .unwrap()
+            .write_all(b"abc")
+            .unwrap();
+        create_output(&new, None).unwrap();
+        assert_eq!(std::fs::read(&new).unwrap(), b"");
+        // A file owned by someone else is refused (only testable as root).
+        if unsafe { libc::geteuid() } == 0 {
+            let foreign = dir.path().join("foreign.txt");
+            std::fs::write(&foreign, "theirs").unwrap();
+            std::os::unix::fs::chown(&foreign, Some(12345), None).unwrap();
+            let e = create_output(&foreign, None).unwrap_err();
+            assert!(
+                matches!(e, OutputFileError::NotOwned { owner: 12345, .. }),
+                "{e}"
+            );
+            assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "theirs");
+        }
+    }
+
+    #[test]
+    fn output_is_created_as_the_invoking_user() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("note: skipping, needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        let ctx = SudoContext {
+            uid: 54321,
+            gid: 54322,
+            user: "t".into(),
+        };
+        let p = dir.path().join("o.txt");
+        create_output(&p, Some(&ctx)).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (54321, 54322));
+        // This thread (and so the process) is still root.
+        assert_eq!(unsafe { libc::geteuid() }, 0);
+        // Permission checks are the user's: a root-only directory is refused.
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(
+            &private,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let e = create_output(&private.join("x"), Some(&ctx)).unwrap_err();
+        assert!(e.is_refusal(), "{e}");
+        assert!(!private.join("x").exists());
+    }
+}

@@ -1,0 +1,237 @@
+//! One inspection through `sudo gopeek`: policy check, audit trail and
+//! privilege drop put together, so that `main.rs` needs only a few calls.
+//!
+//! The order, for `gopeek dump --pid PID` under sudo:
+//!
+//! 1. [`SudoSession::begin`] (root): connect to the system log, load the
+//!    policy ([`crate::policy`]), read what it matches on from `/proc`,
+//!    decide; log the refusal (and stop, exit 4) or the permission. No
+//!    audit trail, no attach.
+//! 2. `main` creates the `-o` file as the invoking user
+//!    ([`crate::privilege::create_output`]) and installs the seccomp filters.
+//! 3. `snapshot_pid` opens the executable and `/proc/PID/mem`, seizes
+//!    every thread, then runs [`SudoSession::after_seize`]: the facts are
+//!    read again from the frozen target and must not have changed (an
+//!    `exec` or a recycled pid between 1 and 3), then privileges are
+//!    dropped for good ([`crate::privilege::drop_to`]). The memory is read
+//!    and decoded as the invoking user.
+//! 4. [`SudoSession::finish`] logs the outcome.
+
+#![warn(missing_docs)]
+
+use crate::audit::{AttachRecord, AuditError, AuditLog, Severity};
+use crate::policy::{Decision, Policy, PolicyError, TargetFacts};
+use crate::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
+use crate::process::ProcessError;
+use crate::watchdog::Watchdog;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Longest a stopped gopeek may keep a target held under sudo before the
+/// root watchdog kills it (the `--max-pause` budget, capped, plus margin).
+const WATCHDOG_CAP: Duration = Duration::from_secs(60);
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(1);
+use thiserror::Error;
+
+/// Why `sudo gopeek` refused to go on. Exit code 4, except
+/// [`SudoError::Process`] (no such process: 5).
+#[derive(Debug, Error)]
+pub enum SudoError {
+    /// The policy refused the target, or is unusable.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The system log could not be written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// Dropping privileges failed.
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    /// The target does not exist.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// An allowed inspection under sudo.
+#[derive(Debug)]
+pub struct SudoSession {
+    ctx: SudoContext,
+    facts: TargetFacts,
+    decision: Decision,
+    audit: Mutex<AuditLog>,
+    record: AttachRecord,
+    watchdog: Mutex<Option<Watchdog>>,
+}
+
+impl SudoSession {
+    /// Checks `pid` against the policy and writes the decision to the
+    /// system log. `Err` means: do not attach (the refusal is logged when
+    /// the log is reachable).
+    pub fn begin(ctx: &SudoContext, pid: i32) -> Result<Arc<SudoSession>, SudoError> {
+        let mut record = AttachRecord {
+            user: ctx.user.clone(),
+            uid: ctx.uid,
+            pid,
+            target_uid: None,
+            exe: None,
+            command: std::env::args_os().collect(),
+        };
+        let audit = AuditLog::connect();
+        let decided = Policy::load_system().map_err(Some).and_then(|policy| {
+            let facts = match TargetFacts::read(pid) {
+                Err(PolicyError::Target { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    return Err(None);
+                }
+                r => r.map_err(Some)?,
+            };
+            Ok((
+                facts.clone(),
+                policy.decide(&facts, ctx.uid).map_err(|e| (e, facts)),
+            ))
+        });
+        let (facts, decision) = match decided {
+            Ok((facts, Ok(d))) => (facts, d),
+            Ok((_, Err((e, facts)))) => {
+                record.target_uid = Some(facts.euid());
+                record.exe = Some(facts.exe.clone());
+                return Err(refuse(audit, &record, e.into()));
+            }
+            Err(Some(e)) => return Err(refuse(audit, &record, e.into())),
+            Err(None) => {
+                let e = ProcessError::NoSuchProcess { pid };
+                return Err(refuse(audit, &record, e.into()));
+            }
+        };
+        record.target_uid = Some(facts.euid());
+        record.exe = Some(facts.exe.clone());
+        let mut audit = audit?;
+        audit.send(
+            Severity::Notice,
+            &record,
+            &format!(
+                "allowed by {}; show_memory={}",
+                decision.reason, decision.show_memory
+            ),
+        )?;
+        Ok(Arc::new(SudoSession {
+            ctx: ctx.clone(),
+            facts,
+            decision,
+            audit: Mutex::new(audit),
+            record,
+            watchdog: Mutex::new(None),
+        }))
+    }
+
+    /// The policy's decision (whether memory contents may be shown, and why
+    /// the target is allowed).
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The step `snapshot_pid` runs once the target is seized: re-check
+    /// that the target is still what the policy allowed, arm the root
+    /// [`Watchdog`] (so that a `kill -STOP` of gopeek by the invoking user
+    /// cannot keep the target stopped beyond `max_pause`, capped at 60 s,
+    /// plus 1 s), then drop to the invoking user for good.
+    pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
+        let s = Arc::clone(self);
+        AfterSeize(Arc::new(move |pid| {
+            let now = TargetFacts::read(pid)?;
+            if let Some(what) = changed(&s.facts, &now) {
+                return Err(PolicyError::TargetChanged { pid, what }.into());
+            }
+            let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)?;
+            *s.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
+            drop_to(&s.ctx)?;
+            Ok(())
+        }))
+    }
+
+    /// Logs how the inspection ended (`Ok`: a summary, `Err`: the error).
+    /// A failure to log is reported on stderr: the attach itself was
+    /// already logged.
+    pub fn finish(&self, outcome: Result<String, String>) {
+        // The target is released by now: stop the watchdog.
+        let dog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(dog) = dog {
+            dog.disarm();
+        }
+        let (sev, text) = match outcome {
+            Ok(s) => (Severity::Notice, format!("ok: {s}")),
+            Err(e) => (Severity::Warning, format!("failed: {e}")),
+        };
+        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = audit.send(sev, &self.record, &text) {
+            eprintln!("gopeek: warning: {e}");
+        }
+    }
+}
+
+/// What changed between the facts the policy decided on and the facts of
+/// the seized target (`None`: the same target, as far as the policy can
+/// tell).
+fn changed(before: &TargetFacts, now: &TargetFacts) -> Option<String> {
+    if now.uids != before.uids {
+        Some(format!("uids {:?} became {:?}", before.uids, now.uids))
+    } else if now.exe != before.exe {
+        Some(format!("executable {} became {}", before.exe, now.exe))
+    } else if now.cgroup != before.cgroup {
+        Some("its cgroup changed".to_string())
+    } else {
+        None
+    }
+}
+
+/// Logs a refusal (best effort: the refusal stands even if the log is
+/// unreachable) and returns it.
+fn refuse(audit: Result<AuditLog, AuditError>, record: &AttachRecord, e: SudoError) -> SudoError {
+    match audit {
+        Ok(mut a) => {
+            if let Err(le) = a.send(Severity::Warning, record, &format!("refused: {e}")) {
+                eprintln!("gopeek: warning: {le}");
+            }
+        }
+        Err(le) => eprintln!("gopeek: warning: {le}"),
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_that_changed_since_the_check_is_noticed() {
+        let before = TargetFacts {
+            pid: 7,
+            uids: [1000; 4],
+            exe: "/usr/bin/app".into(),
+            cgroup: Some("/system.slice/app.service".into()),
+        };
+        assert_eq!(changed(&before, &before.clone()), None);
+        // exec of a set-uid program: the saved and effective uids change.
+        let mut setuid = before.clone();
+        setuid.uids = [1000, 0, 0, 0];
+        assert!(changed(&before, &setuid).unwrap().contains("uids"));
+        let mut exec = before.clone();
+        exec.exe = "/usr/bin/other".into();
+        assert!(changed(&before, &exec).unwrap().contains("/usr/bin/other"));
+        let mut moved = before.clone();
+        moved.cgroup = Some("/user.slice".into());
+        assert!(changed(&before, &moved).unwrap().contains("cgroup"));
+        let e = PolicyError::TargetChanged {
+            pid: 7,
+            what: changed(&before, &exec).unwrap(),
+        };
+        assert!(
+            e.to_string().contains("changed while gopeek attached"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,872 @@
+//! gopeek through real `sudo` (issue 4: least privilege, policy, audit).
+//!
+//! Runs only as root (CI and the dev machines run tests as root), with
+//! `sudo` installed by scripts/setup. Each test:
+//!
+//! * creates (idempotently) two unprivileged system users: `gopeektest`,
+//!   who runs `sudo gopeek`, and `gopeektgt`, who owns the "allowed" target;
+//! * installs a sudoers drop-in allowing `gopeektest` to run exactly this
+//!   gopeek binary, and removes it afterwards;
+//! * runs `runuser -u gopeektest -- sudo -n gopeek ...`, so gopeek sees the
+//!   environment real sudo gives it.
+//!
+//! The tests touch machine-wide files (`/etc/sudoers.d`, `/etc/gopeek`,
+//! `/dev/log`), so they take an exclusive lock on
+//! `/tmp/gopeek-sudo-tests.lock` and restore what they changed.
+
+mod common;
+
+use common::{assert_running_untraced, fixture, Running};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user who runs `sudo gopeek`.
+const USER: &str = "gopeektest";
+/// The owner of the target the default policy allows.
+const TARGET_USER: &str = "gopeektgt";
+const SUDOERS: &str = "/etc/sudoers.d/gopeek-tests";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gopeek")
+}
+
+/// What every test needs; dropping it removes the sudoers drop-in and
+/// releases the lock.
+struct Env {
+    uid: u32,
+    gid: u32,
+    target_uid: u32,
+    target_gid: u32,
+    /// The system log, read back (`None` once a test removed it).
+    audit: Option<AuditSink>,
+    /// No policy file unless a test installs one.
+    _policy: PolicyGuard,
+    _lock: File,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(SUDOERS);
+    }
+}
+
+fn id_of(name: &str, flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Creates the system user `name` (with its own group) unless it exists.
+fn ensure_user(name: &str) -> (u32, u32) {
+    if id_of(name, "-u").is_none() {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .expect("running useradd");
+        assert!(st.success(), "useradd {name} failed");
+    }
+    (id_of(name, "-u").unwrap(), id_of(name, "-g").unwrap())
+}
+
+/// `None` (and a note) when not root; panics when root but sudo is missing.
+fn setup() -> Option<Env> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: skipping, the sudo tests need root");
+        return None;
+    }
+    assert!(
+        Path::new("/usr/bin/sudo").exists(),
+        "sudo is not installed: run scripts/setup"
+    );
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/gopeek-sudo-tests.lock")
+        .unwrap();
+    // SAFETY: flock on an open fd.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (uid, gid) = ensure_user(USER);
+    let (target_uid, target_gid) = ensure_user(TARGET_USER);
+    std::fs::write(SUDOERS, format!("{USER} ALL=(root) NOPASSWD: {}\n", bin())).unwrap();
+    std::fs::set_permissions(SUDOERS, std::fs::Permissions::from_mode(0o440)).unwrap();
+    Some(Env {
+        uid,
+        gid,
+        target_uid,
+        target_gid,
+        audit: Some(AuditSink::open()),
+        _policy: PolicyGuard::set(None, 0),
+        _lock: lock,
+    })
+}
+
+/// `sudo -n gopeek ARGS` as [`USER`].
+fn sudo_gopeek(args: &[&str]) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", USER, "--", "sudo", "-n", bin()]).args(args);
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    sudo_gopeek(args).output().expect("running sudo gopeek")
+}
+
+/// A directory everyone may create files in (sticky, like /tmp).
+fn shared_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    d
+}
+
+/// The newest parked fixture that is built.
+fn parked() -> Option<PathBuf> {
+    [
+        "1.27", "1.26", "1.25", "1.24", "1.23", "1.22", "1.21", "1.19",
+    ]
+    .iter()
+    .find_map(|v| {
+        let p = common::root()
+            .join("target/fixtures")
+            .join(format!("go{v}"))
+            .join("default/parked");
+        p.exists().then_some(p)
+    })
+    .or_else(|| fixture("1.27", "default", "parked"))
+}
+
+/// Starts the parked fixture as `owner` (`None`: as root) and waits for
+/// its `ready` line.
+fn start_target(bin: &Path, owner: Option<(u32, u32)>) -> Running {
+    start_target_with(bin, owner, &[])
+}
+
+/// [`start_target`] with extra fixture arguments.
+fn start_target_with(bin: &Path, owner: Option<(u32, u32)>, extra: &[&str]) -> Running {
+    let dir = shared_dir();
+    let mut cmd = Command::new(bin);
+    cmd.args(["-out", "oracle.txt", "-lifetime", "10m"])
+        .args(extra)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some((uid, gid)) = owner {
+        cmd.uid(uid).gid(gid);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    let mut r = BufReader::new(stdout);
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.starts_with("ready ") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(line.starts_with("ready "), "target did not start");
+    // Keep draining stdout so that the target never blocks on it.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    let pid = child.id() as i32;
+    Running { child, pid, dir }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `Key:` line of /proc/PID/status, whitespace-normalised.
+fn status_field(pid: i32, key: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The pid of the running gopeek whose command line mentions `needle`
+/// (sudo's own command line mentions it too, so match the executable).
+fn find_gopeek(needle: &str) -> Option<i32> {
+    let me = std::fs::canonicalize(bin()).ok()?;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_ref() != Some(&me) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(needle) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The central observation: while gopeek writes its output (after attach,
+/// capture and detach) it runs as the invoking user with nothing to
+/// regain. The output is a FIFO with a 4 KiB buffer that the test reads
+/// only after looking at /proc/<gopeek>/status, so gopeek is caught
+/// blocked in `write`. The target belongs to a third user, so the dump
+/// also proves that memory was read through the /proc/PID/mem descriptor
+/// opened before the drop (process_vm_readv is refused to the invoking
+/// user) and that ptrace requests (the detach) still worked.
+#[test]
+fn dump_runs_as_the_invoking_user_after_attach() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let fifo = dir.path().join("dump.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::chown(&fifo, Some(env.uid), Some(env.gid)).unwrap();
+    let mut rd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    // SAFETY: fcntl on an open pipe fd.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let fifo_s = fifo.to_str().unwrap().to_string();
+    let pid_s = target.pid.to_string();
+    let mut child = sudo_gopeek(&["dump", "--pid", &pid_s, "--format", "json", "-o", &fifo_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the pipe is full: gopeek has dumped and blocks in write.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD into a local int.
+        unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if n >= 4096 {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut e = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            panic!("gopeek ended before filling the pipe ({st}): {e}");
+        }
+        assert!(Instant::now() < deadline, "gopeek never wrote its output");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let gpid = find_gopeek(&fifo_s).expect("the gopeek process");
+    let (u, g) = (env.uid, env.gid);
+    assert_eq!(status_field(gpid, "Uid"), format!("{u} {u} {u} {u}"));
+    assert_eq!(status_field(gpid, "Gid"), format!("{g} {g} {g} {g}"));
+    assert_eq!(status_field(gpid, "Groups"), format!("{g}"));
+    assert_eq!(status_field(gpid, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(gpid, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(gpid, "NoNewPrivs"), "1");
+    // Not dumpable: the kernel shows its /proc files as root's, and the
+    // invoking user cannot ptrace it to borrow its root-opened descriptors.
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{gpid}/fd")).unwrap().uid(),
+        0,
+        "gopeek is still dumpable after the drop"
+    );
+    // The target was released before the output was written.
+    assert_running_untraced(target.pid);
+    // Drain the FIFO and check the dump itself.
+    // SAFETY: clearing O_NONBLOCK on an open fd.
+    unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_SETFL, 0) };
+    let mut json = Vec::new();
+    rd.read_to_end(&mut json).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "gopeek failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["pid"], target.pid);
+    assert!(v["goroutines"].as_array().unwrap().len() > 5, "{v}");
+}
+
+/// `-o FILE` under sudo is created by and for the invoking user.
+#[test]
+fn output_file_belongs_to_the_invoking_user() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let path = dir.path().join("dump.txt");
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = std::fs::metadata(&path).unwrap();
+    assert_eq!((m.uid(), m.gid()), (env.uid, env.gid));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("goroutine "), "{text}");
+    assert!(out.stdout.is_empty());
+    assert_running_untraced(target.pid);
+}
+
+/// A symlink planted by another user where the output should go is not
+/// followed: exit 4, a message naming it, the victim untouched, and the
+/// target never attached.
+#[test]
+fn symlinked_output_is_refused() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let dir = shared_dir();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let link = dir.path().join("dump.txt");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(env.target_uid), Some(env.target_gid)).unwrap();
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_running_untraced(target.pid);
+    // A regular file of another user is not overwritten either.
+    let theirs = dir.path().join("theirs.txt");
+    std::fs::write(&theirs, "theirs\n").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(env.target_uid), Some(env.target_gid)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&[
+        "dump",
+        "--pid",
+        &target.pid.to_string(),
+        "-o",
+        theirs.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is owned by uid"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "theirs\n");
+}
+
+// ---------------------------------------------------------------------------
+// Policy and audit.
+
+const POLICY_DIR: &str = "/etc/gopeek";
+const POLICY: &str = "/etc/gopeek/policy.toml";
+
+/// Installs `/etc/gopeek/policy.toml` (or removes it with `None`) for the
+/// test and restores what was there on drop.
+struct PolicyGuard {
+    dir_existed: bool,
+    dir_mode: Option<u32>,
+    old: Option<(Vec<u8>, u32)>,
+}
+
+impl PolicyGuard {
+    fn set(text: Option<&str>, mode: u32) -> PolicyGuard {
+        let dir_meta = std::fs::metadata(POLICY_DIR).ok();
+        let old = std::fs::read(POLICY)
+            .ok()
+            .map(|b| (b, std::fs::metadata(POLICY).unwrap().mode() & 0o7777));
+        let g = PolicyGuard {
+            dir_existed: dir_meta.is_some(),
+            dir_mode: dir_meta.map(|m| m.mode() & 0o7777),
+            old,
+        };
+        let _ = std::fs::remove_file(POLICY);
+        if let Some(text) = text {
+            std::fs::create_dir_all(POLICY_DIR).unwrap();
+            std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(POLICY, text).unwrap();
+            std::fs::set_permissions(POLICY, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        g
+    }
+}
+
+impl Drop for PolicyGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(POLICY);
+        if let Some((bytes, mode)) = &self.old {
+            let _ = std::fs::write(POLICY, bytes);
+            let _ = std::fs::set_permissions(POLICY, std::fs::Permissions::from_mode(*mode));
+            let _ = std::os::unix::fs::chown(POLICY, Some(0), Some(0));
+        }
+        if let Some(m) = self.dir_mode {
+            let _ = std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(m));
+            let _ = std::os::unix::fs::chown(POLICY_DIR, Some(0), Some(0));
+        }
+        if !self.dir_existed {
+            let _ = std::fs::remove_dir(POLICY_DIR);
+        }
+    }
+}
+
+/// Where audit lines can be read back: the test's own listener on
+/// `/dev/log` when no syslog daemon is there (fresh CI machines), else the
+/// journal.
+enum AuditSink {
+    Own {
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        ino: u64,
+    },
+    Journal {
+        since: String,
+    },
+}
+
+impl AuditSink {
+    fn open() -> AuditSink {
+        use std::os::unix::net::UnixDatagram;
+        let dev_log = Path::new("/dev/log");
+        if dev_log.exists() {
+            let probe = UnixDatagram::unbound().unwrap();
+            match probe.connect(dev_log) {
+                Ok(()) => {
+                    assert!(
+                        Command::new("journalctl")
+                            .arg("--version")
+                            .output()
+                            .is_ok_and(|o| o.status.success()),
+                        "a syslog daemon owns /dev/log and there is no journalctl to read it back"
+                    );
+                    let since = String::from_utf8(
+                        Command::new("date")
+                            .arg("+%Y-%m-%d %H:%M:%S")
+                            .output()
+                            .unwrap()
+                            .stdout,
+                    )
+                    .unwrap()
+                    .trim()
+                    .to_string();
+                    return AuditSink::Journal { since };
+                }
+                // A stale socket left by a killed test run: nobody listens.
+                Err(_) => std::fs::remove_file(dev_log).unwrap(),
+            }
+        }
+        let sock = UnixDatagram::bind(dev_log).unwrap();
+        std::fs::set_permissions(dev_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let ino = std::fs::metadata(dev_log).unwrap().ino();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (l, s) = (lines.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    l.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        });
+        AuditSink::Own { lines, stop, ino }
+    }
+
+    /// gopeek's lines received so far (waits briefly for stragglers).
+    fn gopeek_lines(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        match self {
+            AuditSink::Own { lines, .. } => lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(" gopeek["))
+                .cloned()
+                .collect(),
+            AuditSink::Journal { since } => {
+                let out = Command::new("journalctl")
+                    .args(["-t", "gopeek", "--since", since, "-o", "short"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| l.contains("gopeek["))
+                    .map(|l| l.to_string())
+                    .collect()
+            }
+        }
+    }
+
+    /// The one line about `pid` whose outcome starts with `outcome`.
+    fn expect(&self, pid: i32, outcome: &str) -> String {
+        let lines = self.gopeek_lines();
+        let needle_pid = format!(" pid={pid} ");
+        let needle_out = format!("outcome=\"{outcome}");
+        lines
+            .iter()
+            .find(|l| l.contains(&needle_pid) && l.contains(&needle_out))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!("no audit line for pid {pid} with outcome {outcome:?} in {lines:#?}")
+            })
+    }
+}
+
+impl Drop for AuditSink {
+    fn drop(&mut self) {
+        if let AuditSink::Own { stop, ino, .. } = self {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if std::fs::metadata("/dev/log").is_ok_and(|m| m.ino() == *ino) {
+                let _ = std::fs::remove_file("/dev/log");
+            }
+        }
+    }
+}
+
+fn labels_shown(json: &serde_json::Value) -> bool {
+    json["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| !g["labels"].is_null())
+}
+
+/// No policy file: a root-owned target is refused (exit 4), the refusal is
+/// in the system log, and the target was never attached.
+#[test]
+fn root_target_is_refused_by_default_and_logged() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, None);
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "the sudo policy does not allow inspecting process {}",
+            target.pid
+        )) && e.contains("it runs as root"),
+        "{e}"
+    );
+    assert!(out.stdout.is_empty());
+    let line = audit.expect(target.pid, "refused: ");
+    assert!(
+        line.contains(&format!("user=\"{USER}\" uid={} ", env.uid)),
+        "{line}"
+    );
+    assert!(line.contains("target_uid=0 "), "{line}");
+    assert!(
+        line.contains(&format!("exe=\"{}\"", parked.display())),
+        "{line}"
+    );
+    assert!(line.contains("command=\""), "{line}");
+    // authpriv.warning
+    assert!(
+        line.contains("<84>") || matches!(audit, AuditSink::Journal { .. }),
+        "{line}"
+    );
+    assert_running_untraced(target.pid);
+}
+
+/// Default policy, a target of another user: dumped, the decision and the
+/// outcome logged, and (not the invoker's own process) labels withheld,
+/// with a note saying so.
+#[test]
+fn allowed_target_is_dumped_logged_and_labels_withheld() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!labels_shown(&v), "labels were shown");
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory contents (labels) not shown"),
+        "{v}"
+    );
+    assert!(
+        stderr(&out).contains("labels are not shown"),
+        "{}",
+        stderr(&out)
+    );
+    let allowed = audit.expect(target.pid, "allowed by default policy");
+    assert!(
+        allowed.contains(&format!("target_uid={} ", env.target_uid)),
+        "{allowed}"
+    );
+    assert!(allowed.contains("show_memory=false"), "{allowed}");
+    let done = audit.expect(target.pid, "ok: pause_us=");
+    assert!(done.contains(&format!("user=\"{USER}\"")), "{done}");
+    assert_running_untraced(target.pid);
+}
+
+/// A policy rule naming root and the executable allows a root target, with
+/// labels; memory is then read after the drop through the descriptor
+/// opened as root.
+#[test]
+fn policy_rule_allows_a_root_target_with_labels() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let _policy = PolicyGuard::set(
+        Some(&format!(
+            "[[allow]]\nusers = [\"root\"]\nexe = [\"{}\"]\nshow_memory = true\n",
+            parked.display()
+        )),
+        0o644,
+    );
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, None);
+    let out = run(&["dump", "--pid", &target.pid.to_string(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(labels_shown(&v), "labels missing: {v}");
+    assert!(v["note"].is_null(), "{v}");
+    let line = audit.expect(target.pid, "allowed by rule 1 of /etc/gopeek/policy.toml");
+    assert!(line.contains("show_memory=true"), "{line}");
+    audit.expect(target.pid, "ok: ");
+    assert_running_untraced(target.pid);
+}
+
+/// A target no rule matches: exit 4, the message names the policy, the
+/// refusal is logged, the target is untouched.
+#[test]
+fn policy_forbids_an_unlisted_target() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let _policy = PolicyGuard::set(Some(&format!("[[allow]]\nusers = [\"{USER}\"]\n")), 0o644);
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no [[allow]] rule of /etc/gopeek/policy.toml matches it"),
+        "{}",
+        stderr(&out)
+    );
+    audit.expect(target.pid, "refused: the sudo policy does not allow");
+    assert_running_untraced(target.pid);
+    // `info --pid` obeys the same policy.
+    let out = run(&["info", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// Policies anyone but root could have written, and malformed ones, stop
+/// gopeek (exit 4) before it attaches, with a message that says what is
+/// wrong.
+#[test]
+fn unsafe_or_malformed_policy_is_refused() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    let ok = format!("[[allow]]\nusers = [\"{TARGET_USER}\"]\n");
+    let check = |what: &str, needles: &[&str]| {
+        let out = run(&["dump", "--pid", &pid]);
+        assert_eq!(out.status.code(), Some(4), "{what}: {}", stderr(&out));
+        for n in needles {
+            assert!(stderr(&out).contains(n), "{what}: {}", stderr(&out));
+        }
+        assert!(out.stdout.is_empty(), "{what}");
+        assert_running_untraced(target.pid);
+    };
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o666);
+        check(
+            "world-writable",
+            &["refusing the policy /etc/gopeek/policy.toml: the file is writable by others (mode 0666)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o620);
+        check(
+            "group-writable",
+            &["the file is writable by its group (mode 0620)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::os::unix::fs::chown(POLICY, Some(env.uid), None).unwrap();
+        check(
+            "user-owned",
+            &[&format!("the file is owned by uid {}, not root", env.uid)],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::fs::set_permissions(POLICY_DIR, std::fs::Permissions::from_mode(0o777)).unwrap();
+        check(
+            "writable directory",
+            &["the directory /etc/gopeek is writable by others (mode 0777)"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some(&ok), 0o644);
+        std::fs::rename(POLICY, "/etc/gopeek/real.toml").unwrap();
+        std::os::unix::fs::symlink("/etc/gopeek/real.toml", POLICY).unwrap();
+        check("symlink", &["is a symbolic link"]);
+        let _ = std::fs::remove_file("/etc/gopeek/real.toml");
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nusers = [\"gopeektest\"\n"), 0o644);
+        check(
+            "malformed",
+            &["malformed policy /etc/gopeek/policy.toml: TOML parse error at line 2"],
+        );
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nuser = [\"gopeektest\"]\n"), 0o644);
+        check("unknown key", &["malformed policy", "unknown field `user`"]);
+    }
+    {
+        let _p = PolicyGuard::set(Some("[[allow]]\nshow_memory = true\n"), 0o644);
+        check(
+            "rule without criteria",
+            &["names no users, exe, units or cgroups"],
+        );
+    }
+    // Every refusal reached the log.
+    let refusals = audit
+        .gopeek_lines()
+        .iter()
+        .filter(|l| l.contains(&format!(" pid={pid} ")) && l.contains("outcome=\"refused: "))
+        .count();
+    assert_eq!(refusals, 8, "{:#?}", audit.gopeek_lines());
+}
+
+/// Without a system log there is no attach under sudo.
+#[test]
+fn no_audit_log_means_no_attach() {
+    let Some(mut env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    if matches!(env.audit, Some(AuditSink::Journal { .. })) {
+        eprintln!("note: skipping, a syslog daemon owns /dev/log");
+        return;
+    }
+    env.audit = None; // removes the test's /dev/log listener
+    assert!(!Path::new("/dev/log").exists());
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let out = run(&["dump", "--pid", &target.pid.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the audit record to the system log (/dev/log)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    assert_running_untraced(target.pid);
+}
+
+/// After the drop the invoking user may signal gopeek; `kill -STOP` while
+/// it holds the target must not keep the target stopped: the root
+/// watchdog kills gopeek once `--max-pause` (+1 s) is over and the kernel
+/// releases the target.
+#[test]
+fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    for extra in ["30000", "100000", "200000"] {
+        let target = start_target_with(
+            &parked,
+            Some((env.target_uid, env.target_gid)),
+            &["-extra", extra],
+        );
+        let dir = shared_dir();
+        let out = dir.path().join("held.txt");
+        let out_s = out.to_str().unwrap().to_string();
+        let pid_s = target.pid.to_string();
+        let mut child =
+            sudo_gopeek(&["dump", "--pid", &pid_s, "--max-pause", "1500", "-o", &out_s])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+        let tracer = |pid: i32| status_field(pid, "TracerPid").parse::<i32>().unwrap_or(0);
+        // Catch gopeek holding the target after its drop.
+        let mut caught = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while caught.is_none() && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if tracer(target.pid) == 0 {
+                continue;
+            }
+            if let Some(g) = find_gopeek(&out_s) {
+                if status_field(g, "Uid").starts_with(&format!("{} ", env.uid))
+                    && tracer(target.pid) != 0
+                {
+                    let sudo_pid: i32 = status_field(g, "PPid").parse().unwrap();
+                    // SAFETY: signalling the gopeek process.
+                    unsafe { libc::kill(g, libc::SIGSTOP) };
+                    caught = Some((g, sudo_pid, Instant::now()));
+                }
+            }
+        }
+        let Some((g, sudo_pid, stopped_at)) = caught else {
+            let _ = child.wait();
+            eprintln!("note: the hold with {extra} extra goroutines was too short to catch");
+            continue;
+        };
+        // Released within the budget plus the watchdog's margin.
+        let released = loop {
+            let st = common::thread_states(target.pid);
+            if !st.is_empty() && st.iter().all(|&(s, t)| s != 't' && t == 0) {
+                break stopped_at.elapsed();
+            }
+            if stopped_at.elapsed() > Duration::from_secs(10) {
+                for p in [g, sudo_pid, child.id() as i32] {
+                    // SAFETY: let the stuck processes go before failing.
+                    unsafe { libc::kill(p, libc::SIGCONT) };
+                }
+                panic!("the target stayed stopped while gopeek was stopped");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            released < Duration::from_millis(4000),
+            "released after {released:?}"
+        );
+        assert!(
+            !status_field(target.pid, "State").starts_with('Z'),
+            "the target died"
+        );
+        // sudo suspends itself when its command stops; let it (and
+        // runuser) go so that they can reap the killed gopeek.
+        for p in [sudo_pid, child.id() as i32] {
+            // SAFETY: signalling processes this test started.
+            unsafe { libc::kill(p, libc::SIGCONT) };
+        }
+        let _ = child.wait();
+        assert!(
+            !Path::new(&format!("/proc/{g}")).exists(),
+            "the stopped gopeek was not killed"
+        );
+        assert_running_untraced(target.pid);
+        return;
+    }
+    panic!("never caught gopeek holding the target after the drop");
+}
