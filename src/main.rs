@@ -171,6 +171,7 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
             Some(S::NotGo { .. } | S::Exe { .. } | S::Layout(_) | S::NoExecutable { .. }) => {
                 return 3
             }
+            Some(S::NonblockingUnderSudo) => return 4,
             _ => cause.downcast_ref::<P>(),
         };
         if let Some(p) = p {
@@ -262,6 +263,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Usage errors (bad regex, pprof to a terminal) before anything
             // is opened or logged.
             let filter = analysis.check(format, output.is_none() && io::stdout().is_terminal())?;
+            if sudo.is_some() && nonblocking {
+                return Err(gopeek::snapshot::SnapshotError::NonblockingUnderSudo.into());
+            }
             // -o: created now (as the invoking user under sudo), before the
             // no-write-open filter below.
             // sudo: policy check and audit line before anything is opened.

@@ -587,6 +587,41 @@ fn root_target_is_refused_by_default_and_logged() {
     assert_running_untraced(target.pid);
 }
 
+/// `--nonblocking` and `leaks` cannot keep their promises under sudo (the
+/// target must be seized before root is dropped; `leaks` would have to
+/// attach again after the drop): both are refused, the target untouched.
+#[test]
+fn nonblocking_and_leaks_are_refused_under_sudo() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    let out = run(&["dump", "--pid", &pid, "--nonblocking"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--nonblocking is not available under sudo"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    let out = run(&[
+        "leaks",
+        "--pid",
+        &pid,
+        "--samples",
+        "3",
+        "--interval",
+        "100ms",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not available under sudo"),
+        "{}",
+        stderr(&out)
+    );
+    assert_running_untraced(target.pid);
+}
+
 /// Default policy, a target of another user: dumped, the decision and the
 /// outcome logged, and (not the invoker's own process) labels withheld,
 /// with a note saying so.
