@@ -341,7 +341,7 @@ fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
                 reqs.push((addr, head));
                 rest = tail;
             }
-            src.read_batch(&mut reqs)
+            super::gtable::read_batch_parallel(src, &mut reqs)
         };
         read_time += tr.elapsed();
         let mut off = 0usize;
@@ -725,15 +725,19 @@ fn inconsistent(g: &GRecord) -> String {
     )
 }
 
-/// After the target runs again: unwinds what was read while held and
-/// joins it with the confirmed stacks read earlier (default mode).
-pub fn finish(cfg: &WalkConfig<'_, '_>, mut pre: PreRead, held: HeldRead) -> Capture {
-    let mut stats = CaptureStats {
+/// Unwinds the stacks copied while held (after the target runs again),
+/// by index in `allgs`, with the stats of the held copy.
+fn unwind_held(
+    cfg: &WalkConfig<'_, '_>,
+    pre: &mut PreRead,
+    held: &HeldRead,
+) -> (CaptureStats, HashMap<usize, SharedStack>) {
+    let stats = CaptureStats {
         held_bytes: held.stack_buf.len(),
         held_ranges: held.jobs.len(),
         ..CaptureStats::default()
     };
-    let mut fresh: HashMap<usize, SharedStack> = HashMap::with_capacity(held.jobs.len());
+    let mut fresh = HashMap::with_capacity(held.jobs.len());
     for (i, job, r) in &held.jobs {
         let mem = SliceMemory {
             base: job.start.sp,
@@ -750,6 +754,13 @@ pub fn finish(cfg: &WalkConfig<'_, '_>, mut pre: PreRead, held: HeldRead) -> Cap
         );
         fresh.insert(*i, pre.interner.intern(uw));
     }
+    (stats, fresh)
+}
+
+/// After the target runs again: unwinds what was read while held and
+/// joins it with the confirmed stacks read earlier (default mode).
+pub fn finish(cfg: &WalkConfig<'_, '_>, mut pre: PreRead, held: HeldRead) -> Capture {
+    let (mut stats, mut fresh) = unwind_held(cfg, &mut pre, &held);
     let recs = match &held.table {
         Some((gs, table)) => decode_table(table, gs, cfg.off),
         None => Vec::new(),
@@ -832,31 +843,10 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
     held: HeldRead,
 ) -> Result<Capture, WalkError> {
     let off = cfg.off;
-    let mut stats = CaptureStats {
-        held_bytes: held.stack_buf.len(),
-        held_ranges: held.jobs.len(),
-        ..CaptureStats::default()
-    };
+    let (mut stats, mut fresh) = unwind_held(cfg, &mut pre, &held);
     // Goroutines read while their thread was stopped.
     let mut final_: HashMap<usize, (GRecord, Result<SharedStack, String>)> = HashMap::new();
     let stopped: Vec<usize> = held.only.clone().unwrap_or_default();
-    let mut fresh: HashMap<usize, SharedStack> = HashMap::new();
-    for (i, job, r) in &held.jobs {
-        let mem = SliceMemory {
-            base: job.start.sp,
-            data: held.stack_buf.get(r.clone()).unwrap_or(&[]),
-        };
-        let uw = unwind(
-            &cfg.prog.pclntab,
-            &mut pre.cache,
-            cfg.bias,
-            &mem,
-            job.start,
-            job.lo,
-            job.hi,
-        );
-        fresh.insert(*i, pre.interner.intern(uw));
-    }
     for &i in &stopped {
         let Some(g) = held.recs.get(&i).cloned() else {
             continue;

@@ -130,20 +130,6 @@ pub fn unwind_into<M: Memory>(
 ) {
     out.frames.clear();
     out.error = None;
-    unwind_body(tab, cache, bias, mem, start, stack_lo, stack_hi, out)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn unwind_body<M: Memory>(
-    tab: &Pclntab<'_>,
-    cache: &mut UnwindCache,
-    bias: u64,
-    mem: &M,
-    start: UnwindStart,
-    stack_lo: u64,
-    stack_hi: u64,
-    out: &mut Unwound,
-) {
     let (mut pc, mut sp) = (start.pc, start.sp);
     let mut trap = start.trap;
     if pc == 0 {
