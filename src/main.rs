@@ -294,7 +294,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .context("installing the no-write-open seccomp filter")?;
             let max_pause = std::time::Duration::from_millis(max_pause);
             let opts = SnapshotOptions {
-                max_pause: max_pause,
+                max_pause,
                 nonblocking,
                 frame_registers: system && matches!(format, DumpFormat::Text),
                 // sudo: re-check the policy and drop privileges once seized.

@@ -157,12 +157,24 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// `GODEBUG` in its environment wins, then the binary's `DefaultGODEBUG`,
 /// then the release default (on from Go 1.27).
 pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
+    traceback_labels_in(
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .ok()
+            .as_deref(),
+        prog,
+    )
+}
+
+/// [`traceback_labels`] from the bytes of `/proc/PID/environ` read earlier
+/// (under sudo they are read before the privilege drop, which makes the
+/// file unreadable).
+pub fn traceback_labels_in(environ: Option<&[u8]>, prog: &GoProgram<'_>) -> bool {
     let find = |s: &str| {
         s.split(',')
             .find_map(|kv| kv.trim().strip_prefix("tracebacklabels="))
             .map(|v| v == "1")
     };
-    if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+    if let Some(env) = environ {
         for var in env.split(|&b| b == 0) {
             if let Some(v) = std::str::from_utf8(var)
                 .ok()
@@ -180,33 +192,35 @@ pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
     prog.version.minor >= 27
 }
 
-/// Takes a consistent snapshot of every goroutine of `pid`.
-pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
-    let t_start = std::time::Instant::now();
-    let exe_path = proc_fs::exe_path(pid)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
-    let bin = GoBinary::open(&proc_fs::exe_open_path(pid)).map_err(|source| match &source {
-        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::NotFound => {
-            classify_missing(pid)
-        }
+/// Opens (does not parse) the target's executable, with the errors a user
+/// should see: gone, a zombie or kernel thread, or not permitted.
+fn open_exe(pid: i32) -> Result<(std::path::PathBuf, std::fs::File), SnapshotError> {
+    let path = proc_fs::exe_open_path(pid);
+    match std::fs::File::open(&path) {
+        Ok(f) => Ok((path, f)),
+        Err(io) if io.kind() == std::io::ErrorKind::NotFound => Err(classify_missing(pid)),
         // Reading /proc/PID/exe needs the same privilege as ptrace.
-        ElfError::Open { source: io, .. } if io.kind() == std::io::ErrorKind::PermissionDenied => {
-            SnapshotError::Process(ProcessError::PermissionDenied {
+        Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(SnapshotError::Process(ProcessError::PermissionDenied {
                 pid,
                 ptrace_scope: proc_fs::ptrace_scope(),
                 target_uid: proc_fs::process_uid(pid).ok(),
                 // SAFETY: geteuid cannot fail.
                 our_euid: unsafe { libc::geteuid() },
-            })
+            }))
         }
-        _ => SnapshotError::Exe { pid, source },
-    })?;
-    // The layout (it needs only the version) also lets the locator find
-    // runtime.sched.
-    let (prog, layout) =
-        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let off = layout?.offsets()?;
+        Err(source) => Err(SnapshotError::Exe {
+            pid,
+            source: ElfError::Open {
+                path: path.clone(),
+                source,
+            },
+        }),
+    }
+}
+
+/// Wait-reason and status names of the target's Go version.
+fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
     let minor = prog.version.minor;
     let wait_reasons: Vec<String> = match &prog.wait_reasons_from_binary {
         Some(v) => v.clone(),
@@ -233,6 +247,28 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
             .map(|s| s.to_string())
             .collect()
         });
+    (wait_reasons, gstatus)
+}
+
+/// Takes a consistent snapshot of every goroutine of `pid`.
+pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
+    let t_start = std::time::Instant::now();
+    let exe_path = proc_fs::exe_path(pid)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
+    if opts.after_seize.is_some() {
+        return snapshot_after_drop(pid, opts, t_start, exe_path);
+    }
+    let (exe_file_path, exe_file) = open_exe(pid)?;
+    let bin = GoBinary::from_file(&exe_file_path, &exe_file)
+        .map_err(|source| SnapshotError::Exe { pid, source })?;
+    // The layout (it needs only the version) also lets the locator find
+    // runtime.sched.
+    let (prog, layout) =
+        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let off = layout?.offsets()?;
+    let minor = prog.version.minor;
+    let (wait_reasons, gstatus) = walk_tables(&prog);
     let bias = proc_fs::load_bias(pid, &bin)?;
     let cfg = WalkConfig {
         prog: &prog,
@@ -247,7 +283,6 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         _ => SnapshotError::Memory { pid, source },
     })?;
     let taken_at = rfc3339(SystemTime::now());
-    // Read /proc/PID/environ now: after a privilege drop it is unreadable.
     let header_labels = minor >= 26 && traceback_labels(pid, &prog);
 
     let seize_opts = |only: Option<Vec<i32>>| SeizeOptions {
@@ -256,33 +291,8 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         ..SeizeOptions::default()
     };
     let t_pre = std::time::Instant::now();
-    let mut pre_time = std::time::Duration::ZERO;
-    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = if let Some(hook) =
-        &opts.after_seize
-    {
-        // Under sudo nothing of the target is read before the privilege
-        // drop, and the drop needs the target seized first: so everything
-        // is read while held, the way a core file is (a longer pause than
-        // the default mode's, the price of never parsing target memory as
-        // root).
-        if opts.nonblocking {
-            return Err(SnapshotError::NonblockingUnderSudo);
-        }
-        let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
-        // sudo: re-check the policy and drop to the invoking user (issue 4).
-        // Memory is then read through the /proc/PID/mem fd opened above
-        // (process_vm_readv gets EPERM; LiveMemory falls back by itself),
-        // and ptrace requests keep working because this process is the
-        // tracer. On error `seized` is dropped here, which detaches.
-        (hook.0)(seized.pid()).map_err(SnapshotError::AfterSeize)?;
-        let t_held = std::time::Instant::now();
-        let captured = capture_once(&cfg, &mem, thread_regs(&seized));
-        let held_time = t_held.elapsed();
-        let budget = seized.check_budget();
-        let stats = seized.detach();
-        budget?;
-        (captured, stats, held_time)
-    } else {
+    let pre_time;
+    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = {
         // Read while the process runs: every g, and (default mode) the
         // stacks of every goroutine off CPU. Nothing is held yet.
         let pre = if opts.nonblocking {
@@ -349,7 +359,16 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     }
 
     let t_build = std::time::Instant::now();
-    let goroutines = build_goroutines(&cfg, &captured);
+    let dump = assemble(
+        &cfg,
+        &captured,
+        &stats,
+        opts,
+        pid,
+        exe_path,
+        taken_at,
+        header_labels,
+    );
     if timing() {
         eprintln!(
             "gopeek: timing: load {} us, symbolize {} us, total {} us",
@@ -358,6 +377,22 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
             t_start.elapsed().as_micros()
         );
     }
+    Ok(dump)
+}
+
+/// The snapshot as plain data, once everything is read.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    cfg: &WalkConfig<'_, '_>,
+    captured: &Capture,
+    stats: &crate::process::PauseStats,
+    opts: &SnapshotOptions,
+    pid: i32,
+    exe: String,
+    taken_at: String,
+    header_labels: bool,
+) -> DumpSnapshot {
+    let goroutines = build_goroutines(cfg, captured);
     let mut warnings = captured.warnings.clone();
     if opts.nonblocking {
         warnings.push(
@@ -368,12 +403,12 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     if stats.vanished > 0 {
         warnings.push(format!("{} threads exited during attach", stats.vanished));
     }
-    Ok(DumpSnapshot {
+    DumpSnapshot {
         schema: "gopeek.dump/1",
         pid,
-        exe: exe_path,
-        go_version: prog.version.raw.clone(),
-        go_minor: minor,
+        exe,
+        go_version: cfg.prog.version.raw.clone(),
+        go_minor: cfg.prog.version.minor,
         header_labels,
         taken_at,
         pause_us: stats.pause_us(),
@@ -385,5 +420,98 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         goroutines,
         warnings,
         note: None,
-    })
+    }
+}
+
+/// Under sudo: nothing the target controls is parsed with root's
+/// privileges. Root opens the executable, `/proc/PID/mem`, and reads the
+/// raw bytes of what becomes unreadable after the drop (the exe mapping's
+/// address, the environment); then it seizes the target and the session's
+/// hook drops to the invoking user for good. Only then is the executable
+/// parsed and the target's memory read, all while the target is held (the
+/// pause of a full copy plus the parse: the price of never parsing as
+/// root; `--nonblocking` cannot work this way and is refused).
+fn snapshot_after_drop(
+    pid: i32,
+    opts: &SnapshotOptions,
+    t_start: std::time::Instant,
+    exe_path: String,
+) -> Result<DumpSnapshot, SnapshotError> {
+    let Some(hook) = &opts.after_seize else {
+        return Err(SnapshotError::NonblockingUnderSudo);
+    };
+    if opts.nonblocking {
+        return Err(SnapshotError::NonblockingUnderSudo);
+    }
+    let (exe_file_path, exe_file) = open_exe(pid)?;
+    let exe_start = proc_fs::exe_mapping(pid).map(|m| m.start);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok();
+    let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
+        Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
+        _ => SnapshotError::Memory { pid, source },
+    })?;
+    let taken_at = rfc3339(SystemTime::now());
+    let seized = SeizedProcess::seize(
+        pid,
+        &SeizeOptions {
+            max_pause: opts.max_pause,
+            ..SeizeOptions::default()
+        },
+    )?;
+    // Re-check the policy and drop to the invoking user (issue 4). Memory
+    // is then read through the /proc/PID/mem fd opened above
+    // (process_vm_readv gets EPERM; LiveMemory falls back by itself), and
+    // ptrace requests keep working because this process is the tracer. On
+    // any error below `seized` is dropped, which detaches.
+    (hook.0)(seized.pid()).map_err(SnapshotError::AfterSeize)?;
+    let t_held = std::time::Instant::now();
+    let bin = GoBinary::from_file(&exe_file_path, &exe_file)
+        .map_err(|source| SnapshotError::Exe { pid, source })?;
+    let (prog, layout) =
+        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+    let off = layout?.offsets()?;
+    let (wait_reasons, gstatus) = walk_tables(&prog);
+    let bias = if bin.is_position_independent() {
+        exe_start?.wrapping_sub(bin.lowest_load_address().unwrap_or(0))
+    } else {
+        0
+    };
+    let cfg = WalkConfig {
+        prog: &prog,
+        off: &off,
+        bias,
+        wait_reasons,
+        gstatus,
+        frame_registers: opts.frame_registers,
+    };
+    let captured = capture_once(&cfg, &mem, thread_regs(&seized));
+    let held_time = t_held.elapsed();
+    let budget = seized.check_budget();
+    let stats = seized.detach();
+    budget?;
+    let captured =
+        captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    if timing() {
+        eprintln!(
+            "gopeek: timing: pause {} us, of which held reads {} us (parse and read, under sudo), stop latency {} us",
+            stats.pause_us(),
+            held_time.as_micros(),
+            stats.stop_latency.as_micros()
+        );
+    }
+    let header_labels = prog.version.minor >= 26 && traceback_labels_in(environ.as_deref(), &prog);
+    let dump = assemble(
+        &cfg,
+        &captured,
+        &stats,
+        opts,
+        pid,
+        exe_path,
+        taken_at,
+        header_labels,
+    );
+    if timing() {
+        eprintln!("gopeek: timing: total {} us", t_start.elapsed().as_micros());
+    }
+    Ok(dump)
 }
