@@ -553,6 +553,30 @@ fn pre_read_records<R: BatchRead + Sync + ?Sized>(
 }
 
 impl PreRead {
+    /// Unwinds one stack copied from `job.start.sp` (`data`, empty if the
+    /// copy failed) and shares its shape with the snapshot's other stacks.
+    fn unwind_copy(
+        &mut self,
+        cfg: &WalkConfig<'_, '_>,
+        job: &StackJob,
+        data: &[u8],
+    ) -> SharedStack {
+        let mem = SliceMemory {
+            base: job.start.sp,
+            data,
+        };
+        let uw = unwind(
+            &cfg.prog.pclntab,
+            &mut self.cache,
+            cfg.bias,
+            &mem,
+            job.start,
+            job.lo,
+            job.hi,
+        );
+        self.interner.intern(uw)
+    }
+
     /// The threads (TIDs) running Go code when the g's were read: the ones
     /// `--nonblocking` stops.
     pub fn running_threads<R: BatchRead + Sync + ?Sized>(
@@ -739,20 +763,8 @@ fn unwind_held(
     };
     let mut fresh = HashMap::with_capacity(held.jobs.len());
     for (i, job, r) in &held.jobs {
-        let mem = SliceMemory {
-            base: job.start.sp,
-            data: held.stack_buf.get(r.clone()).unwrap_or(&[]),
-        };
-        let uw = unwind(
-            &cfg.prog.pclntab,
-            &mut pre.cache,
-            cfg.bias,
-            &mem,
-            job.start,
-            job.lo,
-            job.hi,
-        );
-        fresh.insert(*i, pre.interner.intern(uw));
+        let data = held.stack_buf.get(r.clone()).unwrap_or(&[]);
+        fresh.insert(*i, pre.unwind_copy(cfg, job, data));
     }
     (stats, fresh)
 }
@@ -960,21 +972,10 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
                 };
                 match now {
                     Some(n) if same => {
-                        let mem = SliceMemory {
-                            base: job.start.sp,
-                            data: range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]),
-                        };
-                        let uw = unwind(
-                            &cfg.prog.pclntab,
-                            &mut pre.cache,
-                            cfg.bias,
-                            &mem,
-                            job.start,
-                            job.lo,
-                            job.hi,
-                        );
+                        let data = range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]);
+                        let stack = pre.unwind_copy(cfg, job, data);
                         stats.reread += 1;
-                        final_.insert(*i, (n, Ok(pre.interner.intern(uw))));
+                        final_.insert(*i, (n, Ok(stack)));
                     }
                     Some(n) if n.is_dead() => {}
                     Some(n) => {
