@@ -842,6 +842,24 @@ pub fn capture_once<R: BatchRead + Sync + ?Sized>(
     })
 }
 
+/// Goroutines settled by `--nonblocking`, by index in `allgs`: a vector
+/// rather than a map, since there may be a million of them.
+#[derive(Default)]
+struct Done(Vec<Option<(GRecord, Result<SharedStack, String>)>>);
+
+impl Done {
+    fn insert(&mut self, i: usize, v: (GRecord, Result<SharedStack, String>)) {
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i] = Some(v);
+    }
+
+    fn contains_key(&self, i: &usize) -> bool {
+        self.0.get(*i).is_some_and(Option::is_some)
+    }
+}
+
 /// `--nonblocking`: the running goroutines were read while their threads
 /// were stopped (`held`, with `only` set); every other goroutine is
 /// confirmed by reading its g again, with the process running, and
@@ -857,7 +875,7 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
     let off = cfg.off;
     let (mut stats, mut fresh) = unwind_held(cfg, &mut pre, &held);
     // Goroutines read while their thread was stopped.
-    let mut final_: HashMap<usize, (GRecord, Result<SharedStack, String>)> = HashMap::new();
+    let mut final_ = Done::default();
     let stopped: Vec<usize> = held.only.clone().unwrap_or_default();
     for &i in &stopped {
         let Some(g) = held.recs.get(&i).cloned() else {
@@ -1008,13 +1026,8 @@ pub fn validate_running<R: BatchRead + Sync + ?Sized>(
             ),
         );
     }
-    let mut order: Vec<usize> = final_.keys().copied().collect();
-    order.sort_unstable();
-    let mut goroutines = Vec::with_capacity(order.len());
-    for i in order {
-        let Some((g, stack)) = final_.remove(&i) else {
-            continue;
-        };
+    let mut goroutines = Vec::with_capacity(final_.0.len());
+    for (g, stack) in final_.0.into_iter().flatten() {
         labels_for(src, minor, &mut pre.labels, g.labels);
         goroutines.push(copy_of(g, &pre.ms, &held.threads, stack, &pre.labels));
     }
