@@ -19,13 +19,13 @@
 //! one version never needs the other toolchains; `--drop go1.N` removes one.
 //! The output is deterministic and formatted as rustfmt would.
 
-use gopeek::elf::{Arch, GoBinary};
+use gopeek::binary::elf::{Arch, GoBinary};
 use gopeek::layout::{
     self, supported_minors, symbol_string_array, version_table, RuntimeLayout, RuntimeOffsets,
     StructLayout, RUNTIME_STRUCTS,
 };
 use gopeek::memory::MemoryExt;
-use gopeek::version::GoVersion;
+use gopeek::binary::version::GoVersion;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,32 +1,22 @@
 //! gopeek: snapshot every goroutine of a live Go process from the outside.
 //!
-//! The crate is layered the way one `gopeek dump` runs (see ARCHITECTURE.md):
-//! the executable is read offline ([`elf`], [`buildinfo`], [`pclntab`],
-//! [`moduledata`], [`locate`], [`layout`]), then the process is seized and
-//! copied ([`process`]), then the copy is walked and unwound after detach,
-//! and finally formatted; [`analyze`] groups, filters and compares
-//! snapshots as plain data.
+//! The modules are layered the way one `gopeek dump` runs (ARCHITECTURE.md
+//! draws it; `tests/layering.rs` keeps it true): [`memory`] is the one
+//! interface to a target's bytes; [`binary`] reads the executable and
+//! [`layout`] the runtime's struct offsets; [`process`] holds and reads a
+//! live process; [`dump`] is the plain-data result, [`gotrace`] Go's
+//! printing rules; [`walk`] turns memory into goroutines and [`snapshot`]
+//! runs the pipeline; [`analyze`] and [`output`] work on plain data; and
+//! [`sudo`] adds least privilege around it all.
 
-pub mod analyze;
-pub mod audit;
-pub mod buildinfo;
-pub mod cursor;
-pub mod dump;
-pub mod elf;
-pub mod info;
-pub mod layout;
-pub mod locate;
 pub mod memory;
-pub mod moduledata;
-pub mod output;
-pub mod pclntab;
-pub mod policy;
-pub mod privilege;
+pub mod binary;
+pub mod layout;
 pub mod process;
-pub mod program;
-pub mod snapshot;
-pub mod sudo;
-pub mod symbolize;
-pub mod version;
+pub mod dump;
+pub mod gotrace;
 pub mod walk;
-pub mod watchdog;
+pub mod snapshot;
+pub mod analyze;
+pub mod output;
+pub mod sudo;

@@ -3,12 +3,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use gopeek::analyze::cli::{
+mod cli;
+use cli::analysis::{
     run_leaks, write_dump, DumpAnalysisArgs, DumpFormat, LeaksArgs, UsageError,
 };
-use gopeek::elf::GoBinary;
-use gopeek::info::InfoReport;
-use gopeek::program::GoProgram;
+use gopeek::binary::elf::GoBinary;
+use gopeek::binary::info::InfoReport;
+use gopeek::binary::program::GoProgram;
 use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -83,7 +84,7 @@ enum Command {
         /// The executable to read.
         binary: PathBuf,
         /// Link-time addresses, hexadecimal (0x optional).
-        #[arg(required_unless_present = "all_functions", value_parser = gopeek::symbolize::parse_addr)]
+        #[arg(required_unless_present = "all_functions", value_parser = gopeek::binary::symbolize::parse_addr)]
         addrs: Vec<u64>,
         /// Symbolize the entry of every function in the pclntab.
         #[arg(long, conflicts_with = "addrs")]
@@ -137,26 +138,26 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
         }
         // Least-privilege refusals (issue 4): exit 4 like other permission errors.
         if cause
-            .downcast_ref::<gopeek::privilege::PrivilegeError>()
+            .downcast_ref::<gopeek::sudo::privilege::PrivilegeError>()
             .is_some()
             || cause
-                .downcast_ref::<gopeek::privilege::OutputFileError>()
+                .downcast_ref::<gopeek::sudo::privilege::OutputFileError>()
                 .is_some_and(|o| o.is_refusal())
         {
             return 4;
         }
-        if cause.is::<gopeek::policy::PolicyError>() || cause.is::<gopeek::audit::AuditError>() {
+        if cause.is::<gopeek::sudo::policy::PolicyError>() || cause.is::<gopeek::sudo::audit::AuditError>() {
             return 4;
         }
-        if let Some(gopeek::elf::ElfError::Open { .. }) =
-            cause.downcast_ref::<gopeek::elf::ElfError>()
+        if let Some(gopeek::binary::elf::ElfError::Open { .. }) =
+            cause.downcast_ref::<gopeek::binary::elf::ElfError>()
         {
             return 1;
         }
         if cause
-            .downcast_ref::<gopeek::program::ProgramError>()
+            .downcast_ref::<gopeek::binary::program::ProgramError>()
             .is_some()
-            || cause.downcast_ref::<gopeek::elf::ElfError>().is_some()
+            || cause.downcast_ref::<gopeek::binary::elf::ElfError>().is_some()
         {
             return 3;
         }
@@ -195,10 +196,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    // Under sudo: who to drop to (issue 4, see gopeek::privilege). Commands
+    // Under sudo: who to drop to (issue 4, see gopeek::sudo::privilege). Commands
     // that need no privilege drop at once; dump and info --pid drop once
     // the target is open.
-    let sudo = gopeek::privilege::sudo_context()?;
+    let sudo = gopeek::sudo::privilege::sudo_context()?;
     match cli.command {
         Command::Info {
             binary,
@@ -223,11 +224,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         Err(e) => Err(format!("{e:#}")),
                     });
                     let file = file?;
-                    gopeek::privilege::drop_to(ctx)?;
+                    gopeek::sudo::privilege::drop_to(ctx)?;
                     GoBinary::from_file(&path, &file)?
                 }
                 (Some(ctx), None) => {
-                    gopeek::privilege::drop_to(ctx)?;
+                    gopeek::sudo::privilege::drop_to(ctx)?;
                     GoBinary::open(&path)?
                 }
                 (None, _) => GoBinary::open(&path)?,
@@ -274,7 +275,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => None,
             };
             let out_file = match &output {
-                Some(p) => match gopeek::privilege::create_output(p, sudo.as_ref()) {
+                Some(p) => match gopeek::sudo::privilege::create_output(p, sudo.as_ref()) {
                     Ok(f) => Some(f),
                     Err(e) => {
                         if let Some(s) = &session {
@@ -350,7 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Leaks(args) => {
             if sudo.is_some() {
                 return Err(
-                    gopeek::privilege::PrivilegeError::NotUnderSudo { command: "leaks" }.into(),
+                    gopeek::sudo::privilege::PrivilegeError::NotUnderSudo { command: "leaks" }.into(),
                 );
             }
             gopeek::process::seccomp::install_read_only_filter()
@@ -365,11 +366,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             all_functions,
             format,
         } => {
-            use gopeek::symbolize::{
+            use gopeek::binary::symbolize::{
                 symbolize_addr, symbolize_all_functions, write_text, SymbolizeReport,
             };
             if let Some(ctx) = &sudo {
-                gopeek::privilege::drop_to(ctx)?;
+                gopeek::sudo::privilege::drop_to(ctx)?;
             }
             let bin = GoBinary::open(&binary)?;
             let program = GoProgram::load(&bin, None)?;

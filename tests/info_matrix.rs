@@ -25,7 +25,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use gopeek::pclntab::name_for_print;
+use gopeek::binary::pclntab::name_for_print;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
@@ -719,7 +719,7 @@ fn second_opinions(
 /// package's functions: the PCs where inlined frames show up (a function
 /// entry rarely has any from Go 1.21 on).
 fn main_package_pcs(bin: &Path, all: &[Value]) -> Vec<u64> {
-    let g = gopeek::elf::GoBinary::open(bin).unwrap();
+    let g = gopeek::binary::elf::GoBinary::open(bin).unwrap();
     let mut pcs = Vec::new();
     for (i, a) in all.iter().enumerate() {
         if !a["function"].as_str().unwrap_or("").starts_with("main.") {
@@ -842,8 +842,8 @@ fn check_symbolization(version: &str, what: &str, bin: &Path, all: &Value) {
 
 /// Whether two executables load the same code at the same addresses
 /// (`-s -w` drops only unloaded sections; the text never moves).
-fn same_code(a: &gopeek::elf::GoBinary, b: &gopeek::elf::GoBinary) -> bool {
-    let seg = |g: &gopeek::elf::GoBinary| {
+fn same_code(a: &gopeek::binary::elf::GoBinary, b: &gopeek::binary::elf::GoBinary) -> bool {
+    let seg = |g: &gopeek::binary::elf::GoBinary| {
         g.segments()
             .iter()
             .filter(|s| s.executable)
@@ -860,11 +860,11 @@ fn same_code(a: &gopeek::elf::GoBinary, b: &gopeek::elf::GoBinary) -> bool {
 /// before it (`.data` under external linking) stays. `None` when the
 /// layouts differ in any other way.
 fn expected_after_strip(
-    stripped: &gopeek::elf::GoBinary,
-    sib: &gopeek::elf::GoBinary,
+    stripped: &gopeek::binary::elf::GoBinary,
+    sib: &gopeek::binary::elf::GoBinary,
     nm: &HashMap<String, u64>,
 ) -> Option<HashMap<String, u64>> {
-    let rw = |g: &gopeek::elf::GoBinary| {
+    let rw = |g: &gopeek::binary::elf::GoBinary| {
         g.segments()
             .iter()
             .filter(|s| s.writable)
@@ -959,8 +959,8 @@ fn check(version: &str, mode: &str) {
         // A real `-s -w` build: the unstripped build of the same version
         // is the oracle.
         let (x, y) = (
-            gopeek::elf::GoBinary::open(&bin).unwrap(),
-            gopeek::elf::GoBinary::open(&sib).unwrap(),
+            gopeek::binary::elf::GoBinary::open(&bin).unwrap(),
+            gopeek::binary::elf::GoBinary::open(&sib).unwrap(),
         );
         match expected_after_strip(&x, &y, &nm_globals(&sib)) {
             Some(want) => errs.extend(check_globals(

@@ -18,12 +18,12 @@
 //! passes. Go builds share the cache in target/gocache with
 //! scripts/gen-layouts.
 
-use gopeek::elf::{Arch, GoBinary};
+use gopeek::binary::elf::{Arch, GoBinary};
 use gopeek::layout::{
     dwarf_variables, gstatus_table, supported_minors, symbol_string_array, wait_reason_table,
     LayoutSource, RuntimeLayout, RuntimeOffsets,
 };
-use gopeek::version::GoVersion;
+use gopeek::binary::version::GoVersion;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

@@ -18,7 +18,7 @@
 //! Runs only as root.
 
 use gopeek::memory::Memory;
-use gopeek::privilege::{drop_to, SudoContext};
+use gopeek::sudo::privilege::{drop_to, SudoContext};
 use gopeek::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
 use nix::sys::ptrace;
 use nix::sys::wait::{waitpid, WaitPidFlag};

@@ -14,7 +14,7 @@
 //! binary re-runs itself: `helper_entry` does nothing in a normal run, and
 //! runs a helper mode when `GOPEEK_PROCESS_TEST_HELPER` is set.
 
-use gopeek::elf::GoBinary;
+use gopeek::binary::elf::GoBinary;
 use gopeek::memory::{Memory, MemoryExt};
 use gopeek::process::proc_fs::{self, ProcStatus};
 use gopeek::process::seccomp;

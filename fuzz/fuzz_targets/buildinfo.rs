@@ -4,8 +4,8 @@
 //! binary's static image. Any panic, hang or huge allocation is a bug.
 #![no_main]
 
-use gopeek::buildinfo::BuildInfo;
-use gopeek::elf::GoBinary;
+use gopeek::binary::buildinfo::BuildInfo;
+use gopeek::binary::elf::GoBinary;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

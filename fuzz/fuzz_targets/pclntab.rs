@@ -5,7 +5,7 @@
 //! hang or huge allocation is a bug.
 #![no_main]
 
-use gopeek::pclntab::Pclntab;
+use gopeek::binary::pclntab::Pclntab;
 use libfuzzer_sys::fuzz_target;
 
 const TEXT: u64 = 0x401000;

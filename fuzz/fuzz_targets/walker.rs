@@ -7,10 +7,10 @@
 //! never a panic, a hang or a huge allocation.
 #![no_main]
 
-use gopeek::elf::GoBinary;
+use gopeek::binary::elf::GoBinary;
 use gopeek::layout::offsets::RuntimeOffsets;
 use gopeek::memory::RegionMemory;
-use gopeek::program::GoProgram;
+use gopeek::binary::program::GoProgram;
 use gopeek::walk::{build_goroutines, capture_once, WalkConfig};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

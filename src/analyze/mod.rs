@@ -5,7 +5,7 @@
 
 #![warn(missing_docs)]
 
-pub mod cli;
+
 pub mod filter;
 pub mod group;
 pub mod leaks;

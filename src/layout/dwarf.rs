@@ -20,7 +20,7 @@
 //! nothing here panics on bad input.
 
 use super::{LayoutError, StructLayout};
-use crate::elf::GoBinary;
+use crate::binary::elf::GoBinary;
 use gimli::{AttributeValue, DebugAbbrevOffset, EndianSlice, LittleEndian, Reader};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};

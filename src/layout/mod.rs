@@ -26,9 +26,9 @@ pub use offsets::{
 };
 pub use tables::{gstatus_table, supported_minors, version_table, wait_reason_table};
 
-use crate::elf::{Arch, GoBinary};
+use crate::binary::elf::{Arch, GoBinary};
 use crate::memory::MemoryExt;
-use crate::version::GoVersion;
+use crate::binary::version::GoVersion;
 use std::collections::BTreeMap;
 use thiserror::Error;
 

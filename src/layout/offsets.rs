@@ -703,7 +703,7 @@ impl RuntimeOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::Arch;
+    use crate::binary::elf::Arch;
     use crate::layout::supported_minors;
 
     #[test]

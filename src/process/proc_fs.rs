@@ -8,7 +8,7 @@
 //! and never panic on odd contents (a `comm` may contain `)` or spaces).
 
 use super::ProcessError;
-use crate::elf::GoBinary;
+use crate::binary::elf::GoBinary;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;

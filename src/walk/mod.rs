@@ -11,7 +11,7 @@ pub mod unwind;
 
 use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
 use crate::layout::offsets::RuntimeOffsets;
-use crate::program::GoProgram;
+use crate::binary::program::GoProgram;
 pub use capture::{capture_once, Capture, CaptureStats, GoroutineCopy};
 use gstruct::GRecord;
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ impl Symbolizer<'_, '_> {
                     .map(|fr| {
                         let raw = fr.name_str().into_owned();
                         SymFrame {
-                            print_name: crate::pclntab::name_for_print(&raw).into(),
+                            print_name: crate::binary::pclntab::name_for_print(&raw).into(),
                             raw_name: raw.into(),
                             file: fr.file_str().into(),
                             line: i64::from(fr.line),

@@ -2,7 +2,7 @@
 //! (runtime/traceback.go), on memory copied from the target.
 
 use crate::memory::{Memory, MemoryExt};
-use crate::pclntab::Pclntab;
+use crate::binary::pclntab::Pclntab;
 
 /// Most physical frames followed on one stack. Go's deepest legal stack
 /// (1 GiB of 16-byte frames) is larger, but no traceback needs more.

@@ -8,7 +8,7 @@
 //! user tool (a PC from a log or a core on a stripped binary) and the way
 //! the tests compare gopeek's reading of the pclntab with binutils.
 
-use crate::pclntab::{name_for_print, Func, InlineFrame, Pclntab, PclntabError};
+use crate::binary::pclntab::{name_for_print, Func, InlineFrame, Pclntab, PclntabError};
 use serde::Serialize;
 use std::io::{self, Write};
 

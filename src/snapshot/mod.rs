@@ -2,10 +2,10 @@
 //! target only while its memory is copied.
 
 use crate::dump::DumpSnapshot;
-use crate::elf::{ElfError, GoBinary};
+use crate::binary::elf::{ElfError, GoBinary};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
-use crate::program::{GoProgram, ProgramError};
+use crate::binary::program::{GoProgram, ProgramError};
 use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
 use crate::walk::{build_goroutines, capture_once, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
@@ -35,7 +35,7 @@ pub enum SnapshotError {
     /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
     /// re-check, privilege drop); the target was detached.
     #[error("{0}")]
-    AfterSeize(#[source] crate::privilege::HookError),
+    AfterSeize(#[source] crate::sudo::privilege::HookError),
 }
 
 /// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
@@ -94,8 +94,8 @@ pub struct SnapshotOptions {
     /// frame list per goroutine instead of one per distinct stack.
     pub frame_registers: bool,
     /// Under sudo: run once the target is seized, before its memory is read
-    /// (policy re-check + privilege drop, see `crate::privilege`).
-    pub after_seize: Option<crate::privilege::AfterSeize>,
+    /// (policy re-check + privilege drop, see `crate::sudo::privilege`).
+    pub after_seize: Option<crate::sudo::privilege::AfterSeize>,
 }
 
 impl Default for SnapshotOptions {

@@ -5,9 +5,9 @@
 //! holds: the text base (pcHeader.textStart is 0 from Go 1.26) and the
 //! `go:func.*` base that funcdata offsets (inline trees) are relative to.
 
-use crate::elf::GoBinary;
+use crate::binary::elf::GoBinary;
 use crate::memory::MemoryExt;
-use crate::pclntab::{magic_version, Pclntab};
+use crate::binary::pclntab::{magic_version, Pclntab};
 use thiserror::Error;
 
 /// Why the runtime tables could not be found.

@@ -2,7 +2,7 @@
 //! traceback prints for it, innermost first.
 
 use super::{Func, FuncId, PclntabError, PclntabVersion};
-use crate::cursor::{i32_at, u8_at};
+use crate::binary::cursor::{i32_at, u8_at};
 
 /// `PCDATA_InlTreeIndex`: the pcdata table giving the inline-tree index at a PC.
 pub const INL_TREE_PCDATA: u32 = 2;

@@ -24,10 +24,10 @@
 //! by whoever built the binary, so every length is bounded and every
 //! malformed byte ends in a [`BuildInfoError`], never a panic.
 
-use crate::cursor::{slice_at, Cursor, ReadError};
-use crate::elf::GoBinary;
+use crate::binary::cursor::{slice_at, Cursor, ReadError};
+use crate::binary::elf::GoBinary;
 use crate::memory::{Memory, MemoryError};
-use crate::version::GoVersion;
+use crate::binary::version::GoVersion;
 use serde::Serialize;
 use std::borrow::Cow;
 use thiserror::Error;

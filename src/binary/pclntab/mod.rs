@@ -15,7 +15,7 @@ mod inline;
 pub use func::{Func, FuncFlags, FuncId};
 pub use inline::{InlineFrame, INL_TREE_FUNCDATA, INL_TREE_PCDATA};
 
-use crate::cursor::{cstr_at, slice_at, u32_at, u64_at, ReadError};
+use crate::binary::cursor::{cstr_at, slice_at, u32_at, u64_at, ReadError};
 use thiserror::Error;
 
 /// Longest function or file name accepted; Go's longest generic names are a
@@ -368,7 +368,7 @@ impl<'a> Pclntab<'a> {
                 wanted: 1,
                 available: 0,
             }))?;
-        let mut cur = crate::cursor::Cursor::new(tail, "pc-value table");
+        let mut cur = crate::binary::cursor::Cursor::new(tail, "pc-value table");
         let mut pc = entry;
         let mut val: i32 = -1;
         let mut first = true;

@@ -8,10 +8,10 @@
 //! RIP-relative moves, `runtime.allgadd` atomically stores `allglen`, and
 //! so on. Decoding those few instructions gives the addresses exactly.
 
-use crate::elf::{Arch, GoBinary};
+use crate::binary::elf::{Arch, GoBinary};
 use crate::memory::MemoryExt;
-use crate::moduledata::ModuleData;
-use crate::pclntab::Pclntab;
+use crate::binary::moduledata::ModuleData;
+use crate::binary::pclntab::Pclntab;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use std::collections::HashMap;
 

@@ -4,12 +4,12 @@
 
 #![warn(missing_docs)]
 
-use super::filter::{Filter, GState};
-use super::group::{self, Similarity};
-use super::leaks::{self, EXIT_GROWING};
-use crate::dump::DumpSnapshot;
-use crate::output::{FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput};
-use crate::snapshot::{snapshot_pid, SnapshotOptions};
+use gopeek::analyze::filter::{Filter, GState};
+use gopeek::analyze::group::{self, Similarity};
+use gopeek::analyze::leaks::{self, EXIT_GROWING};
+use gopeek::dump::DumpSnapshot;
+use gopeek::output::{FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput};
+use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::fmt;
 use std::io::IsTerminal;
 use std::io::{self, Write};
@@ -253,7 +253,7 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
                 i + 1,
                 dump.goroutines
                     .iter()
-                    .filter(|g| super::listed(g, args.system))
+                    .filter(|g| gopeek::analyze::listed(g, args.system))
                     .count(),
                 dump.pause_us
             );

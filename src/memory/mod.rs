@@ -2,7 +2,7 @@
 //!
 //! A live process ([`crate::process::LiveMemory`]), the copy taken while the
 //! target was stopped ([`RegionMemory`]), the static image of an executable
-//! ([`crate::elf::GoBinary`]) and the fakes of unit tests all implement
+//! ([`crate::binary::elf::GoBinary`]) and the fakes of unit tests all implement
 //! [`Memory`], so the goroutine walker and the unwinder run unchanged on any
 //! of them and can be tested without a process.
 

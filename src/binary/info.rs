@@ -1,9 +1,9 @@
 //! The report behind `gopeek info`: what a binary is and how gopeek will
 //! read it. Plain data, so the text and JSON outputs cannot disagree.
 
-use crate::buildinfo::BuildInfo;
-use crate::locate::RuntimeGlobals;
-use crate::program::GoProgram;
+use crate::binary::buildinfo::BuildInfo;
+use crate::binary::locate::RuntimeGlobals;
+use crate::binary::program::GoProgram;
 use serde::Serialize;
 use std::io::{self, Write};
 

@@ -4,26 +4,26 @@
 //! The order, for `gopeek dump --pid PID` under sudo:
 //!
 //! 1. [`SudoSession::begin`] (root): connect to the system log, load the
-//!    policy ([`crate::policy`]), read what it matches on from `/proc`,
+//!    policy ([`crate::sudo::policy`]), read what it matches on from `/proc`,
 //!    decide; log the refusal (and stop, exit 4) or the permission. No
 //!    audit trail, no attach.
 //! 2. `main` creates the `-o` file as the invoking user
-//!    ([`crate::privilege::create_output`]) and installs the seccomp filters.
+//!    ([`crate::sudo::privilege::create_output`]) and installs the seccomp filters.
 //! 3. `snapshot_pid` opens the executable and `/proc/PID/mem`, seizes
 //!    every thread, then runs [`SudoSession::after_seize`]: the facts are
 //!    read again from the frozen target and must not have changed (an
 //!    `exec` or a recycled pid between 1 and 3), then privileges are
-//!    dropped for good ([`crate::privilege::drop_to`]). The memory is read
+//!    dropped for good ([`crate::sudo::privilege::drop_to`]). The memory is read
 //!    and decoded as the invoking user.
 //! 4. [`SudoSession::finish`] logs the outcome.
 
 #![warn(missing_docs)]
 
-use crate::audit::{AttachRecord, AuditError, AuditLog, Severity};
-use crate::policy::{Decision, Policy, PolicyError, TargetFacts};
-use crate::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
+use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};
+use crate::sudo::policy::{Decision, Policy, PolicyError, TargetFacts};
+use crate::sudo::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
 use crate::process::ProcessError;
-use crate::watchdog::Watchdog;
+use crate::sudo::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! One `_func` record of the pclntab and the per-PC questions asked of it.
 
 use super::{name_for_print, Pclntab, PclntabError, PclntabVersion};
-use crate::cursor::{u32_at, u8_at, ReadError};
+use crate::binary::cursor::{u32_at, u8_at, ReadError};
 
 /// `_func.flag` bits, identical in every Go 1.18+ release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,12 +5,12 @@
 //! [`GoProgram`] is built once per run and borrowed by every later layer
 //! (the walker, the unwinder, the formatter).
 
-use crate::buildinfo::{BuildInfo, BuildInfoError};
-use crate::elf::GoBinary;
-use crate::locate::{locate_globals, read_string_table, RuntimeGlobals, SchedHint};
-use crate::moduledata::{find_moduledata, find_pclntab, ModuleData, ModuleDataError};
-use crate::pclntab::{Pclntab, PclntabError};
-use crate::version::GoVersion;
+use crate::binary::buildinfo::{BuildInfo, BuildInfoError};
+use crate::binary::elf::GoBinary;
+use crate::binary::locate::{locate_globals, read_string_table, RuntimeGlobals, SchedHint};
+use crate::binary::moduledata::{find_moduledata, find_pclntab, ModuleData, ModuleDataError};
+use crate::binary::pclntab::{Pclntab, PclntabError};
+use crate::binary::version::GoVersion;
 use thiserror::Error;
 
 /// Oldest Go release whose runtime gopeek knows.
@@ -146,7 +146,7 @@ impl<'a> GoProgram<'a> {
         // Only runtime.sched needs the layout; everything else is found.
         if let (Some(h), None) = (hint, &pre.globals.sched) {
             pre.globals.sched =
-                crate::locate::locate_sched(bin, &pre.pclntab, pre.moduledata.as_ref(), h);
+                crate::binary::locate::locate_sched(bin, &pre.pclntab, pre.moduledata.as_ref(), h);
         }
         Ok((pre, layout))
     }

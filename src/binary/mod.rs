@@ -1,0 +1,18 @@
+//! What gopeek reads from a Go executable, with no process involved: the
+//! ELF image, build info, module data, the pclntab, where the runtime's
+//! globals are, and one symbolizer shared by every command that names a PC.
+//!
+//! Everything here parses bytes an attacker may control, through the
+//! bounds-checked [`cursor`] helpers, and never panics on them (the
+//! `pclntab` and `buildinfo` fuzz targets check that).
+
+pub mod buildinfo;
+pub mod cursor;
+pub mod elf;
+pub mod info;
+pub mod locate;
+pub mod moduledata;
+pub mod pclntab;
+pub mod program;
+pub mod symbolize;
+pub mod version;
