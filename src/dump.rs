@@ -128,3 +128,30 @@ pub struct Frame {
     #[serde(skip)]
     pub fp: u64,
 }
+
+/// `taken_at`'s form: RFC 3339 in UTC to the second
+/// (`2026-12-01T21:16:12Z`), as pprof's `time_nanos` and the audit line
+/// read it back.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let when = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    when.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// Seconds since the epoch of a `taken_at` written by [`rfc3339`]; `None`
+/// for any other form (a snapshot from elsewhere).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    if s.len() != 20 || !s.ends_with('Z') {
+        return None;
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}

@@ -9,7 +9,7 @@ mod text;
 
 pub use folded::{folded_stacks, FoldedOutput};
 pub use json::JsonOutput;
-pub use pprof::{encode_profile, parse_rfc3339, PprofOutput};
+pub use pprof::{encode_profile, PprofOutput};
 pub use svg::SvgOutput;
 pub use text::TextOutput;
 

@@ -14,7 +14,7 @@
 
 use super::Outputter;
 use crate::analyze::listed;
-use crate::dump::{DumpSnapshot, Frame};
+use crate::dump::{parse_rfc3339, DumpSnapshot, Frame};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::collections::{BTreeMap, HashMap};
@@ -301,30 +301,6 @@ pub fn encode_profile(dump: &DumpSnapshot, system: bool) -> Vec<u8> {
     p
 }
 
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ` (what
-/// [`crate::snapshot::rfc3339`] writes); `None` for anything else.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
 impl Outputter for PprofOutput {
     fn write(&self, dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
         let raw = encode_profile(dump, self.system);
@@ -455,7 +431,7 @@ mod tests {
     fn rfc3339_round_trip() {
         for secs in [0i64, 951_782_400, 1_795_827_723, 4_102_444_800] {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
-            assert_eq!(parse_rfc3339(&crate::snapshot::rfc3339(t)), Some(secs));
+            assert_eq!(parse_rfc3339(&crate::dump::rfc3339(t)), Some(secs));
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);

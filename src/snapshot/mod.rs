@@ -1,7 +1,7 @@
 //! One `gopeek dump --pid`: from a PID to a [`DumpSnapshot`], holding the
 //! target only while its memory is copied.
 
-use crate::dump::DumpSnapshot;
+use crate::dump::{rfc3339, DumpSnapshot};
 use crate::binary::elf::{ElfError, GoBinary};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
@@ -124,33 +124,6 @@ fn thread_regs(seized: &SeizedProcess) -> Vec<ThreadRegs> {
 
 fn timing() -> bool {
     std::env::var_os("GOPEEK_DEBUG_TIMING").is_some()
-}
-
-/// Formats a UNIX time as RFC 3339 UTC (no external time crate needed).
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Whether the target's runtime prints pprof labels in traceback headers:

@@ -146,7 +146,7 @@ fn timestamp(t: SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     // Reuse the RFC 3339 formatter: YYYY-MM-DDThh:mm:ssZ.
-    let s = crate::snapshot::rfc3339(t);
+    let s = crate::dump::rfc3339(t);
     let month: usize = s[5..7].parse().unwrap_or(1);
     let day: u32 = s[8..10].parse().unwrap_or(1);
     format!(
