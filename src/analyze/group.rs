@@ -5,7 +5,8 @@
 
 #![warn(missing_docs)]
 
-use super::{base_status, listed, shown_frames};
+use super::base_status;
+use crate::gotrace::frames::{listed, shown_frames};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

@@ -35,7 +35,8 @@
 #![warn(missing_docs)]
 
 use super::group::{stack_key, BucketFrame, Similarity};
-use super::{base_status, listed};
+use super::base_status;
+use crate::gotrace::frames::listed;
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};

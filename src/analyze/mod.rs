@@ -5,28 +5,13 @@
 
 #![warn(missing_docs)]
 
-
 pub mod filter;
 pub mod group;
 pub mod leaks;
-use crate::dump::{Frame, GoroutineSnapshot};
+use crate::dump::GoroutineSnapshot;
 
-/// The frames a reader of Go's traceback sees: runtime internals and
-/// wrappers are hidden unless `system` (GOTRACEBACK=system) is asked for.
-pub fn shown_frames(g: &GoroutineSnapshot, system: bool) -> impl Iterator<Item = &Frame> {
-    g.frames.iter().filter(move |f| system || !f.runtime)
-}
-
-/// The status without the ` (scan)` suffix a GC in progress adds: the same
-/// goroutine parked in the same place belongs in the same bucket whether or
-/// not its stack was being scanned at that instant.
-pub fn base_status(g: &GoroutineSnapshot) -> &str {
-    g.status.strip_suffix(" (scan)").unwrap_or(&g.status)
-}
-
-/// Whether a goroutine is listed at all: Go hides goroutines started by
-/// the runtime (GC workers, finalizers...) unless GOTRACEBACK=system, and
-/// so do its goroutine profiles.
-pub fn listed(g: &GoroutineSnapshot, system: bool) -> bool {
-    system || !g.system
+/// The status grouping and leak clusters key on: without the ` (scan)` a
+/// GC in progress adds (see [`crate::gotrace::status::without_scan`]).
+pub(crate) fn base_status(g: &GoroutineSnapshot) -> &str {
+    crate::gotrace::status::without_scan(&g.status)
 }

@@ -253,7 +253,7 @@ pub fn run_leaks(args: &LeaksArgs) -> anyhow::Result<u8> {
                 i + 1,
                 dump.goroutines
                     .iter()
-                    .filter(|g| gopeek::analyze::listed(g, args.system))
+                    .filter(|g| gopeek::gotrace::frames::listed(g, args.system))
                     .count(),
                 dump.pause_us
             );

@@ -6,7 +6,8 @@
 #![warn(missing_docs)]
 
 use super::Outputter;
-use crate::analyze::{base_status, listed, shown_frames};
+use crate::analyze::base_status;
+use crate::gotrace::frames::{listed, shown_frames};
 use crate::dump::DumpSnapshot;
 use std::collections::BTreeMap;
 use std::io::{self, Write};

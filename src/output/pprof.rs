@@ -13,7 +13,7 @@
 #![warn(missing_docs)]
 
 use super::Outputter;
-use crate::analyze::listed;
+use crate::gotrace::frames::listed;
 use crate::dump::{parse_rfc3339, DumpSnapshot, Frame};
 use flate2::write::GzEncoder;
 use flate2::Compression;

@@ -204,21 +204,10 @@ fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
     let gstatus: Vec<String> = gstatus_table(minor)
         .map(|t| t.iter().map(|s| s.to_string()).collect())
         .unwrap_or_else(|| {
-            [
-                "idle",
-                "runnable",
-                "running",
-                "syscall",
-                "waiting",
-                "",
-                "dead",
-                "",
-                "copystack",
-                "preempted",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+            crate::gotrace::status::DEFAULT_GSTATUS_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         });
     (wait_reasons, gstatus)
 }

@@ -2,20 +2,9 @@
 
 use crate::layout::offsets::GOffsets;
 
-/// `_Gscan`: OR-ed into the status while the GC scans the stack.
-pub const G_SCAN: u32 = 0x1000;
-pub const G_IDLE: u32 = 0;
-pub const G_RUNNABLE: u32 = 1;
-pub const G_RUNNING: u32 = 2;
-pub const G_SYSCALL: u32 = 3;
-pub const G_WAITING: u32 = 4;
-pub const G_DEAD: u32 = 6;
-/// Stopped by an asynchronous preemption request (suspendG), off any M.
-pub const G_PREEMPTED: u32 = 9;
-/// Go 1.26+: blocked forever, found by the leak detector.
-pub const G_LEAKED: u32 = 10;
-/// Go 1.26+: the dead g parked on an extra M for cgo callbacks.
-pub const G_DEAD_EXTRA: u32 = 11;
+pub(crate) use crate::gotrace::status::{
+    G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_PREEMPTED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING,
+};
 
 /// The fields of a g that change whenever its goroutine runs: same
 /// goroutine (goid), same status, same saved context and stack bounds,
@@ -227,7 +216,7 @@ impl GRecord {
 
     /// Status without the scan bit.
     pub fn base_status(&self) -> u32 {
-        self.status & !G_SCAN
+        crate::gotrace::status::base_status(self.status)
     }
 
     /// Go's tracebacks skip these.

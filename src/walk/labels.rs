@@ -107,34 +107,6 @@ fn read_map<M: Memory>(mem: &M, at: u64) -> Option<BTreeMap<String, String>> {
     Some(out)
 }
 
-/// Go's runtime `quoted` (what Go 1.26+ prints for labels in headers):
-/// strconv.Quote-style escaping.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go 1.27's `tracebackStringNeedsQuoting`.
-pub fn needs_quoting(s: &str) -> bool {
-    s.chars()
-        .any(|r| !(r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,12 +160,5 @@ mod tests {
         m.insert(0x7100, b"x y".to_vec());
         let l = read_labels(&m, 0x1000, 21).unwrap();
         assert_eq!(l.get("user id").map(String::as_str), Some("x y"));
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
-        assert!(needs_quoting("user id"));
-        assert!(!needs_quoting("acme/v1.2_x"));
     }
 }

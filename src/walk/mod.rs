@@ -6,7 +6,6 @@ pub mod capture;
 pub mod gstruct;
 pub mod gtable;
 pub mod labels;
-pub mod traceback;
 pub mod unwind;
 
 use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
@@ -18,7 +17,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use thiserror::Error;
-use traceback::{mark_hidden, shows_frame, FuncIds, RawFrame};
+use crate::gotrace::frames::{is_system_start, mark_hidden, shows_frame, FuncIds, RawFrame};
+use crate::gotrace::status::{status_text, wait_minutes};
 
 /// Most goroutines accepted from `allgs` (a corrupt length beyond this is
 /// refused rather than allocated).
@@ -135,14 +135,7 @@ impl Symbolizer<'_, '_> {
 /// `true` for goroutines Go hides at GOTRACEBACK=all (`isSystemGoroutine`).
 fn is_system(prog: &GoProgram<'_>, startpc_link: u64) -> bool {
     match prog.pclntab.find_func(startpc_link) {
-        Ok(f) => {
-            let n = f.name();
-            n.starts_with("runtime.")
-                && !matches!(
-                    n.as_str(),
-                    "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent"
-                )
-        }
+        Ok(f) => is_system_start(&f.name()),
         Err(_) => false,
     }
 }
@@ -237,8 +230,8 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         };
         out.push(GoroutineSnapshot {
             id: g.goid,
-            status: traceback::status_text(g, &cfg.gstatus, &cfg.wait_reasons),
-            wait_minutes: traceback::wait_minutes(g, cap.nanotime),
+            status: status_text(g.status, g.waitreason, &cfg.gstatus, &cfg.wait_reasons),
+            wait_minutes: wait_minutes(g.status, g.waitsince, cap.nanotime),
             locked_to_thread: g.lockedm != 0,
             thread: gc.thread,
             labels: gc.labels.as_ref().map(|l| (**l).clone()),

@@ -1,12 +1,13 @@
-//! Go's own printing rules (runtime/traceback.go), per version: which
-//! frames a GOTRACEBACK=all traceback shows, how it elides deep stacks,
-//! the goroutine header, and the `created by` line.
+//! Which frames and goroutines Go's traceback shows (runtime/traceback.go,
+//! per version): `showframe`, wrapper hiding by FuncID, the elision of
+//! deep stacks, and `isSystemGoroutine`. The walker marks frames with these
+//! rules, and the text, grouping and profile writers read the marks, so a
+//! frame is hidden for the same reason everywhere.
 
-use super::gstruct::{GRecord, G_LEAKED, G_SCAN, G_SYSCALL, G_WAITING};
-use crate::dump::Frame;
+use crate::dump::{Frame, GoroutineSnapshot};
 
 /// FuncIDs that the filter compares against; Go renumbers them between
-/// releases (see notes §2).
+/// releases (runtime/abi/symtab.go of each version).
 #[derive(Debug, Clone, Copy)]
 pub struct FuncIds {
     pub wrapper: u8,
@@ -190,39 +191,43 @@ pub fn elide<'a>(
     }
 }
 
-/// The status text inside the header's brackets, before the first comma.
-pub fn status_text(g: &GRecord, gstatus: &[String], wait_reasons: &[String]) -> String {
-    let st = g.base_status();
-    let mut s = gstatus
-        .get(st as usize)
-        .cloned()
-        .unwrap_or_else(|| "???".to_string());
-    if (st == G_WAITING || st == G_LEAKED) && g.waitreason != 0 {
-        s = wait_reasons
-            .get(g.waitreason as usize)
-            .cloned()
-            .unwrap_or_else(|| "unknown wait reason".to_string());
-    }
-    if st == G_LEAKED {
-        s.push_str(" (leaked)");
-    }
-    if g.status & G_SCAN != 0 {
-        s.push_str(" (scan)");
-    }
-    s
+/// Go's `isSystemGoroutine` by the name of the goroutine's start
+/// function: runtime goroutines are hidden at GOTRACEBACK=all, except the
+/// ones that run user code.
+pub fn is_system_start(start_function: &str) -> bool {
+    start_function.starts_with("runtime.")
+        && !matches!(
+            start_function,
+            "runtime.main" | "runtime.corostart" | "runtime.handleAsyncEvent"
+        )
 }
 
-/// Whole minutes blocked, as Go computes them from `waitsince` and the
-/// monotonic clock; `None` below one minute.
-pub fn wait_minutes(g: &GRecord, now_nanotime: i64) -> Option<u64> {
-    let st = g.base_status();
-    if (st == G_WAITING || st == G_SYSCALL) && g.waitsince != 0 {
-        let m = now_nanotime.wrapping_sub(g.waitsince) / 60_000_000_000;
-        if m >= 1 {
-            return Some(m as u64);
+/// The frames a reader of Go's traceback sees: runtime internals and
+/// wrappers are hidden unless `system` (GOTRACEBACK=system) is asked for.
+pub fn shown_frames(g: &GoroutineSnapshot, system: bool) -> impl Iterator<Item = &Frame> {
+    g.frames.iter().filter(move |f| system || !f.runtime)
+}
+
+/// Whether a goroutine is listed at all: Go hides goroutines started by
+/// the runtime (GC workers, finalizers...) unless GOTRACEBACK=system, and
+/// so do its goroutine profiles.
+pub fn listed(g: &GoroutineSnapshot, system: bool) -> bool {
+    system || !g.system
+}
+
+/// For Go 1.19's 100-frame limit, which counts physical frames: the
+/// physical index of each logical frame (inlined frames share their
+/// caller's).
+pub fn physical_indices(frames: &[Frame]) -> Vec<usize> {
+    let mut phys = Vec::with_capacity(frames.len());
+    let mut n = 0usize;
+    for f in frames {
+        phys.push(n);
+        if !f.inlined {
+            n += 1;
         }
     }
-    None
+    phys
 }
 
 #[cfg(test)]
