@@ -11,24 +11,62 @@
 use crate::binary::pclntab::{name_for_print, Func, InlineFrame, Pclntab, PclntabError};
 use serde::Serialize;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 /// One logical frame at an address. Both name forms are kept because they
 /// serve different readers: `name` is what the symbol table and DWARF hold
 /// (so it can be compared with `nm`/`addr2line`), `print_name` is what Go's
 /// traceback and `gopeek dump` print (`F[...]` for generic instantiations).
+///
+/// `gopeek dump` (through the walker's per-PC cache) and `gopeek symbolize`
+/// both take their frames from [`frames_at`], so they cannot disagree
+/// about a PC; the strings are shared (`Arc<str>`) because the walker
+/// hands them to many goroutines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SymFrame {
     /// Raw symbol name, e.g. `main.(*T[go.shape.int]).Wait`.
-    pub name: String,
+    pub name: Arc<str>,
     /// Go's traceback form, e.g. `main.(*T[...]).Wait`.
-    pub print_name: String,
+    pub print_name: Arc<str>,
     /// Source file as the pclntab records it; `?` when the function has no
     /// file table (linker markers such as `go:textfipsstart`).
-    pub file: String,
+    pub file: Arc<str>,
     /// Source line; 0 together with file `?`.
     pub line: i32,
     /// `true` when this frame was inlined into the next one.
     pub inlined: bool,
+    /// The function's FuncID, which Go's frame filter reads (wrappers,
+    /// gopanic...); not part of the JSON.
+    #[serde(skip)]
+    pub func_id: u8,
+}
+
+impl SymFrame {
+    /// The one frame Go's `funcline` answers where the tables say nothing
+    /// about a PC: the function's name at `?:0`.
+    pub fn unknown_line(f: &Func<'_, '_>) -> SymFrame {
+        let name = f.name();
+        SymFrame {
+            print_name: name_for_print(&name).into(),
+            name: name.into(),
+            file: "?".into(),
+            line: 0,
+            inlined: false,
+            func_id: f.func_id.0,
+        }
+    }
+
+    /// A PC outside every function.
+    pub fn unknown() -> SymFrame {
+        SymFrame {
+            name: "?".into(),
+            print_name: "?".into(),
+            file: "?".into(),
+            line: 0,
+            inlined: false,
+            func_id: 0,
+        }
+    }
 }
 
 /// The answer for one address: the physical function holding it and the
@@ -79,13 +117,14 @@ pub fn parse_addr(s: &str) -> Result<u64, String> {
 }
 
 fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
-    let name = f.name_str().into_owned();
+    let name = f.name_str();
     SymFrame {
-        print_name: name_for_print(&name).into_owned(),
-        name,
-        file: f.file_str().into_owned(),
+        print_name: name_for_print(&name).into(),
+        name: name.into(),
+        file: f.file_str().into(),
         line: f.line,
         inlined: f.inlined,
+        func_id: f.func_id.0,
     }
 }
 
@@ -94,20 +133,12 @@ fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
 /// symbols), or the alignment padding after a function's last
 /// instruction — there is one frame at `?:0`, which is what Go's own
 /// `funcline` answers there.
-fn frames_of(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
+pub fn frames_at(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
     match f.frames_at(pc) {
         Ok(frames) => Ok(frames.iter().map(frame_from).collect()),
         Err(PclntabError::PcNotCovered { .. }) => {
-            let name = f
-                .name_bytes()
-                .map(|b| String::from_utf8_lossy(b).into_owned())?;
-            Ok(vec![SymFrame {
-                print_name: name_for_print(&name).into_owned(),
-                name,
-                file: "?".into(),
-                line: 0,
-                inlined: false,
-            }])
+            f.name_bytes()?;
+            Ok(vec![SymFrame::unknown_line(f)])
         }
         Err(e) => Err(e),
     }
@@ -130,7 +161,7 @@ fn answer(addr: u64, func: Result<Func<'_, '_>, PclntabError>) -> Symbolized {
     };
     s.function = Some(f.name());
     s.entry = Some(f.entry);
-    match frames_of(&f, addr) {
+    match frames_at(&f, addr) {
         Ok(frames) => s.frames = frames,
         Err(e) => s.error = Some(e.to_string()),
     }
@@ -203,6 +234,7 @@ mod tests {
             file: "/a.go".into(),
             line: 3,
             inlined,
+            func_id: 0,
         };
         let answers = vec![
             Symbolized {

@@ -8,6 +8,7 @@ pub mod gtable;
 pub mod labels;
 pub mod unwind;
 
+use crate::binary::symbolize::{frames_at, SymFrame};
 use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
 use crate::layout::offsets::RuntimeOffsets;
 use crate::binary::program::GoProgram;
@@ -69,16 +70,6 @@ pub struct WalkConfig<'p, 'a> {
     pub frame_registers: bool,
 }
 
-/// A logical frame ready to become a [`Frame`], cached per symbolization PC.
-struct SymFrame {
-    raw_name: Arc<str>,
-    print_name: Arc<str>,
-    file: Arc<str>,
-    line: i64,
-    inlined: bool,
-    func_id: u8,
-}
-
 /// Symbolizes PCs once each: 100k goroutines parked in the same code cost
 /// one lookup per distinct PC.
 struct Symbolizer<'p, 'a> {
@@ -91,40 +82,12 @@ impl Symbolizer<'_, '_> {
         if let Some(v) = self.cache.get(&sym_pc) {
             return v.clone();
         }
-        let tab = &self.prog.pclntab;
-        let v: Vec<SymFrame> = match tab.find_func(sym_pc) {
-            Ok(f) => match f.frames_at(sym_pc) {
-                Ok(frames) => frames
-                    .iter()
-                    .map(|fr| {
-                        let raw = fr.name_str().into_owned();
-                        SymFrame {
-                            print_name: crate::binary::pclntab::name_for_print(&raw).into(),
-                            raw_name: raw.into(),
-                            file: fr.file_str().into(),
-                            line: i64::from(fr.line),
-                            inlined: fr.inlined,
-                            func_id: fr.func_id.0,
-                        }
-                    })
-                    .collect(),
-                Err(_) => vec![SymFrame {
-                    raw_name: f.name().into(),
-                    print_name: f.print_name().into(),
-                    file: "?".into(),
-                    line: 0,
-                    inlined: false,
-                    func_id: f.func_id.0,
-                }],
-            },
-            Err(_) => vec![SymFrame {
-                raw_name: "?".into(),
-                print_name: "?".into(),
-                file: "?".into(),
-                line: 0,
-                inlined: false,
-                func_id: 0,
-            }],
+        // The frames `gopeek symbolize` gives for this PC; where the
+        // tables are damaged a traceback still needs a line, so the
+        // function's name at `?:0`, as Go prints it.
+        let v: Vec<SymFrame> = match self.prog.pclntab.find_func(sym_pc) {
+            Ok(f) => frames_at(&f, sym_pc).unwrap_or_else(|_| vec![SymFrame::unknown_line(&f)]),
+            Err(_) => vec![SymFrame::unknown()],
         };
         let v = Rc::new(v);
         self.cache.insert(sym_pc, v.clone());
@@ -161,7 +124,7 @@ fn symbolized_frames(
                 frame: Frame {
                     function: sf.print_name.clone(),
                     file: sf.file.clone(),
-                    line: sf.line,
+                    line: i64::from(sf.line),
                     pc: pf.pc,
                     inlined: sf.inlined,
                     runtime: false,
@@ -173,7 +136,7 @@ fn symbolized_frames(
                     sp: if registers { pf.sp } else { 0 },
                     fp: if registers { pf.fp } else { 0 },
                 },
-                raw_name: sf.raw_name.clone(),
+                raw_name: sf.name.clone(),
                 func_id: sf.func_id,
                 physical: i,
             });
