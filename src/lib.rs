@@ -9,6 +9,7 @@
 //! runs the pipeline; [`analyze`] and [`output`] work on plain data; and
 //! [`sudo`] adds least privilege around it all.
 
+pub mod exit;
 pub mod memory;
 pub mod binary;
 pub mod layout;

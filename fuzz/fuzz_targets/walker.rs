@@ -31,7 +31,7 @@ fn target() -> &'static Target {
         let path = std::env::var("GOPEEK_FUZZ_BINARY")
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/parked").to_string());
         let bin: &'static GoBinary = Box::leak(Box::new(GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures)")));
-        let (prog, layout) = GoProgram::load_with_layout(bin).expect("a Go binary");
+        let (prog, layout) = crate::layout::load_program(bin).expect("a Go binary");
         let off = layout.expect("layout").offsets().expect("offsets");
         Target { prog, off }
     })

@@ -13,6 +13,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+impl crate::exit::ExitStatus for ElfError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            // The file is missing or unreadable: not a statement about it.
+            ElfError::Open { .. } => crate::exit::FAILURE,
+            _ => crate::exit::NOT_GO,
+        }
+    }
+}
+
 /// Why an executable could not be used.
 #[derive(Debug, Error)]
 pub enum ElfError {

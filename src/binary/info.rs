@@ -5,7 +5,6 @@ use crate::binary::buildinfo::BuildInfo;
 use crate::binary::locate::RuntimeGlobals;
 use crate::binary::program::GoProgram;
 use serde::Serialize;
-use std::io::{self, Write};
 
 /// `gopeek info` output (schema `gopeek.info/1`).
 #[derive(Debug, Serialize)]
@@ -82,87 +81,5 @@ impl InfoReport {
                 format!("built-in table for go1.{}", p.version.minor)
             },
         }
-    }
-
-    /// Human-readable form.
-    pub fn write_text(&self, w: &mut dyn Write) -> io::Result<()> {
-        let yes = |b: bool| if b { "yes" } else { "no" };
-        writeln!(w, "path:          {}", self.path)?;
-        writeln!(w, "go version:    {}", self.go_version)?;
-        writeln!(
-            w,
-            "arch:          {}{}",
-            self.arch,
-            if self.position_independent {
-                " (PIE)"
-            } else {
-                ""
-            }
-        )?;
-        writeln!(
-            w,
-            "stripped:      {} (symtab: {}, DWARF: {})",
-            yes(self.stripped),
-            yes(self.has_symtab),
-            yes(self.has_dwarf)
-        )?;
-        if let Some(p) = &self.build.path {
-            writeln!(w, "main package:  {p}")?;
-        }
-        if let Some(m) = &self.build.main {
-            writeln!(w, "main module:   {} {}", m.path, m.version)?;
-        }
-        for (k, v) in &self.build.settings {
-            writeln!(w, "build:         {k}={v}")?;
-        }
-        for d in &self.build.deps {
-            writeln!(w, "dep:           {} {} {}", d.path, d.version, d.sum)?;
-        }
-        writeln!(
-            w,
-            "pclntab:       {:#x}, Go {} format, {} functions, {} files (found by {})",
-            self.pclntab.addr,
-            self.pclntab.format,
-            self.pclntab.functions,
-            self.pclntab.files,
-            self.pclntab.found_by
-        )?;
-        match &self.moduledata {
-            Some(m) => writeln!(
-                w,
-                "moduledata:    {:#x} (found by {}), text {:#x}, gofunc {:#x}",
-                m.addr, m.found_by, m.text, m.gofunc
-            )?,
-            None => writeln!(
-                w,
-                "moduledata:    not found: {}",
-                self.moduledata_error.as_deref().unwrap_or("?")
-            )?,
-        }
-        let g = &self.globals;
-        for (name, l) in [
-            ("allgs", &g.allgs),
-            ("allglen", &g.allglen),
-            ("allm", &g.allm),
-            ("allp", &g.allp),
-            ("sched", &g.sched),
-            ("waitReasons", &g.wait_reason_strings),
-        ] {
-            match l {
-                Some(l) => writeln!(
-                    w,
-                    "{:<15}{:#x} (from {})",
-                    format!("{name}:"),
-                    l.addr,
-                    l.how
-                )?,
-                None => writeln!(w, "{:<15}not found", format!("{name}:"))?,
-            }
-        }
-        if let Some(s) = &self.layout_source {
-            writeln!(w, "layouts:       {s}")?;
-        }
-        writeln!(w, "wait reasons:  {}", self.wait_reasons_source)?;
-        Ok(())
     }
 }

@@ -119,40 +119,14 @@ impl<'a> GoProgram<'a> {
         })
     }
 
-    /// Analyses `bin` and picks its runtime layout (DWARF, else the table
-    /// for its version), using the layout to locate `runtime.sched` too.
-    /// The layout error is returned beside the program: `gopeek info` still
-    /// has plenty to say about a binary whose layout is unknown.
-    pub fn load_with_layout(
-        bin: &'a GoBinary,
-    ) -> Result<
-        (
-            Self,
-            Result<crate::layout::RuntimeLayout, crate::layout::LayoutError>,
-        ),
-        ProgramError,
-    > {
-        let mut pre = GoProgram::load(bin, None)?;
-        let layout = crate::layout::RuntimeLayout::for_binary(bin, &pre.version);
-        let hint = layout
-            .as_ref()
-            .ok()
-            .and_then(|l| l.offsets().ok())
-            .map(|o| SchedHint {
-                midle: o.sched.midle,
-                nmidle: o.sched.nmidle,
-                lock: o.sched.lock,
-            });
-        // Only runtime.sched needs the layout; everything else is found.
-        if let (Some(h), None) = (hint, &pre.globals.sched) {
-            pre.globals.sched =
-                crate::binary::locate::locate_sched(bin, &pre.pclntab, pre.moduledata.as_ref(), h);
-        }
-        Ok((pre, layout))
-    }
-
     /// `true` when the binary has neither a symbol table nor DWARF.
     pub fn is_stripped(&self) -> bool {
         !self.bin.has_symtab() && !self.bin.has_dwarf()
+    }
+}
+
+impl crate::exit::ExitStatus for ProgramError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::NOT_GO
     }
 }

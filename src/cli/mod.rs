@@ -1,4 +1,80 @@
-//! The command line: clap's types and the glue from each command to the
-//! library. Nothing in the library depends on this layer.
+//! The command line: clap's types, and the glue from each command to the
+//! library (one file per command). Nothing in the library depends on this
+//! layer; `main.rs` parses, dispatches here and maps errors to exit codes.
 
 pub(crate) mod analysis;
+pub(crate) mod dump;
+pub(crate) mod error;
+pub(crate) mod info;
+pub(crate) mod leaks;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use error::{CliError, Doing};
+use std::io::{self, Write};
+
+/// Snapshot every goroutine of a live Go process from the outside.
+#[derive(Parser)]
+#[command(name = "gopeek", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// What a Go binary (or running process) is and how gopeek reads it:
+    /// Go version, modules, build settings, stripped or not, where the
+    /// runtime's tables and globals are.
+    Info(info::InfoArgs),
+    /// Every goroutine of a running Go process, printed the way Go's own
+    /// traceback prints it. The target is held only while its memory is
+    /// copied (see pause_us in JSON).
+    Dump(dump::DumpArgs),
+    /// Several snapshots over time: clusters of goroutines (same creation
+    /// site, status and stack) that persist and grow, ranked by growth.
+    #[command(
+        after_help = "Exit status: 10 if a growing cluster was found, 0 if not; \
+                            1-6 as for `gopeek dump` (e.g. 5: the process exited)."
+    )]
+    Leaks(leaks::LeaksArgs),
+    /// Addresses to function, file:line and every inlined frame, from the
+    /// pclntab alone (so it works on stripped binaries, where addr2line
+    /// has nothing to read).
+    Symbolize(info::SymbolizeArgs),
+}
+
+/// `--format` of the report commands (`info`, `symbolize`).
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ReportFormat {
+    Text,
+    Json,
+}
+
+/// From here on gopeek may not write to another process nor open a file
+/// for writing (/proc/PID/mem included): it writes only to stdout or to a
+/// file opened before this call.
+pub(crate) fn forbid_writes() -> Result<(), CliError> {
+    gopeek::process::seccomp::install_read_only_filter()
+        .doing("installing the read-only seccomp filter")?;
+    gopeek::process::seccomp::forbid_open_for_write()
+        .doing("installing the no-write-open seccomp filter")?;
+    Ok(())
+}
+
+/// A report on stdout, as text or as one JSON document (`pretty`:
+/// indented).
+pub(crate) fn write_report(
+    format: ReportFormat,
+    text: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    json: &(impl serde::Serialize + ?Sized),
+    pretty: bool,
+) -> Result<(), CliError> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match format {
+        ReportFormat::Text => text(&mut out)?,
+        ReportFormat::Json => gopeek::output::write_json(json, pretty, &mut out).doing("writing JSON")?,
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -374,6 +374,44 @@ pub fn symbol_string_array(bin: &GoBinary, symbol: &str) -> Result<Vec<String>, 
         .collect()
 }
 
+/// Analyses `bin` and picks its runtime layout (DWARF, else the table for
+/// its version), using the layout to locate `runtime.sched` too (the one
+/// global the locator needs struct offsets for). The layout error is
+/// returned beside the program: `gopeek info` still has plenty to say
+/// about a binary whose layout is unknown.
+pub fn load_program(
+    bin: &GoBinary,
+) -> Result<
+    (
+        crate::binary::program::GoProgram<'_>,
+        Result<RuntimeLayout, LayoutError>,
+    ),
+    crate::binary::program::ProgramError,
+> {
+    let mut prog = crate::binary::program::GoProgram::load(bin, None)?;
+    let layout = RuntimeLayout::for_binary(bin, &prog.version);
+    let hint = layout
+        .as_ref()
+        .ok()
+        .and_then(|l| l.offsets().ok())
+        .map(|o| crate::binary::locate::SchedHint {
+            midle: o.sched.midle,
+            nmidle: o.sched.nmidle,
+            lock: o.sched.lock,
+        });
+    if let (Some(h), None) = (hint, &prog.globals.sched) {
+        prog.globals.sched =
+            crate::binary::locate::locate_sched(bin, &prog.pclntab, prog.moduledata.as_ref(), h);
+    }
+    Ok((prog, layout))
+}
+
+impl crate::exit::ExitStatus for LayoutError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::NOT_GO
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

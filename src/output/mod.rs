@@ -2,9 +2,13 @@
 //! is plain data (rbspy's `Outputter` shape).
 
 mod folded;
+pub mod group;
+pub mod info;
 mod json;
+pub mod leaks;
 mod pprof;
 mod svg;
+pub mod symbolize;
 mod text;
 
 pub use folded::{folded_stacks, FoldedOutput};
@@ -19,4 +23,20 @@ use std::io::{self, Write};
 /// Writes a snapshot in one format.
 pub trait Outputter {
     fn write(&self, dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()>;
+}
+
+/// One JSON document and a newline: indented for a person at a terminal,
+/// compact for pipes. Every report but the dump (whose compact form
+/// shares frame lists, see [`JsonOutput`]) is written through here.
+pub fn write_json<T: serde::Serialize + ?Sized>(
+    v: &T,
+    pretty: bool,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    if pretty {
+        serde_json::to_writer_pretty(&mut *w, v)?;
+    } else {
+        serde_json::to_writer(&mut *w, v)?;
+    }
+    writeln!(w)
 }

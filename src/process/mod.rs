@@ -21,6 +21,7 @@
 
 pub mod attach;
 mod error;
+mod exit_codes;
 pub mod live_memory;
 pub mod proc_fs;
 mod registers;

@@ -35,7 +35,23 @@ pub enum SnapshotError {
     /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
     /// re-check, privilege drop); the target was detached.
     #[error("{0}")]
-    AfterSeize(#[source] crate::sudo::privilege::HookError),
+    AfterSeize(crate::sudo::privilege::HookError),
+}
+
+impl crate::exit::ExitStatus for SnapshotError {
+    fn exit_code(&self) -> u8 {
+        use crate::exit::{FAILURE, NOT_GO, PERMISSION};
+        match self {
+            SnapshotError::Process(p) => p.exit_code(),
+            SnapshotError::Exe { .. }
+            | SnapshotError::NotGo { .. }
+            | SnapshotError::Layout(_)
+            | SnapshotError::NoExecutable { .. } => NOT_GO,
+            SnapshotError::NonblockingUnderSudo => PERMISSION,
+            SnapshotError::AfterSeize(e) => e.exit_code(),
+            SnapshotError::Walk { .. } | SnapshotError::Memory { .. } => FAILURE,
+        }
+    }
 }
 
 /// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
@@ -227,7 +243,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
     // The layout (it needs only the version) also lets the locator find
     // runtime.sched.
     let (prog, layout) =
-        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+        crate::layout::load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
     let off = layout?.offsets()?;
     let minor = prog.version.minor;
     let (wait_reasons, gstatus) = walk_tables(&prog);
@@ -430,7 +446,7 @@ fn snapshot_after_drop(
     let bin = GoBinary::from_file(&exe_file_path, &exe_file)
         .map_err(|source| SnapshotError::Exe { pid, source })?;
     let (prog, layout) =
-        GoProgram::load_with_layout(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
+        crate::layout::load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
     let off = layout?.offsets()?;
     let (wait_reasons, gstatus) = walk_tables(&prog);
     let bias = if bin.is_position_independent() {

@@ -4,6 +4,7 @@
 //! [`SudoSession`]. Nothing below this layer knows about sudo; the
 //! snapshot only runs the hook this layer hands it.
 
+mod exit_codes;
 pub mod audit;
 pub mod policy;
 pub mod privilege;

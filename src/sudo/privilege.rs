@@ -454,7 +454,7 @@ pub fn create_output(path: &Path, as_user: Option<&SudoContext>) -> Result<File,
 /// What a failed [`AfterSeize`] hook returns (a policy re-check or a
 /// privilege drop error); `snapshot_pid` wraps it in
 /// `SnapshotError::AfterSeize`.
-pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+pub type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
 
 /// A step `snapshot_pid` runs once every thread of the target is seized
 /// and stopped, before it reads the target's memory: under sudo, re-check

@@ -138,13 +138,17 @@ impl SudoSession {
     pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
         let s = Arc::clone(self);
         AfterSeize(Arc::new(move |pid| {
-            let now = TargetFacts::read(pid)?;
-            if let Some(what) = changed(&s.facts, &now) {
-                return Err(PolicyError::TargetChanged { pid, what }.into());
+            fn boxed<E: crate::exit::ExitStatus + Send + Sync + 'static>(e: E) -> crate::sudo::privilege::HookError {
+                Box::new(e)
             }
-            let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)?;
+            let now = TargetFacts::read(pid).map_err(boxed)?;
+            if let Some(what) = changed(&s.facts, &now) {
+                return Err(boxed(PolicyError::TargetChanged { pid, what }));
+            }
+            let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)
+                .map_err(boxed)?;
             *s.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
-            drop_to(&s.ctx)?;
+            drop_to(&s.ctx).map_err(boxed)?;
             Ok(())
         }))
     }

@@ -48,6 +48,12 @@ pub enum WalkError {
     Abandoned,
 }
 
+impl crate::exit::ExitStatus for WalkError {
+    fn exit_code(&self) -> u8 {
+        crate::exit::FAILURE
+    }
+}
+
 /// Registers of one thread, as much as the walker needs.
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadRegs {

@@ -1,0 +1,122 @@
+//! `gopeek leaks`: several snapshots over time, clustered and judged by
+//! `analyze::leaks`.
+
+use super::analysis::{parse_duration, SimilarityArg};
+use super::error::{CliError, Doing};
+use super::forbid_writes;
+use gopeek::analyze::leaks;
+use gopeek::exit::LEAK_FOUND;
+use gopeek::output::write_json;
+use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
+use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// `gopeek leaks --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LeaksFormat {
+    /// A ranked report for a person.
+    Text,
+    /// Schema gopeek.leaks/1.
+    Json,
+}
+
+/// `gopeek leaks` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LeaksArgs {
+    /// The process to watch.
+    #[arg(long)]
+    pub(crate) pid: i32,
+    /// Snapshots to take (at least 3: a trend needs three points).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(3..=100_000))]
+    pub(crate) samples: u32,
+    /// Time between snapshots: 500ms, 10s, 1m...
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+    /// text: ranked report; json: schema gopeek.leaks/1.
+    #[arg(long, value_enum, default_value_t = LeaksFormat::Text)]
+    pub(crate) format: LeaksFormat,
+    /// exact: same functions at the same lines; function: same functions,
+    /// any line.
+    #[arg(long, value_enum, default_value_t = SimilarityArg::Exact)]
+    pub(crate) similarity: SimilarityArg,
+    /// Report only the N highest-ranked clusters (the exit code still
+    /// counts every growing one).
+    #[arg(long, value_name = "N")]
+    pub(crate) top: Option<usize>,
+    /// Also list transient clusters in the text report.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Include runtime frames and system goroutines.
+    #[arg(long)]
+    pub(crate) system: bool,
+    /// Give up, detach and fail if the target would be held longer (ms)
+    /// in any one snapshot.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) max_pause: u64,
+    /// Take each snapshot without stopping the process (see `gopeek dump
+    /// --nonblocking`): goroutines that keep changing are left out of
+    /// that sample.
+    #[arg(long)]
+    pub(crate) nonblocking: bool,
+}
+
+/// Runs `gopeek leaks`: takes the snapshots, analyses them and writes the
+/// report to stdout; exits [`LEAK_FOUND`] when a growing cluster was found,
+/// else 0. Progress goes to stderr only when it is a terminal.
+pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
+    if sudo.is_some() {
+        return Err(PrivilegeError::NotUnderSudo { command: "leaks" }.into());
+    }
+    forbid_writes()?;
+    let opts = SnapshotOptions {
+        max_pause: Duration::from_millis(args.max_pause),
+        nonblocking: args.nonblocking,
+        frame_registers: false,
+        // main refuses `leaks` under sudo: a privilege drop after the first
+        // sample would leave no way to seize the target for the next one.
+        after_seize: None,
+    };
+    let n = args.samples as usize;
+    let progress = io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut tracker = leaks::LeakTracker::new(args.similarity.into(), args.system);
+    for i in 0..n {
+        let due = start + args.interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let t = start.elapsed().as_secs_f64();
+        let dump = snapshot_pid(args.pid, &opts)?;
+        if progress {
+            eprint!(
+                "\rgopeek: sample {}/{n}: {} goroutines, target held {} us   ",
+                i + 1,
+                dump.goroutines
+                    .iter()
+                    .filter(|g| gopeek::gotrace::frames::listed(g, args.system))
+                    .count(),
+                dump.pause_us
+            );
+        }
+        tracker.add(t, dump);
+    }
+    if progress {
+        // Clear the progress line: the report follows on stdout.
+        eprint!("\r\x1b[K");
+    }
+    let report = tracker.report(args.top);
+    let stdout = io::stdout();
+    let pretty = stdout.is_terminal();
+    let mut w = io::BufWriter::new(stdout.lock());
+    match args.format {
+        LeaksFormat::Text => {
+            gopeek::output::leaks::write_text(&report, args.system, args.all, &mut w)?
+        }
+        LeaksFormat::Json => write_json(&report, pretty, &mut w).doing("writing JSON")?,
+    }
+    w.flush()?;
+    Ok(ExitCode::from(if report.growing > 0 { LEAK_FOUND } else { 0 }))
+}
