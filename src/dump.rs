@@ -132,7 +132,7 @@ pub struct Frame {
 /// `taken_at`'s form: RFC 3339 in UTC to the second
 /// (`2026-12-01T21:16:12Z`), as pprof's `time_nanos` and the audit line
 /// read it back.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
+pub(crate) fn rfc3339(t: std::time::SystemTime) -> String {
     let secs = t
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -147,7 +147,7 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
 
 /// Seconds since the epoch of a `taken_at` written by [`rfc3339`]; `None`
 /// for any other form (a snapshot from elsewhere).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     if s.len() != 20 || !s.ends_with('Z') {
         return None;
     }

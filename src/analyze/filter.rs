@@ -34,7 +34,7 @@ pub enum GState {
 
 impl GState {
     /// The state of a raw `atomicstatus` (scan bit already removed).
-    pub fn of_raw(raw: u32) -> GState {
+    pub(crate) fn of_raw(raw: u32) -> GState {
         match raw {
             G_IDLE => GState::Idle,
             G_RUNNABLE => GState::Runnable,
@@ -64,21 +64,21 @@ impl std::error::Error for FilterError {}
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     /// Keep goroutines in one of these scheduler states.
-    pub states: Vec<GState>,
+    pub(crate) states: Vec<GState>,
     /// Keep goroutines whose status text (e.g. `chan receive`) equals one
     /// of these, ignoring case and a ` (scan)` suffix.
-    pub wait_reasons: Vec<String>,
+    pub(crate) wait_reasons: Vec<String>,
     /// Keep goroutines with a frame whose function or file matches
     /// (runtime frames included, so `--match chanrecv` works too).
-    pub frame_match: Option<Regex>,
+    pub(crate) frame_match: Option<Regex>,
     /// Keep goroutines blocked at least this many minutes (as Go counts
     /// them: a goroutine without `, N minutes` counts as 0).
-    pub min_wait: Option<u64>,
+    pub(crate) min_wait: Option<u64>,
     /// Keep goroutines carrying every one of these pprof labels
     /// (`key=value`, or `key` alone for "has this label").
-    pub labels: Vec<(String, Option<String>)>,
+    pub(crate) labels: Vec<(String, Option<String>)>,
     /// Keep goroutines whose `created by` function or `file:line` matches.
-    pub created_by: Option<Regex>,
+    pub(crate) created_by: Option<Regex>,
 }
 
 impl Filter {
@@ -123,7 +123,7 @@ impl Filter {
     }
 
     /// No filter is set: every goroutine is kept.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.states.is_empty()
             && self.wait_reasons.is_empty()
             && self.frame_match.is_none()
@@ -133,7 +133,7 @@ impl Filter {
     }
 
     /// Whether `g` passes every filter.
-    pub fn keeps(&self, g: &GoroutineSnapshot) -> bool {
+    pub(crate) fn keeps(&self, g: &GoroutineSnapshot) -> bool {
         if !self.states.is_empty() && !self.states.contains(&GState::of_raw(g.raw_status)) {
             return false;
         }
@@ -192,7 +192,7 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     /// A frame at `function` in `file:line`.
-    pub fn frame(function: &str, file: &str, line: i64, runtime: bool) -> Frame {
+    pub(crate) fn frame(function: &str, file: &str, line: i64, runtime: bool) -> Frame {
         Frame {
             function: Arc::from(function),
             file: Arc::from(file),
@@ -207,7 +207,7 @@ pub(crate) mod tests {
     }
 
     /// A waiting goroutine parked in `frames`, created by `creator`.
-    pub fn goroutine(
+    pub(crate) fn goroutine(
         id: u64,
         status: &str,
         frames: Vec<Frame>,

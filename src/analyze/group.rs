@@ -27,95 +27,95 @@ pub enum Similarity {
 
 /// One frame of a bucket's stack (taken from its first goroutine).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BucketFrame {
+pub(crate) struct BucketFrame {
     /// Function name as Go prints it.
-    pub function: Arc<str>,
+    pub(crate) function: Arc<str>,
     /// Source file as recorded in the binary.
-    pub file: Arc<str>,
+    pub(crate) file: Arc<str>,
     /// With `function` similarity, the line of the first goroutine.
-    pub line: i64,
+    pub(crate) line: i64,
     /// Inlined into the next frame.
-    pub inlined: bool,
+    pub(crate) inlined: bool,
     /// A frame Go hides at GOTRACEBACK=all.
-    pub runtime: bool,
+    pub(crate) runtime: bool,
 }
 
 /// A `created by` site and how many goroutines of a bucket it started.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct CreatedBySite {
+pub(crate) struct CreatedBySite {
     /// The function containing the `go` statement.
-    pub function: String,
+    pub(crate) function: String,
     /// Its source file.
-    pub file: String,
+    pub(crate) file: String,
     /// Line of the `go` statement.
-    pub line: i64,
+    pub(crate) line: i64,
     /// Goroutines (of the bucket) started there.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// The least and most minutes blocked in a bucket (as Go counts them; a
 /// goroutine without `, N minutes` counts as 0).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct MinutesRange {
+pub(crate) struct MinutesRange {
     /// Least minutes blocked.
-    pub min: u64,
+    pub(crate) min: u64,
     /// Most minutes blocked.
-    pub max: u64,
+    pub(crate) max: u64,
 }
 
 /// Goroutines with the same status and stack.
 #[derive(Debug, Clone, Serialize)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// Goroutines (of the bucket) started there.
-    pub count: usize,
+    pub(crate) count: usize,
     /// Status text without ` (scan)`.
-    pub status: String,
+    pub(crate) status: String,
     /// `null` when no goroutine of the bucket shows minutes.
-    pub wait_minutes: Option<MinutesRange>,
+    pub(crate) wait_minutes: Option<MinutesRange>,
     /// How many are locked to their thread.
-    pub locked_to_thread: usize,
+    pub(crate) locked_to_thread: usize,
     /// Every goroutine id, ascending (text output elides past a few).
-    pub ids: Vec<u64>,
+    pub(crate) ids: Vec<u64>,
     /// Distinct creation sites, most frequent first.
-    pub created_by: Vec<CreatedBySite>,
+    pub(crate) created_by: Vec<CreatedBySite>,
     /// label key → value → number of goroutines carrying it.
-    pub labels: BTreeMap<String, BTreeMap<String, usize>>,
+    pub(crate) labels: BTreeMap<String, BTreeMap<String, usize>>,
     /// The stack, innermost first (runtime frames only with `--system`).
-    pub frames: Vec<BucketFrame>,
+    pub(crate) frames: Vec<BucketFrame>,
 }
 
 /// `gopeek.group/1`: the buckets of one snapshot, largest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupReport {
     /// Always `gopeek.group/1`.
-    pub schema: &'static str,
+    pub(crate) schema: &'static str,
     /// The process the snapshot is of.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Its executable.
-    pub exe: String,
+    pub(crate) exe: String,
     /// Its Go version (`go1.27.3`).
-    pub go_version: String,
+    pub(crate) go_version: String,
     /// When the snapshot was taken (RFC 3339, UTC).
-    pub taken_at: String,
+    pub(crate) taken_at: String,
     /// How long the target was held, in microseconds.
-    pub pause_us: u64,
+    pub(crate) pause_us: u64,
     /// How alike stacks had to be to share a bucket.
-    pub similarity: Similarity,
+    pub(crate) similarity: Similarity,
     /// Goroutines grouped (after filters, before `--top`).
-    pub goroutines: usize,
+    pub(crate) goroutines: usize,
     /// Largest first.
-    pub buckets: Vec<Bucket>,
+    pub(crate) buckets: Vec<Bucket>,
     /// Buckets and goroutines left out by `--top`.
-    pub omitted_buckets: usize,
+    pub(crate) omitted_buckets: usize,
     /// Goroutines in the buckets left out.
-    pub omitted_goroutines: usize,
+    pub(crate) omitted_goroutines: usize,
 }
 
 /// The identity of a frame under a similarity level.
 type FrameKey = (Arc<str>, Option<(Arc<str>, i64)>);
 
 /// The bucket key of a goroutine: status, and its shown frames.
-pub fn stack_key(
+pub(crate) fn stack_key(
     g: &GoroutineSnapshot,
     similarity: Similarity,
     system: bool,

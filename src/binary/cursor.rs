@@ -32,7 +32,7 @@ pub enum ReadError {
 
 /// A forward reader over a byte slice that remembers what it is reading.
 #[derive(Clone, Debug)]
-pub struct Cursor<'a> {
+pub(crate) struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     what: &'static str,
@@ -45,42 +45,30 @@ impl<'a> Cursor<'a> {
     }
 
     /// Starts at `pos`; a start past the end fails on the first read.
-    pub fn at(data: &'a [u8], pos: usize, what: &'static str) -> Self {
+    pub(crate) fn at(data: &'a [u8], pos: usize, what: &'static str) -> Self {
         Cursor { data, pos, what }
     }
 
-    /// Offset of the next byte to read.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
 
-    /// Bytes left to read.
-    pub fn remaining(&self) -> usize {
-        self.data.len().saturating_sub(self.pos)
-    }
 
     /// Takes the next `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let s = slice_at(self.data, self.pos, n, self.what)?;
         self.pos += n;
         Ok(s)
     }
 
-    /// Skips `n` bytes.
-    pub fn skip(&mut self, n: usize) -> Result<(), ReadError> {
-        self.bytes(n).map(|_| ())
-    }
 
-    pub fn u8(&mut self) -> Result<u8, ReadError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, ReadError> {
         Ok(self.bytes(1)?[0])
     }
 
-    pub fn u32(&mut self) -> Result<u32, ReadError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, ReadError> {
         let b = self.bytes(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    pub fn u64(&mut self) -> Result<u64, ReadError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, ReadError> {
         let b = self.bytes(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -88,7 +76,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Go's unsigned LEB128 (`encoding/binary.Uvarint`), at most 10 bytes.
-    pub fn uvarint(&mut self) -> Result<u64, ReadError> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, ReadError> {
         let start = self.pos;
         let mut x: u64 = 0;
         let mut shift = 0u32;
@@ -114,7 +102,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// `data[off..off+n]`, or an error naming the table and offset.
-pub fn slice_at<'a>(
+pub(crate) fn slice_at<'a>(
     data: &'a [u8],
     off: usize,
     n: usize,
@@ -131,25 +119,25 @@ pub fn slice_at<'a>(
     }
 }
 
-pub fn u8_at(data: &[u8], off: usize, what: &'static str) -> Result<u8, ReadError> {
+pub(crate) fn u8_at(data: &[u8], off: usize, what: &'static str) -> Result<u8, ReadError> {
     Ok(slice_at(data, off, 1, what)?[0])
 }
 
-pub fn u32_at(data: &[u8], off: usize, what: &'static str) -> Result<u32, ReadError> {
+pub(crate) fn u32_at(data: &[u8], off: usize, what: &'static str) -> Result<u32, ReadError> {
     Cursor::at(data, off, what).u32()
 }
 
-pub fn i32_at(data: &[u8], off: usize, what: &'static str) -> Result<i32, ReadError> {
+pub(crate) fn i32_at(data: &[u8], off: usize, what: &'static str) -> Result<i32, ReadError> {
     Ok(u32_at(data, off, what)? as i32)
 }
 
-pub fn u64_at(data: &[u8], off: usize, what: &'static str) -> Result<u64, ReadError> {
+pub(crate) fn u64_at(data: &[u8], off: usize, what: &'static str) -> Result<u64, ReadError> {
     Cursor::at(data, off, what).u64()
 }
 
 /// A NUL-terminated string of at most `limit` bytes, decoded lossily
 /// (symbol names are UTF-8 in practice, but the target controls them).
-pub fn cstr_at<'a>(
+pub(crate) fn cstr_at<'a>(
     data: &'a [u8],
     off: usize,
     limit: usize,

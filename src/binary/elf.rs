@@ -56,13 +56,6 @@ impl Arch {
             Arch::Arm64 => "arm64",
         }
     }
-    /// The pclntab `minLC` (PC quantum) Go uses on this architecture.
-    pub fn pc_quantum(self) -> u8 {
-        match self {
-            Arch::Amd64 => 1,
-            Arch::Arm64 => 4,
-        }
-    }
 }
 
 /// A PT_LOAD segment: where file bytes land at link time.
@@ -70,7 +63,7 @@ impl Arch {
 pub struct Segment {
     pub vaddr: u64,
     pub memsz: u64,
-    pub file_offset: u64,
+    pub(crate) file_offset: u64,
     pub filesz: u64,
     pub writable: bool,
     pub executable: bool,
@@ -83,7 +76,7 @@ pub struct Section {
     pub addr: u64,
     pub size: u64,
     /// Raw (possibly compressed) range in the file; `None` for NOBITS.
-    pub file_range: Option<(u64, u64)>,
+    pub(crate) file_range: Option<(u64, u64)>,
 }
 
 enum Bytes {
@@ -224,7 +217,7 @@ impl GoBinary {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
     pub fn arch(&self) -> Arch {
@@ -241,11 +234,11 @@ impl GoBinary {
         &self.sections
     }
     /// The whole file.
-    pub fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         &self.bytes
     }
     /// `.symtab` was present (`-s` not used).
-    pub fn has_symtab(&self) -> bool {
+    pub(crate) fn has_symtab(&self) -> bool {
         self.has_symtab
     }
     /// `.debug_info` was present (`-w` not used).
@@ -258,12 +251,12 @@ impl GoBinary {
         self.symbols.get(name).map(|s| s.0)
     }
 
-    pub fn section(&self, name: &str) -> Option<&Section> {
+    pub(crate) fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
     }
 
     /// Raw bytes of a section as stored in the file.
-    pub fn section_data(&self, name: &str) -> Option<&[u8]> {
+    pub(crate) fn section_data(&self, name: &str) -> Option<&[u8]> {
         let s = self.section(name)?;
         let (off, len) = s.file_range?;
         self.bytes
@@ -271,7 +264,7 @@ impl GoBinary {
     }
 
     /// Section contents with SHF_COMPRESSED undone (Go compresses DWARF).
-    pub fn section_uncompressed(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+    pub(crate) fn section_uncompressed(&self, name: &str) -> Option<Cow<'_, [u8]>> {
         let file = object::File::parse(&*self.bytes).ok()?;
         let s = file.section_by_name(name)?;
         s.uncompressed_data().ok()
@@ -302,7 +295,7 @@ impl GoBinary {
 
     /// The longest file-backed slice starting at `addr` (for tables whose
     /// length is only known after parsing them).
-    pub fn tail_at_vaddr(&self, addr: u64) -> Option<&[u8]> {
+    pub(crate) fn tail_at_vaddr(&self, addr: u64) -> Option<&[u8]> {
         let seg = self
             .segments
             .iter()
@@ -314,7 +307,7 @@ impl GoBinary {
     }
 
     /// The segment holding `addr` in memory (file-backed or `.bss`).
-    pub fn segment_of(&self, addr: u64) -> Option<&Segment> {
+    pub(crate) fn segment_of(&self, addr: u64) -> Option<&Segment> {
         self.segments
             .iter()
             .find(|s| addr >= s.vaddr && addr < s.vaddr.saturating_add(s.memsz))
@@ -354,7 +347,7 @@ impl Memory for GoBinary {
 
 impl GoBinary {
     /// Address and size of a `runtime.*` symbol from `.symtab`.
-    pub fn symbol_with_size(&self, name: &str) -> Option<(u64, u64)> {
+    pub(crate) fn symbol_with_size(&self, name: &str) -> Option<(u64, u64)> {
         self.symbols.get(name).copied()
     }
 }

@@ -9,40 +9,40 @@ use serde::Serialize;
 /// `gopeek info` output (schema `gopeek.info/1`).
 #[derive(Debug, Serialize)]
 pub struct InfoReport {
-    pub schema: &'static str,
-    pub path: String,
-    pub go_version: String,
-    pub arch: &'static str,
-    pub position_independent: bool,
-    pub has_symtab: bool,
-    pub has_dwarf: bool,
-    pub stripped: bool,
-    pub build: BuildInfo,
-    pub pclntab: PclntabSummary,
-    pub moduledata: Option<ModuleSummary>,
-    pub moduledata_error: Option<String>,
-    pub globals: RuntimeGlobals,
-    pub layout_source: Option<String>,
-    pub wait_reasons_source: String,
+    pub(crate) schema: &'static str,
+    pub(crate) path: String,
+    pub(crate) go_version: String,
+    pub(crate) arch: &'static str,
+    pub(crate) position_independent: bool,
+    pub(crate) has_symtab: bool,
+    pub(crate) has_dwarf: bool,
+    pub(crate) stripped: bool,
+    pub(crate) build: BuildInfo,
+    pub(crate) pclntab: PclntabSummary,
+    pub(crate) moduledata: Option<ModuleSummary>,
+    pub(crate) moduledata_error: Option<String>,
+    pub(crate) globals: RuntimeGlobals,
+    pub(crate) layout_source: Option<String>,
+    pub(crate) wait_reasons_source: String,
 }
 
 /// Where the pclntab is and what it holds.
 #[derive(Debug, Serialize)]
-pub struct PclntabSummary {
-    pub addr: u64,
-    pub format: &'static str,
-    pub found_by: String,
-    pub functions: usize,
-    pub files: usize,
+pub(crate) struct PclntabSummary {
+    pub(crate) addr: u64,
+    pub(crate) format: &'static str,
+    pub(crate) found_by: String,
+    pub(crate) functions: usize,
+    pub(crate) files: usize,
 }
 
 /// Where the module data is and the two fields it is needed for.
 #[derive(Debug, Serialize)]
-pub struct ModuleSummary {
-    pub addr: u64,
-    pub found_by: String,
-    pub text: u64,
-    pub gofunc: u64,
+pub(crate) struct ModuleSummary {
+    pub(crate) addr: u64,
+    pub(crate) found_by: String,
+    pub(crate) text: u64,
+    pub(crate) gofunc: u64,
 }
 
 impl InfoReport {

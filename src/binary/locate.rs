@@ -18,7 +18,7 @@ use std::collections::HashMap;
 /// How a global's address was obtained, shown by `gopeek info`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
-pub enum LocateMethod {
+pub(crate) enum LocateMethod {
     /// From `.symtab`.
     Symtab,
     /// From decoding the named runtime function's instructions.
@@ -36,33 +36,33 @@ impl std::fmt::Display for LocateMethod {
 
 /// A global's link-time address and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Located {
-    pub addr: u64,
-    pub how: LocateMethod,
+pub(crate) struct Located {
+    pub(crate) addr: u64,
+    pub(crate) how: LocateMethod,
 }
 
 /// The runtime globals gopeek reads; `None` where no route worked.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct RuntimeGlobals {
-    pub allgs: Option<Located>,
-    pub allglen: Option<Located>,
-    pub allm: Option<Located>,
-    pub allp: Option<Located>,
-    pub sched: Option<Located>,
-    pub wait_reason_strings: Option<Located>,
+pub(crate) struct RuntimeGlobals {
+    pub(crate) allgs: Option<Located>,
+    pub(crate) allglen: Option<Located>,
+    pub(crate) allm: Option<Located>,
+    pub(crate) allp: Option<Located>,
+    pub(crate) sched: Option<Located>,
+    pub(crate) wait_reason_strings: Option<Located>,
     /// Entries in `waitReasonStrings` (the array length).
-    pub wait_reason_count: Option<u64>,
+    pub(crate) wait_reason_count: Option<u64>,
 }
 
 /// Offsets of `schedt.midle` and `schedt.nmidle`, needed to turn the
 /// addresses `runtime.mput` touches back into `&sched`.
 #[derive(Debug, Clone, Copy)]
 pub struct SchedHint {
-    pub midle: u64,
-    pub nmidle: u64,
+    pub(crate) midle: u64,
+    pub(crate) nmidle: u64,
     /// `schedt.lock`, which `mput` also touches when inlining is off (it
     /// asserts the lock is held); scoring it disambiguates neighbours.
-    pub lock: u64,
+    pub(crate) lock: u64,
 }
 
 /// A memory operand whose address is known statically.
@@ -202,7 +202,7 @@ fn slice_loads(d: &Decoded) -> Vec<u64> {
 
 /// Locates every global gopeek needs. `md` narrows candidates to the
 /// module's data and bss; `sched` enables finding `runtime.sched`.
-pub fn locate_globals(
+pub(crate) fn locate_globals(
     bin: &GoBinary,
     tab: &Pclntab<'_>,
     md: Option<&ModuleData>,
@@ -325,7 +325,7 @@ pub fn locate_globals(
 /// `runtime.sched` in a stripped binary: the base address that explains
 /// the `schedt.midle` and `schedt.nmidle` references in `runtime.mput`
 /// (and `schedt.lock`, which it also touches when inlining is off).
-pub fn locate_sched(
+pub(crate) fn locate_sched(
     bin: &GoBinary,
     tab: &Pclntab<'_>,
     md: Option<&ModuleData>,
@@ -368,7 +368,7 @@ pub fn locate_sched(
 
 /// Reads a `[N]string` table (such as `waitReasonStrings`) from the
 /// binary's initialized data. Bounded: at most 256 entries of 256 bytes.
-pub fn read_string_table(bin: &GoBinary, addr: u64, count: u64) -> Option<Vec<String>> {
+pub(crate) fn read_string_table(bin: &GoBinary, addr: u64, count: u64) -> Option<Vec<String>> {
     if count > 256 {
         return None;
     }

@@ -7,11 +7,11 @@
 //! `pclntab` and `buildinfo` fuzz targets check that).
 
 pub mod buildinfo;
-pub mod cursor;
+pub(crate) mod cursor;
 pub mod elf;
 pub mod info;
-pub mod locate;
-pub mod moduledata;
+pub(crate) mod locate;
+pub(crate) mod moduledata;
 pub mod pclntab;
 pub mod program;
 pub mod symbolize;

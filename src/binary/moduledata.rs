@@ -21,15 +21,15 @@ pub enum ModuleDataError {
 
 /// How the pclntab was found, for `gopeek info`.
 #[derive(Debug, Clone)]
-pub struct PclntabLocation {
-    pub addr: u64,
-    pub how: String,
+pub(crate) struct PclntabLocation {
+    pub(crate) addr: u64,
+    pub(crate) how: String,
 }
 
 /// Looks for the pclntab: by section name (`.gopclntab`, or
 /// `.data.rel.ro.gopclntab` in PIE builds up to Go 1.25), else by scanning
 /// the loadable segments (read-only ones first) for a plausible header.
-pub fn find_pclntab(bin: &GoBinary) -> Result<PclntabLocation, ModuleDataError> {
+pub(crate) fn find_pclntab(bin: &GoBinary) -> Result<PclntabLocation, ModuleDataError> {
     for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
         if let Some(s) = bin.section(name) {
             if s.addr != 0 && bin.slice_at_vaddr(s.addr, 8).is_some() {
@@ -77,29 +77,29 @@ pub fn find_pclntab(bin: &GoBinary) -> Result<PclntabLocation, ModuleDataError> 
 /// The fields of `runtime.moduledata` that gopeek uses. Their offsets are
 /// the same from Go 1.18 to 1.27 except `gofunc`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ModuleData {
-    pub addr: u64,
+pub(crate) struct ModuleData {
+    pub(crate) addr: u64,
     #[serde(skip)]
-    pub how: String,
-    pub minpc: u64,
-    pub maxpc: u64,
-    pub text: u64,
-    pub etext: u64,
-    pub noptrdata: u64,
-    pub enoptrdata: u64,
-    pub data: u64,
-    pub edata: u64,
-    pub bss: u64,
-    pub ebss: u64,
-    pub noptrbss: u64,
-    pub enoptrbss: u64,
-    pub gofunc: u64,
+    pub(crate) how: String,
+    pub(crate) minpc: u64,
+    pub(crate) maxpc: u64,
+    pub(crate) text: u64,
+    pub(crate) etext: u64,
+    pub(crate) noptrdata: u64,
+    pub(crate) enoptrdata: u64,
+    pub(crate) data: u64,
+    pub(crate) edata: u64,
+    pub(crate) bss: u64,
+    pub(crate) ebss: u64,
+    pub(crate) noptrbss: u64,
+    pub(crate) enoptrbss: u64,
+    pub(crate) gofunc: u64,
 }
 
 impl ModuleData {
     /// `true` if `addr` lies in the module's data or bss (where runtime
     /// globals such as `allgs` live).
-    pub fn is_global_data(&self, addr: u64) -> bool {
+    pub(crate) fn is_global_data(&self, addr: u64) -> bool {
         (self.noptrdata..self.enoptrdata).contains(&addr)
             || (self.data..self.edata).contains(&addr)
             || (self.bss..self.ebss).contains(&addr)
@@ -109,7 +109,7 @@ impl ModuleData {
 
 /// Offset of `moduledata.gofunc` for a Go minor version (from the DWARF of
 /// each release: 1.18–1.19, 1.20–1.26, 1.27).
-pub fn gofunc_offset(minor: u32) -> u64 {
+pub(crate) fn gofunc_offset(minor: u32) -> u64 {
     match minor {
         0..=19 => 0x130,
         20..=26 => 0x140,
@@ -121,7 +121,7 @@ pub fn gofunc_offset(minor: u32) -> u64 {
 /// one 8-byte-aligned word in a writable segment that points at the
 /// pclntab and whose neighbours point at its funcname table and function
 /// table.
-pub fn find_moduledata(
+pub(crate) fn find_moduledata(
     bin: &GoBinary,
     tab: &Pclntab<'_>,
     minor: u32,

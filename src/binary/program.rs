@@ -14,7 +14,7 @@ use crate::binary::version::GoVersion;
 use thiserror::Error;
 
 /// Oldest Go release whose runtime gopeek knows.
-pub const MIN_MINOR: u32 = 19;
+pub(crate) const MIN_MINOR: u32 = 19;
 
 /// Why an executable cannot be inspected as a Go program.
 #[derive(Debug, Error)]
@@ -39,18 +39,18 @@ pub enum ProgramError {
 
 /// A Go executable, analysed offline.
 pub struct GoProgram<'a> {
-    pub bin: &'a GoBinary,
-    pub build_info: BuildInfo,
+    pub(crate) bin: &'a GoBinary,
+    pub(crate) build_info: BuildInfo,
     pub version: GoVersion,
     pub pclntab: Pclntab<'a>,
     /// How the pclntab was found (section name or magic scan).
-    pub pclntab_how: String,
-    pub moduledata: Option<ModuleData>,
+    pub(crate) pclntab_how: String,
+    pub(crate) moduledata: Option<ModuleData>,
     /// Why the module data is missing, when it is.
-    pub moduledata_error: Option<String>,
-    pub globals: RuntimeGlobals,
+    pub(crate) moduledata_error: Option<String>,
+    pub(crate) globals: RuntimeGlobals,
     /// `runtime.waitReasonStrings` as the binary holds it, when found.
-    pub wait_reasons_from_binary: Option<Vec<String>>,
+    pub(crate) wait_reasons_from_binary: Option<Vec<String>>,
 }
 
 impl<'a> GoProgram<'a> {
@@ -120,7 +120,7 @@ impl<'a> GoProgram<'a> {
     }
 
     /// `true` when the binary has neither a symbol table nor DWARF.
-    pub fn is_stripped(&self) -> bool {
+    pub(crate) fn is_stripped(&self) -> bool {
         !self.bin.has_symtab() && !self.bin.has_dwarf()
     }
 }

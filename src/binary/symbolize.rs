@@ -22,28 +22,28 @@ use std::sync::Arc;
 /// about a PC; the strings are shared (`Arc<str>`) because the walker
 /// hands them to many goroutines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SymFrame {
+pub(crate) struct SymFrame {
     /// Raw symbol name, e.g. `main.(*T[go.shape.int]).Wait`.
-    pub name: Arc<str>,
+    pub(crate) name: Arc<str>,
     /// Go's traceback form, e.g. `main.(*T[...]).Wait`.
-    pub print_name: Arc<str>,
+    pub(crate) print_name: Arc<str>,
     /// Source file as the pclntab records it; `?` when the function has no
     /// file table (linker markers such as `go:textfipsstart`).
-    pub file: Arc<str>,
+    pub(crate) file: Arc<str>,
     /// Source line; 0 together with file `?`.
-    pub line: i32,
+    pub(crate) line: i32,
     /// `true` when this frame was inlined into the next one.
-    pub inlined: bool,
+    pub(crate) inlined: bool,
     /// The function's FuncID, which Go's frame filter reads (wrappers,
     /// gopanic...); not part of the JSON.
     #[serde(skip)]
-    pub func_id: u8,
+    pub(crate) func_id: u8,
 }
 
 impl SymFrame {
     /// The one frame Go's `funcline` answers where the tables say nothing
     /// about a PC: the function's name at `?:0`.
-    pub fn unknown_line(f: &Func<'_, '_>) -> SymFrame {
+    pub(crate) fn unknown_line(f: &Func<'_, '_>) -> SymFrame {
         let name = f.name();
         SymFrame {
             print_name: name_for_print(&name).into(),
@@ -56,7 +56,7 @@ impl SymFrame {
     }
 
     /// A PC outside every function.
-    pub fn unknown() -> SymFrame {
+    pub(crate) fn unknown() -> SymFrame {
         SymFrame {
             name: "?".into(),
             print_name: "?".into(),
@@ -75,15 +75,15 @@ impl SymFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Symbolized {
     /// The address asked about (link-time).
-    pub addr: u64,
+    pub(crate) addr: u64,
     /// Raw name of the physical function containing `addr`.
-    pub function: Option<String>,
+    pub(crate) function: Option<String>,
     /// Entry address of that function.
-    pub entry: Option<u64>,
+    pub(crate) entry: Option<u64>,
     /// Logical frames, innermost first; empty when `error` is set.
-    pub frames: Vec<SymFrame>,
+    pub(crate) frames: Vec<SymFrame>,
     /// Why the address could not be symbolized.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 
@@ -119,7 +119,7 @@ fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
 /// symbols), or the alignment padding after a function's last
 /// instruction — there is one frame at `?:0`, which is what Go's own
 /// `funcline` answers there.
-pub fn frames_at(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
+pub(crate) fn frames_at(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
     match f.frames_at(pc) {
         Ok(frames) => Ok(frames.iter().map(frame_from).collect()),
         Err(PclntabError::PcNotCovered { .. }) => {

@@ -8,7 +8,7 @@ use std::fmt;
 pub struct GoVersion {
     pub major: u32,
     pub minor: u32,
-    pub patch: u32,
+    pub(crate) patch: u32,
     /// The string as the binary holds it (`go1.21.13`, `go1.22rc1`,
     /// `go1.24.4 X:nocoverageredesign`, `devel go1.28-abcdef ...`).
     pub raw: String,
@@ -49,7 +49,7 @@ impl GoVersion {
     }
 
     /// `true` if this is `1.minor` or newer.
-    pub fn at_least(&self, minor: u32) -> bool {
+    pub(crate) fn at_least(&self, minor: u32) -> bool {
         self.major > 1 || (self.major == 1 && self.minor >= minor)
     }
 }

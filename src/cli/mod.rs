@@ -5,8 +5,8 @@
 pub(crate) mod analysis;
 pub(crate) mod dump;
 pub(crate) mod error;
-pub(crate) mod info;
-pub(crate) mod leaks;
+pub mod info;
+pub mod leaks;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use error::{CliError, Doing};

@@ -9,17 +9,17 @@ use crate::dump::{Frame, GoroutineSnapshot};
 /// FuncIDs that the filter compares against; Go renumbers them between
 /// releases (runtime/abi/symtab.go of each version).
 #[derive(Debug, Clone, Copy)]
-pub struct FuncIds {
-    pub wrapper: u8,
-    pub gopanic: u8,
-    pub sigpanic: u8,
-    pub panicwrap: u8,
+pub(crate) struct FuncIds {
+    pub(crate) wrapper: u8,
+    pub(crate) gopanic: u8,
+    pub(crate) sigpanic: u8,
+    pub(crate) panicwrap: u8,
     /// `runFinalizers`/`runCleanups`: always shown from Go 1.25.
-    pub always_shown: [u8; 2],
+    pub(crate) always_shown: [u8; 2],
 }
 
 impl FuncIds {
-    pub fn for_minor(minor: u32) -> FuncIds {
+    pub(crate) fn for_minor(minor: u32) -> FuncIds {
         match minor {
             0..=21 => FuncIds {
                 wrapper: 21,
@@ -47,7 +47,7 @@ impl FuncIds {
 }
 
 /// Go's `isExportedRuntime`: `runtime.Goexit`, `runtime.(*Func).Name`.
-pub fn is_exported_runtime(name: &str) -> bool {
+pub(crate) fn is_exported_runtime(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("runtime.") else {
         return false;
     };
@@ -74,7 +74,7 @@ pub fn is_exported_runtime(name: &str) -> bool {
 }
 
 /// Go's `showfuncinfo` at GOTRACEBACK=all: `true` if the frame prints.
-pub fn shows_frame(
+pub(crate) fn shows_frame(
     ids: &FuncIds,
     raw_name: &str,
     func_id: u8,
@@ -98,18 +98,16 @@ pub fn shows_frame(
 
 /// A logical frame before filtering, with what the filter needs.
 #[derive(Debug, Clone)]
-pub struct RawFrame {
-    pub frame: Frame,
-    pub raw_name: std::sync::Arc<str>,
-    pub func_id: u8,
-    /// Index of the physical frame it came from (Go 1.19 counts those).
-    pub physical: usize,
+pub(crate) struct RawFrame {
+    pub(crate) frame: Frame,
+    pub(crate) raw_name: std::sync::Arc<str>,
+    pub(crate) func_id: u8,
 }
 
 /// Marks each frame `runtime` (hidden) or not, following Go's walk: the
 /// first-frame rule and the callee's FuncID carry along the stack. If no
 /// frame would print, Go prints them all, and so do we.
-pub fn mark_hidden(frames: &mut [RawFrame], ids: &FuncIds) {
+pub(crate) fn mark_hidden(frames: &mut [RawFrame], ids: &FuncIds) {
     let mut printed = 0usize;
     let mut callee = 0u8; // FuncIDNormal
     for f in frames.iter_mut() {
@@ -124,7 +122,7 @@ pub fn mark_hidden(frames: &mut [RawFrame], ids: &FuncIds) {
 
 /// What the text output prints for a stack: the visible frames, and where
 /// Go would put its elision marker.
-pub enum Elided<'a> {
+pub(crate) enum Elided<'a> {
     All(Vec<&'a Frame>),
     /// Go 1.21+: first 50, `...N frames elided...`, last 50.
     Middle {
@@ -140,7 +138,7 @@ pub enum Elided<'a> {
 /// Applies the version's elision rule to the printable frames.
 /// `physical_of[i]` (the physical frame of logical frame `i`) serves the
 /// pre-1.21 rule.
-pub fn elide<'a>(
+pub(crate) fn elide<'a>(
     minor: u32,
     frames: &'a [Frame],
     physical_of: &[usize],
@@ -194,7 +192,7 @@ pub fn elide<'a>(
 /// Go's `isSystemGoroutine` by the name of the goroutine's start
 /// function: runtime goroutines are hidden at GOTRACEBACK=all, except the
 /// ones that run user code.
-pub fn is_system_start(start_function: &str) -> bool {
+pub(crate) fn is_system_start(start_function: &str) -> bool {
     start_function.starts_with("runtime.")
         && !matches!(
             start_function,
@@ -204,7 +202,7 @@ pub fn is_system_start(start_function: &str) -> bool {
 
 /// The frames a reader of Go's traceback sees: runtime internals and
 /// wrappers are hidden unless `system` (GOTRACEBACK=system) is asked for.
-pub fn shown_frames(g: &GoroutineSnapshot, system: bool) -> impl Iterator<Item = &Frame> {
+pub(crate) fn shown_frames(g: &GoroutineSnapshot, system: bool) -> impl Iterator<Item = &Frame> {
     g.frames.iter().filter(move |f| system || !f.runtime)
 }
 
@@ -218,7 +216,7 @@ pub fn listed(g: &GoroutineSnapshot, system: bool) -> bool {
 /// For Go 1.19's 100-frame limit, which counts physical frames: the
 /// physical index of each logical frame (inlined frames share their
 /// caller's).
-pub fn physical_indices(frames: &[Frame]) -> Vec<usize> {
+pub(crate) fn physical_indices(frames: &[Frame]) -> Vec<usize> {
     let mut phys = Vec::with_capacity(frames.len());
     let mut n = 0usize;
     for f in frames {

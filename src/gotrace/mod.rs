@@ -5,5 +5,5 @@
 //! here reads memory or the executable.
 
 pub mod frames;
-pub mod status;
-pub mod text;
+pub(crate) mod status;
+pub(crate) mod text;

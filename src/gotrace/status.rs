@@ -3,29 +3,29 @@
 //! the status text of a traceback header.
 
 /// `_Gscan`: OR-ed into the status while the GC scans the stack.
-pub const G_SCAN: u32 = 0x1000;
+pub(crate) const G_SCAN: u32 = 0x1000;
 /// `_Gidle`: just allocated, not yet initialised.
-pub const G_IDLE: u32 = 0;
+pub(crate) const G_IDLE: u32 = 0;
 /// `_Grunnable`: on a run queue.
-pub const G_RUNNABLE: u32 = 1;
+pub(crate) const G_RUNNABLE: u32 = 1;
 /// `_Grunning`: on an M, its stack changing under us.
-pub const G_RUNNING: u32 = 2;
+pub(crate) const G_RUNNING: u32 = 2;
 /// `_Gsyscall`: in a system call, its Go stack frozen at `syscallsp`.
-pub const G_SYSCALL: u32 = 3;
+pub(crate) const G_SYSCALL: u32 = 3;
 /// `_Gwaiting`: blocked; `waitreason` says on what.
-pub const G_WAITING: u32 = 4;
+pub(crate) const G_WAITING: u32 = 4;
 /// `_Gdead`: exited or never used, kept for reuse.
-pub const G_DEAD: u32 = 6;
+pub(crate) const G_DEAD: u32 = 6;
 /// Stopped by an asynchronous preemption request (suspendG), off any M.
-pub const G_PREEMPTED: u32 = 9;
+pub(crate) const G_PREEMPTED: u32 = 9;
 /// Go 1.26+: blocked forever, found by the leak detector.
-pub const G_LEAKED: u32 = 10;
+pub(crate) const G_LEAKED: u32 = 10;
 /// Go 1.26+: the dead g parked on an extra M for cgo callbacks.
-pub const G_DEAD_EXTRA: u32 = 11;
+pub(crate) const G_DEAD_EXTRA: u32 = 11;
 
 /// `gStatusStrings` for versions without a generated table (the layout
 /// tables carry each release's own list where one exists).
-pub const DEFAULT_GSTATUS_NAMES: [&str; 10] = [
+pub(crate) const DEFAULT_GSTATUS_NAMES: [&str; 10] = [
     "idle",
     "runnable",
     "running",
@@ -39,14 +39,14 @@ pub const DEFAULT_GSTATUS_NAMES: [&str; 10] = [
 ];
 
 /// The status without the scan bit.
-pub fn base_status(raw: u32) -> u32 {
+pub(crate) fn base_status(raw: u32) -> u32 {
     raw & !G_SCAN
 }
 
 /// The status text inside the header's brackets, before the first comma:
 /// the wait reason for a waiting goroutine, ` (leaked)` and ` (scan)` as
 /// the runtime appends them.
-pub fn status_text(raw: u32, waitreason: u8, gstatus: &[String], wait_reasons: &[String]) -> String {
+pub(crate) fn status_text(raw: u32, waitreason: u8, gstatus: &[String], wait_reasons: &[String]) -> String {
     let st = base_status(raw);
     let mut s = gstatus
         .get(st as usize)
@@ -70,13 +70,13 @@ pub fn status_text(raw: u32, waitreason: u8, gstatus: &[String], wait_reasons: &
 /// The status text without the ` (scan)` suffix a GC in progress adds: the
 /// same goroutine parked in the same place belongs in the same bucket
 /// whether or not its stack was being scanned at that instant.
-pub fn without_scan(status: &str) -> &str {
+pub(crate) fn without_scan(status: &str) -> &str {
     status.strip_suffix(" (scan)").unwrap_or(status)
 }
 
 /// Whole minutes blocked, as Go computes them from `waitsince` and the
 /// monotonic clock; `None` below one minute.
-pub fn wait_minutes(raw: u32, waitsince: i64, now_nanotime: i64) -> Option<u64> {
+pub(crate) fn wait_minutes(raw: u32, waitsince: i64, now_nanotime: i64) -> Option<u64> {
     let st = base_status(raw);
     if (st == G_WAITING || st == G_SYSCALL) && waitsince != 0 {
         let m = now_nanotime.wrapping_sub(waitsince) / 60_000_000_000;

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 /// Go's runtime `quoted` (what Go 1.26+ prints for labels in headers):
 /// strconv.Quote-style escaping.
-pub fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -31,7 +31,7 @@ pub fn go_quote(s: &str) -> String {
 }
 
 /// Go 1.27's `tracebackStringNeedsQuoting`.
-pub fn needs_quoting(s: &str) -> bool {
+pub(crate) fn needs_quoting(s: &str) -> bool {
     s.chars()
         .any(|r| !(r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_'))
 }
@@ -52,16 +52,10 @@ fn write_frame(w: &mut dyn Write, f: &Frame, system: bool) -> io::Result<()> {
     writeln!(w)
 }
 
-/// The header line exactly as Go prints it. `labels_minor` is the Go
-/// minor version when the target prints labels in headers (1.26 puts
-/// them inside the brackets, quoted; 1.27 after, quoted only if needed).
-pub fn header(g: &GoroutineSnapshot, labels_minor: Option<u32>) -> String {
-    header_at(g, labels_minor, None)
-}
 
 /// [`Self::header`], with Go 1.22+'s ` gp=0x.. m=N mp=0x..` (or
 /// ` m=nil`) when printing at GOTRACEBACK=system (`system_minor`).
-pub fn header_at(
+pub(crate) fn header_at(
     g: &GoroutineSnapshot,
     labels_minor: Option<u32>,
     system_minor: Option<u32>,
@@ -115,7 +109,7 @@ pub fn header_at(
 /// (runtime frames, `fp= sp= pc=`, `gp= m= mp=`); `extra_labels` adds
 /// gopeek's own `labels: {...}` line when the target does not print
 /// labels in its headers.
-pub fn write_goroutine(
+pub(crate) fn write_goroutine(
     dump: &DumpSnapshot,
     g: &GoroutineSnapshot,
     system: bool,

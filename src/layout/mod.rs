@@ -15,9 +15,9 @@
 //! turns a layout into the typed, composed offsets the walker uses
 //! (`g.sched.sp` = `off(g.sched) + off(gobuf.sp)`).
 
-pub mod dwarf;
+pub(crate) mod dwarf;
 pub mod offsets;
-pub mod tables;
+pub(crate) mod tables;
 
 pub use dwarf::{dwarf_structs, dwarf_variables};
 pub use offsets::{
@@ -54,7 +54,7 @@ pub const RUNTIME_STRUCTS: &[&str] = &[
 /// The structs every supported Go version has and a layout must have to be
 /// usable. The other [`RUNTIME_STRUCTS`] exist only in some versions
 /// (`listHeadManual`/`listNodeManual`: the idle-M list from Go 1.26).
-pub const REQUIRED_STRUCTS: &[&str] = &[
+pub(crate) const REQUIRED_STRUCTS: &[&str] = &[
     "runtime.g",
     "runtime.gobuf",
     "runtime.stack",
@@ -197,7 +197,7 @@ impl RuntimeLayout {
     }
 
     /// Byte offset of `field` in struct `name` (`field("runtime.g", "goid")`).
-    pub fn field(&self, name: &str, field: &str) -> Option<u64> {
+    pub(crate) fn field(&self, name: &str, field: &str) -> Option<u64> {
         self.structs.get(name)?.offset(field)
     }
 
@@ -300,11 +300,11 @@ impl RuntimeLayout {
 #[derive(Debug)]
 pub struct StructTable {
     /// Fully qualified name, e.g. `runtime.g`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// `(field, offset)` in declaration order.
-    pub fields: &'static [(&'static str, u64)],
+    pub(crate) fields: &'static [(&'static str, u64)],
 }
 
 impl StructTable {
@@ -327,7 +327,7 @@ impl StructTable {
 #[derive(Debug)]
 pub struct VersionTable {
     /// Go minor version (`27` for go1.27.x).
-    pub minor: u32,
+    pub(crate) minor: u32,
     /// The toolchain the table was generated from (`go1.27.4`), for
     /// provenance.
     pub toolchain: &'static str,

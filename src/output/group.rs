@@ -5,7 +5,7 @@ use crate::analyze::group::{GroupReport, Similarity};
 use std::io::{self, Write};
 
 /// How many ids a text bucket lists before `… +N more`.
-pub const TEXT_IDS: usize = 8;
+pub(crate) const TEXT_IDS: usize = 8;
 
 /// The text form: one block per bucket, frames printed the way Go prints
 /// them (so the stack reads like the dump it summarises).

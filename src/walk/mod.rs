@@ -123,7 +123,7 @@ fn symbolized_frames(
     registers: bool,
 ) -> Arc<[Frame]> {
     let mut raw = Vec::new();
-    for (i, pf) in stack.frames().enumerate() {
+    for pf in stack.frames() {
         let lf = sym.frames(pf.sym_pc);
         for sf in lf.iter() {
             raw.push(RawFrame {
@@ -144,7 +144,6 @@ fn symbolized_frames(
                 },
                 raw_name: sf.name.clone(),
                 func_id: sf.func_id,
-                physical: i,
             });
         }
     }

@@ -43,22 +43,22 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Share of intervals (from the cluster's first appearance) in which the
 /// count must rise with newly created goroutines for `growing`.
-pub const STEADY_FRACTION: f64 = 0.5;
+pub(crate) const STEADY_FRACTION: f64 = 0.5;
 
 /// The fewest intervals with such a rise for `growing`: one is a jump.
-pub const MIN_RISES: usize = 2;
+pub(crate) const MIN_RISES: usize = 2;
 
 /// Share of a cluster's first goroutines that must still be there at the
 /// end for `growing`.
-pub const RETAINED_FRACTION: f64 = 0.9;
+pub(crate) const RETAINED_FRACTION: f64 = 0.9;
 
 /// The fewest samples that can show a trend.
-pub const MIN_SAMPLES: usize = 3;
+pub(crate) const MIN_SAMPLES: usize = 3;
 
 /// What a cluster's counts over time say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Rising steadily with goroutines that never leave: a leak.
     Growing,
     /// Always there, not growing: pools, listeners, tickers.
@@ -69,85 +69,85 @@ pub enum Verdict {
 
 /// A creation site.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Site {
+pub(crate) struct Site {
     /// The function containing the `go` statement.
-    pub function: String,
+    pub(crate) function: String,
     /// Its source file.
-    pub file: String,
+    pub(crate) file: String,
     /// Line of the `go` statement.
-    pub line: i64,
+    pub(crate) line: i64,
 }
 
 /// The longest-blocked goroutine of a cluster at its last sample.
 #[derive(Debug, Clone, Serialize)]
-pub struct Oldest {
+pub(crate) struct Oldest {
     /// Goroutine id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Minutes blocked as Go counts them (0 when Go would print none).
-    pub wait_minutes: u64,
+    pub(crate) wait_minutes: u64,
     /// Index of the sample where it was first seen in this cluster.
-    pub first_seen: usize,
+    pub(crate) first_seen: usize,
 }
 
 /// Goroutines from one creation site parked in one place, over time.
 #[derive(Debug, Clone, Serialize)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// What the counts over time say.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
     /// Why, in words (which criterion decided).
-    pub reason: String,
+    pub(crate) reason: String,
     /// Status text without ` (scan)`.
-    pub status: String,
+    pub(crate) status: String,
     /// Where its goroutines were started (`null` for goroutine 1).
-    pub created_by: Option<Site>,
+    pub(crate) created_by: Option<Site>,
     /// Goroutines in the cluster in each sample.
-    pub counts: Vec<usize>,
+    pub(crate) counts: Vec<usize>,
     /// Least-squares slope of `counts` over time, per minute.
-    pub growth_per_min: f64,
+    pub(crate) growth_per_min: f64,
     /// Goroutines of the cluster that did not exist in the previous
     /// sample (all of them for the first sample).
-    pub new: Vec<usize>,
+    pub(crate) new: Vec<usize>,
     /// Share of the first sample's goroutines still present at the end.
-    pub retained: f64,
+    pub(crate) retained: f64,
     /// The longest-blocked goroutine: the one to look at first.
-    pub oldest: Option<Oldest>,
+    pub(crate) oldest: Option<Oldest>,
     /// The whole stack of the oldest goroutine, innermost first (runtime
     /// frames included and marked).
-    pub frames: Vec<BucketFrame>,
+    pub(crate) frames: Vec<BucketFrame>,
 }
 
 /// `gopeek.leaks/1`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaksReport {
     /// Always `gopeek.leaks/1`.
-    pub schema: &'static str,
+    pub(crate) schema: &'static str,
     /// The process watched.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Its executable.
-    pub exe: String,
+    pub(crate) exe: String,
     /// Its Go version (`go1.27.3`).
-    pub go_version: String,
+    pub(crate) go_version: String,
     /// How alike stacks had to be to share a cluster.
-    pub similarity: Similarity,
+    pub(crate) similarity: Similarity,
     /// When each sample was taken (RFC 3339) and seconds since the first.
-    pub taken_at: Vec<String>,
+    pub(crate) taken_at: Vec<String>,
     /// Seconds from the first sample to each.
-    pub elapsed_s: Vec<f64>,
+    pub(crate) elapsed_s: Vec<f64>,
     /// Longest the target was held in any sample.
-    pub max_pause_us: u64,
+    pub(crate) max_pause_us: u64,
     /// Listed goroutines per sample.
-    pub goroutines: Vec<usize>,
+    pub(crate) goroutines: Vec<usize>,
     /// How many clusters are growing (the exit code says whether any).
     pub growing: usize,
     /// Ranked: growing by growth, then size; persistent by size;
     /// transient by peak size.
-    pub clusters: Vec<Cluster>,
+    pub(crate) clusters: Vec<Cluster>,
     /// Clusters left out by `--top`.
-    pub omitted_clusters: usize,
+    pub(crate) omitted_clusters: usize,
 }
 
 /// Least-squares slope of `y` over `x` (0 when `x` does not vary).
-pub fn slope(x: &[f64], y: &[f64]) -> f64 {
+pub(crate) fn slope(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len().min(y.len()) as f64;
     if n < 2.0 {
         return 0.0;
@@ -171,7 +171,7 @@ pub fn slope(x: &[f64], y: &[f64]) -> f64 {
 /// of each sample (`all`, to tell created goroutines from moved ones) and
 /// the sample times (minutes); returns the verdict, the reason, new
 /// goroutines per sample, the retained share and the slope per minute.
-pub fn judge(
+pub(crate) fn judge(
     ids: &[BTreeSet<u64>],
     all: &[HashSet<u64>],
     minutes: &[f64],
@@ -452,8 +452,9 @@ fn rank(clusters: &mut [Cluster]) {
 
 /// Clusters the goroutines of `samples` (snapshots with their times in
 /// seconds since the first), judges each cluster and ranks them: a
-/// [`LeakTracker`] fed every sample.
-pub fn analyze(
+/// [`LeakTracker`] fed every sample (the tests' shorthand).
+#[cfg(test)]
+pub(crate) fn analyze(
     samples: &[(f64, DumpSnapshot)],
     similarity: Similarity,
     system: bool,

@@ -34,16 +34,16 @@ use thiserror::Error;
 
 /// The 14 bytes that start the build info record; exported so that other
 /// readers (a live process, a core file) can find the record themselves.
-pub const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
+pub(crate) const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 
 /// Longest Go version string accepted. Real ones are under 100 bytes
 /// (`devel go1.28-abcdef Tue Nov 28 ...`); the cap keeps a corrupt length
 /// from becoming a huge allocation.
-pub const MAX_VERSION_LEN: u64 = 256;
+pub(crate) const MAX_VERSION_LEN: u64 = 256;
 
 /// Longest modinfo string accepted (4 MiB). Large programs with thousands
 /// of dependencies stay well under 1 MiB.
-pub const MAX_MODINFO_LEN: u64 = 4 << 20;
+pub(crate) const MAX_MODINFO_LEN: u64 = 4 << 20;
 
 /// Name used in [`ReadError`]s, so that a user knows which table was bad.
 const WHAT: &str = "go.buildinfo";
@@ -118,15 +118,15 @@ pub enum BuildInfoError {
 /// exact dependency versions a process runs (the `mod`, `dep` and `=>`
 /// lines of `go version -m`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct Module {
+pub(crate) struct Module {
     /// Module path (`golang.org/x/net`).
-    pub path: String,
+    pub(crate) path: String,
     /// Module version (`v0.21.0`, `(devel)` for the main module).
-    pub version: String,
+    pub(crate) version: String,
     /// go.sum checksum (`h1:...`), empty when unknown.
-    pub sum: String,
+    pub(crate) sum: String,
     /// The `replace` directive target that was actually built, if any.
-    pub replace: Option<Box<Module>>,
+    pub(crate) replace: Option<Box<Module>>,
 }
 
 /// Everything `go version -m` shows about an executable: gopeek uses the
@@ -135,17 +135,17 @@ pub struct Module {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct BuildInfo {
     /// Toolchain version string as stored (`go1.27.3`, `devel go1.28-...`).
-    pub go_version: String,
+    pub(crate) go_version: String,
     /// Import path of the main package (`cmd/go`, `example.com/app/cmd/app`).
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// The main module (absent for binaries built outside module mode).
-    pub main: Option<Module>,
+    pub(crate) main: Option<Module>,
     /// Dependency modules, in the order the binary lists them.
-    pub deps: Vec<Module>,
+    pub(crate) deps: Vec<Module>,
     /// `build\tKEY=VALUE` lines in order (`-buildmode`, `-compiler`,
     /// `-ldflags`, `-trimpath`, `CGO_ENABLED`, `GOARCH`, `GOOS`, `GOAMD64`,
     /// `vcs...`, `DefaultGODEBUG`), with quoted keys and values unquoted.
-    pub settings: Vec<(String, String)>,
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 impl BuildInfo {
@@ -167,12 +167,13 @@ impl BuildInfo {
         read_raw(data, None)?.into_build_info()
     }
 
+
     /// Like [`BuildInfo::parse`], but follows the pointers of the pre-1.18
-    /// form through `mem`: the static image of a [`GoBinary`] (link
-    /// addresses), or a process's memory when `data` was read from that
-    /// process too (its pointers are then already relocated). Lengths read
-    /// through `mem` are capped like the inline ones.
-    pub fn parse_with_memory<M: Memory + ?Sized>(
+    /// form through `mem` (the unit tests' way into the pointer form;
+    /// [`BuildInfo::from_binary`] takes the same path with the binary's
+    /// static image).
+    #[cfg(test)]
+    pub(crate) fn parse_with_memory<M: Memory + ?Sized>(
         data: &[u8],
         mem: &M,
     ) -> Result<BuildInfo, BuildInfoError> {
@@ -182,7 +183,7 @@ impl BuildInfo {
 
     /// The value of a `build` setting such as `GOARCH` or `-ldflags`, so that
     /// callers need not search the list by hand.
-    pub fn setting(&self, key: &str) -> Option<&str> {
+    pub(crate) fn setting(&self, key: &str) -> Option<&str> {
         self.settings
             .iter()
             .find(|(k, _)| k == key)

@@ -10,17 +10,13 @@ pub struct FuncFlags(pub u8);
 impl FuncFlags {
     /// The function is the top of a call stack (goexit, mstart, rt0_go,
     /// sigtramp): unwinding stops here.
-    pub fn is_top_frame(self) -> bool {
+    pub(crate) fn is_top_frame(self) -> bool {
         self.0 & 1 != 0
     }
     /// The function writes SP in ways pcsp cannot describe (systemstack,
     /// mcall, morestack, gogo, asmcgocall): Go's traceback stops after it.
-    pub fn writes_sp(self) -> bool {
+    pub(crate) fn writes_sp(self) -> bool {
         self.0 & 2 != 0
-    }
-    /// Written in assembly.
-    pub fn is_asm(self) -> bool {
-        self.0 & 4 != 0
     }
 }
 
@@ -35,23 +31,19 @@ pub struct FuncId(pub u8);
 pub struct Func<'t, 'a> {
     tab: &'t Pclntab<'a>,
     /// Index in the function table.
-    pub index: usize,
+    pub(crate) index: usize,
     /// First instruction.
-    pub entry: u64,
+    pub(crate) entry: u64,
     /// One past the last instruction (the next function's entry).
-    pub end: u64,
+    pub(crate) end: u64,
     name_off: i32,
-    /// Size of the arguments in bytes.
-    pub args: i32,
     pcsp: u32,
     pcfile: u32,
     pcln: u32,
     npcdata: u32,
     cu_offset: u32,
-    /// Line of the `func` keyword (Go 1.20+), used for `ancestors`.
-    pub start_line: Option<i32>,
-    pub func_id: FuncId,
-    pub flags: FuncFlags,
+    pub(crate) func_id: FuncId,
+    pub(crate) flags: FuncFlags,
     nfuncdata: u8,
     /// Offset of the pcdata array within the table.
     pcdata_at: usize,
@@ -92,9 +84,10 @@ impl<'t, 'a> Func<'t, 'a> {
                 tab.text_start.wrapping_add(u64::from(entryoff))
             )));
         }
-        let (start_line, id_at) = match tab.version {
-            PclntabVersion::Go118 => (None, 0x24),
-            PclntabVersion::Go120 => (Some(w(0x24)? as i32), 0x28),
+        // Go 1.20 inserted `startLine` before the FuncID.
+        let id_at = match tab.version {
+            PclntabVersion::Go118 => 0x24,
+            PclntabVersion::Go120 => 0x28,
         };
         let npcdata = w(0x1c)?;
         if npcdata > MAX_PCDATA {
@@ -108,13 +101,11 @@ impl<'t, 'a> Func<'t, 'a> {
             entry,
             end,
             name_off: w(4)? as i32,
-            args: w(8)? as i32,
             pcsp: w(0x10)?,
             pcfile: w(0x14)?,
             pcln: w(0x18)?,
             npcdata,
             cu_offset: w(0x20)?,
-            start_line,
             func_id: FuncId(u8_at(d, base + id_at, "_func")?),
             flags: FuncFlags(u8_at(d, base + id_at + 1, "_func")?),
             nfuncdata: u8_at(d, base + id_at + 3, "_func")?,
@@ -123,7 +114,7 @@ impl<'t, 'a> Func<'t, 'a> {
     }
 
     /// The symbol name as stored (`main.(*T[go.shape.string]).Wait`).
-    pub fn name_bytes(&self) -> Result<&'a [u8], PclntabError> {
+    pub(crate) fn name_bytes(&self) -> Result<&'a [u8], PclntabError> {
         self.tab.funcname(self.name_off)
     }
 
@@ -136,7 +127,7 @@ impl<'t, 'a> Func<'t, 'a> {
     }
 
     /// The name as Go's traceback prints it (`F[...]`).
-    pub fn print_name(&self) -> String {
+    pub(crate) fn print_name(&self) -> String {
         name_for_print(&self.name()).into_owned()
     }
 
@@ -173,7 +164,7 @@ impl<'t, 'a> Func<'t, 'a> {
     }
 
     /// Offset (relative to `gofunc`) of funcdata `index`, if present.
-    pub fn funcdata_offset(&self, index: u8) -> Result<Option<u32>, PclntabError> {
+    pub(crate) fn funcdata_offset(&self, index: u8) -> Result<Option<u32>, PclntabError> {
         if index >= self.nfuncdata {
             return Ok(None);
         }
@@ -184,7 +175,7 @@ impl<'t, 'a> Func<'t, 'a> {
 
     /// The bytes of funcdata `index` inside `go:func.*`, when the caller
     /// supplied that area.
-    pub fn funcdata(&self, index: u8) -> Result<Option<&'a [u8]>, PclntabError> {
+    pub(crate) fn funcdata(&self, index: u8) -> Result<Option<&'a [u8]>, PclntabError> {
         match self.funcdata_offset(index)? {
             None => Ok(None),
             Some(off) => match self.tab.gofunc_slice(off) {

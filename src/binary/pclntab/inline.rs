@@ -17,20 +17,20 @@ const MAX_INLINE_DEPTH: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineFrame<'a> {
     /// Raw symbol name (use [`super::name_for_print`] to print it).
-    pub name: &'a [u8],
-    pub file: &'a [u8],
-    pub line: i32,
+    pub(crate) name: &'a [u8],
+    pub(crate) file: &'a [u8],
+    pub(crate) line: i32,
     /// `true` for frames inlined into their caller; they print `(...)`
     /// and no `+0x` offset.
-    pub inlined: bool,
-    pub func_id: FuncId,
+    pub(crate) inlined: bool,
+    pub(crate) func_id: FuncId,
 }
 
 impl<'a> InlineFrame<'a> {
-    pub fn name_str(&self) -> std::borrow::Cow<'a, str> {
+    pub(crate) fn name_str(&self) -> std::borrow::Cow<'a, str> {
         String::from_utf8_lossy(self.name)
     }
-    pub fn file_str(&self) -> std::borrow::Cow<'a, str> {
+    pub(crate) fn file_str(&self) -> std::borrow::Cow<'a, str> {
         String::from_utf8_lossy(self.file)
     }
 }
@@ -75,7 +75,7 @@ impl<'t, 'a> Func<'t, 'a> {
     ///
     /// Without the `go:func.*` area (no module data found) this degrades
     /// to the physical frame with the innermost file:line.
-    pub fn frames_at(&self, pc: u64) -> Result<Vec<InlineFrame<'a>>, PclntabError> {
+    pub(crate) fn frames_at(&self, pc: u64) -> Result<Vec<InlineFrame<'a>>, PclntabError> {
         let mut out = Vec::new();
         let tree = self.funcdata(INL_TREE_FUNCDATA)?;
         let mut pc = pc;

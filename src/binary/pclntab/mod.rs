@@ -20,7 +20,7 @@ use thiserror::Error;
 
 /// Longest function or file name accepted; Go's longest generic names are a
 /// few KiB.
-pub const MAX_NAME_LEN: usize = 64 * 1024;
+pub(crate) const MAX_NAME_LEN: usize = 64 * 1024;
 
 /// What went wrong reading a pclntab, with where.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub enum PclntabError {
 
 /// Which pclntab layout a binary carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum PclntabVersion {
+pub(crate) enum PclntabVersion {
     /// `0xfffffff0`: Go 1.18 and 1.19.
     Go118,
     /// `0xfffffff1`: Go 1.20 through 1.27 (at least).
@@ -54,7 +54,7 @@ pub enum PclntabVersion {
 
 impl PclntabVersion {
     /// Human label used by `gopeek info`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             PclntabVersion::Go118 => "1.18",
             PclntabVersion::Go120 => "1.20",
@@ -64,7 +64,7 @@ impl PclntabVersion {
 
 /// Recognises the pclntab magic numbers; used by the magic scan when
 /// section headers are gone.
-pub fn magic_version(magic: u32) -> Result<PclntabVersion, PclntabError> {
+pub(crate) fn magic_version(magic: u32) -> Result<PclntabVersion, PclntabError> {
     match magic {
         0xfffffff0 => Ok(PclntabVersion::Go118),
         0xfffffff1 => Ok(PclntabVersion::Go120),
@@ -99,7 +99,6 @@ pub struct Pclntab<'a> {
     nfunc: usize,
     nfiles: usize,
     text_start: u64,
-    header_text_start: u64,
     off: Offsets,
     gofunc: Option<(u64, &'a [u8])>,
 }
@@ -187,7 +186,6 @@ impl<'a> Pclntab<'a> {
             nfunc: nfunc as usize,
             nfiles: nfiles.min(u32::MAX as u64) as usize,
             text_start,
-            header_text_start,
             off,
             gofunc: None,
         })
@@ -200,39 +198,32 @@ impl<'a> Pclntab<'a> {
         self
     }
 
-    pub fn version(&self) -> PclntabVersion {
+    pub(crate) fn version(&self) -> PclntabVersion {
         self.version
     }
     /// Link address of the pcHeader.
-    pub fn addr(&self) -> u64 {
+    pub(crate) fn addr(&self) -> u64 {
         self.addr
     }
-    pub fn nfunc(&self) -> usize {
+    pub(crate) fn nfunc(&self) -> usize {
         self.nfunc
     }
-    pub fn nfiles(&self) -> usize {
+    pub(crate) fn nfiles(&self) -> usize {
         self.nfiles
     }
     /// Base of every function's `entryoff`.
     pub fn text_start(&self) -> u64 {
         self.text_start
     }
-    /// The header's own textStart (0 from Go 1.26).
-    pub fn header_text_start(&self) -> u64 {
-        self.header_text_start
-    }
-    pub fn quantum(&self) -> u8 {
-        self.quantum
-    }
     /// Offsets of funcnametab and the function table, for validating a
     /// module-data candidate (its slices point at these).
-    pub fn funcname_offset(&self) -> u64 {
+    pub(crate) fn funcname_offset(&self) -> u64 {
         self.off.funcname as u64
     }
-    pub fn functab_offset(&self) -> u64 {
+    pub(crate) fn functab_offset(&self) -> u64 {
         self.off.functab as u64
     }
-    pub fn has_gofunc(&self) -> bool {
+    pub(crate) fn has_gofunc(&self) -> bool {
         self.gofunc.is_some()
     }
 
@@ -250,14 +241,14 @@ impl<'a> Pclntab<'a> {
     }
 
     /// Entry PC of function `i` (or the end of text for `i == nfunc`).
-    pub fn entry_of(&self, i: usize) -> Result<u64, PclntabError> {
+    pub(crate) fn entry_of(&self, i: usize) -> Result<u64, PclntabError> {
         Ok(self
             .text_start
             .wrapping_add(u64::from(self.functab_entry(i)?.0)))
     }
 
     /// Function `i` of the table, in address order.
-    pub fn func(&self, i: usize) -> Result<Func<'_, 'a>, PclntabError> {
+    pub(crate) fn func(&self, i: usize) -> Result<Func<'_, 'a>, PclntabError> {
         if i >= self.nfunc {
             return Err(PclntabError::BadFuncIndex { index: i });
         }
@@ -303,7 +294,7 @@ impl<'a> Pclntab<'a> {
 
     /// Looks a function up by its exact name (linear; used for the handful
     /// of runtime functions the locator disassembles).
-    pub fn func_by_name(&self, name: &str) -> Option<Func<'_, 'a>> {
+    pub(crate) fn func_by_name(&self, name: &str) -> Option<Func<'_, 'a>> {
         self.funcs().filter_map(Result::ok).find(|f| {
             f.name_bytes()
                 .map(|n| n == name.as_bytes())
@@ -351,7 +342,7 @@ impl<'a> Pclntab<'a> {
     /// function starting at `entry`, and returns the value in effect at
     /// `target` (Go's `pcvalue`). Bounded: the walk takes at most one step
     /// per two table bytes.
-    pub fn pcvalue(&self, table_off: u32, entry: u64, target: u64) -> Result<i32, PclntabError> {
+    pub(crate) fn pcvalue(&self, table_off: u32, entry: u64, target: u64) -> Result<i32, PclntabError> {
         if table_off == 0 {
             return Err(PclntabError::PcNotCovered {
                 offset: 0,
@@ -403,10 +394,6 @@ impl<'a> Pclntab<'a> {
         bytes.get(funcdata_off as usize..)
     }
 
-    /// Raw table bytes, for the fuzzers and the locator.
-    pub fn data(&self) -> &'a [u8] {
-        self.data
-    }
 }
 
 /// Go's `funcNameForPrint`: generic instantiations print as `F[...]`

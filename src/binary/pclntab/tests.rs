@@ -31,13 +31,13 @@ pub(crate) fn pcvalue_table(runs: &[(i32, u64)]) -> Vec<u8> {
 }
 
 pub(crate) struct FuncSpec {
-    pub name: &'static str,
-    pub size: u64,
-    pub pcsp: Vec<(i32, u64)>,
-    pub pcfile: Vec<(i32, u64)>,
-    pub pcln: Vec<(i32, u64)>,
-    pub inl_index: Option<Vec<(i32, u64)>>,
-    pub flag: u8,
+    pub(crate) name: &'static str,
+    pub(crate) size: u64,
+    pub(crate) pcsp: Vec<(i32, u64)>,
+    pub(crate) pcfile: Vec<(i32, u64)>,
+    pub(crate) pcln: Vec<(i32, u64)>,
+    pub(crate) inl_index: Option<Vec<(i32, u64)>>,
+    pub(crate) flag: u8,
 }
 
 /// Builds a Go 1.20-format pclntab at address `addr` with text at `text`;

@@ -4,6 +4,9 @@ use super::*;
 use crate::binary::elf::Arch;
 use crate::layout::supported_minors;
 
+/// Entries in `p.runq` (`[256]guintptr` in every supported version).
+const P_RUNQ_LEN: u64 = 256;
+
 #[test]
 fn every_table_composes() {
     for &minor in supported_minors() {
