@@ -97,6 +97,15 @@ impl AuditLog {
         }
     }
 
+    /// A log that writes to one end of a socket pair, so that unit tests
+    /// can read back what would have gone to [`DEV_LOG`].
+    #[cfg(test)]
+    pub(crate) fn from_datagram(d: UnixDatagram) -> AuditLog {
+        AuditLog {
+            sock: Sock::Dgram(d),
+        }
+    }
+
     /// Sends one line.
     pub fn send(
         &mut self,
