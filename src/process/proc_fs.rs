@@ -6,9 +6,21 @@
 //! return `io::Result` with the kernel's error kinds intact (`NotFound` /
 //! ESRCH mean "gone", which callers treat as normal), read bounded amounts,
 //! and never panic on odd contents (a `comm` may contain `)` or spaces).
+//!
+//! `/proc/PID/stat` is parsed by the `procfs` crate ([`Stat`]), opened here
+//! so that open errors keep their errno. Kept by hand, on purpose:
+//! `status` (procfs's parser rejects a status whose `Name:` is not UTF-8,
+//! which is what a non-ASCII executable name cut at 15 bytes gives, and
+//! requires some twenty fields that sandboxed kernels may not print),
+//! `maps` (procfs's parser panics on a mapped file named `/SYSV1`, fails
+//! the whole file on one odd line, and trims path text) and the thread
+//! list (a plain directory listing; procfs opens every task directory,
+//! 4-6 times slower, and the list is re-read while the target is held).
 
 use super::ProcessError;
 use crate::binary::elf::GoBinary;
+use procfs::process::{Stat, StatFlags};
+use procfs::{FromBufRead, FromRead, ProcError, ProcessCGroups};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -23,7 +35,9 @@ const MAX_MAPS_LINES: usize = 4 << 20;
 /// `debug.SetMaxThreads` is 10000).
 pub const MAX_THREADS: usize = 1 << 20;
 
-fn read_small(path: &str) -> io::Result<String> {
+/// A small `/proc` text file, whole (bounded), invalid UTF-8 replaced:
+/// a `Name:` or `comm` is whatever bytes the target chose, cut at 15.
+pub(crate) fn read_small(path: &str) -> io::Result<String> {
     let mut f = File::open(path)?;
     let mut buf = Vec::with_capacity(2048);
     (&mut f).take(MAX_SMALL_FILE).read_to_end(&mut buf)?;
@@ -233,29 +247,42 @@ pub fn thread_ids(pid: i32) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
-/// The state letter in a `/proc/.../stat` line (`R`, `S`, `D`, `T`, `t`,
-/// `Z`, `X`, `I`...). The command name may contain spaces and `)`, so the
-/// state is found after the *last* `)`.
-pub fn parse_stat_state(stat: &str) -> Option<char> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.trim_start().chars().next()
+/// Parses the text of a `/proc/.../stat` file (the command name may contain
+/// spaces and `)`; the fields are found after the *last* `)`). A read error
+/// keeps its errno; anything malformed is `InvalidData`.
+fn parse_stat(r: impl Read) -> io::Result<Stat> {
+    Stat::from_read(r).map_err(|e| match e {
+        ProcError::Io(e, _) => e,
+        ProcError::NotFound(_) => io::Error::from_raw_os_error(libc::ENOENT),
+        ProcError::PermissionDenied(_) => io::Error::from_raw_os_error(libc::EACCES),
+        _ => io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"),
+    })
+}
+
+/// Reads and parses one `/proc/.../stat` file (bounded).
+fn read_stat(path: &str) -> io::Result<Stat> {
+    parse_stat(File::open(path)?.take(MAX_SMALL_FILE))
 }
 
 /// The scheduler state letter of one thread (`t` = stopped by a tracer,
 /// `T` = stopped by a signal, `Z` = zombie...), from
 /// `/proc/PID/task/TID/stat`.
 pub fn thread_state(pid: i32, tid: i32) -> io::Result<char> {
-    let s = read_small(&format!("/proc/{pid}/task/{tid}/stat"))?;
-    parse_stat_state(&s)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    Ok(read_stat(&format!("/proc/{pid}/task/{tid}/stat"))?.state)
 }
 
 /// The state letter of the process (of its main thread), from
 /// `/proc/PID/stat`.
 pub fn process_state(pid: i32) -> io::Result<char> {
-    let s = read_small(&format!("/proc/{pid}/stat"))?;
-    parse_stat_state(&s)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    Ok(read_stat(&format!("/proc/{pid}/stat"))?.state)
+}
+
+/// True when `pid` is a kernel thread (PF_KTHREAD in the flags of
+/// `/proc/PID/stat`): it has no executable and no user memory, so there is
+/// nothing to inspect. False when the process is gone or unreadable.
+pub fn is_kernel_thread(pid: i32) -> bool {
+    read_stat(&format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.flags & StatFlags::PF_KTHREAD.bits() != 0)
 }
 
 /// The fields of `/proc/PID/status` gopeek uses.
@@ -377,6 +404,17 @@ pub fn is_zombie(pid: i32) -> io::Result<bool> {
         .all(|&t| matches!(thread_state(pid, t), Ok('Z' | 'X') | Err(_))))
 }
 
+/// The control groups of the process (`/proc/PID/cgroup`, parsed by
+/// procfs: one entry per hierarchy, the cgroup v2 one with hierarchy 0 and
+/// no controllers). A malformed file is `InvalidData`.
+pub fn cgroups(pid: i32) -> io::Result<ProcessCGroups> {
+    let f = File::open(format!("/proc/{pid}/cgroup"))?;
+    ProcessCGroups::from_buf_read(BufReader::new(f.take(MAX_SMALL_FILE))).map_err(|e| match e {
+        ProcError::Io(e, _) => e,
+        _ => io::Error::new(io::ErrorKind::InvalidData, "malformed cgroup file"),
+    })
+}
+
 /// `/proc/sys/kernel/yama/ptrace_scope`, or `None` when Yama is not
 /// enabled; quoted in the permission-denied message.
 pub fn ptrace_scope() -> Option<u32> {
@@ -411,10 +449,27 @@ mod tests {
     }
 
     #[test]
-    fn stat_state_survives_odd_comm() {
-        assert_eq!(parse_stat_state("12 (a) b) T 1 2 3"), Some('T'));
-        assert_eq!(parse_stat_state("12 (x) t 1"), Some('t'));
-        assert_eq!(parse_stat_state("12 (x"), None);
+    fn stat_survives_odd_comm() {
+        let line = |comm: &str, state: char| {
+            format!(
+                "12 ({comm}) {state} 1 12 12 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 4 0 \
+                 1234 1000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+            )
+        };
+        let st = parse_stat(line("a) b", 'T').as_bytes()).unwrap();
+        assert_eq!((st.pid, st.comm.as_str(), st.state), (12, "a) b", 'T'));
+        let st = parse_stat(line("x\ny", 't').as_bytes()).unwrap();
+        assert_eq!(st.state, 't');
+        assert_eq!(st.flags, 4194560);
+        // Not UTF-8 (a name cut inside a character) is read lossily.
+        let raw: Vec<u8> = line("ab@", 'S')
+            .bytes()
+            .map(|b| if b == b'@' { 0xc3 } else { b })
+            .collect();
+        assert_eq!(parse_stat(&raw[..]).unwrap().state, 'S');
+        let e = parse_stat(&b"12 (x"[..]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "malformed stat line");
     }
 
     #[test]
@@ -443,5 +498,10 @@ mod tests {
         assert!(!is_zombie(me).unwrap());
         assert!(exe_mapping(me).is_ok());
         assert!(is_gone(&thread_ids(i32::MAX).unwrap_err()));
+        assert!(is_gone(&process_state(i32::MAX).unwrap_err()));
+        assert!(!is_kernel_thread(me));
+        if let Some(kthreadd) = ProcStatus::read(2).ok().filter(|s| s.name == "kthreadd") {
+            assert!(is_kernel_thread(kthreadd.pid));
+        }
     }
 }
