@@ -35,6 +35,8 @@
 
 #![warn(missing_docs)]
 
+use crate::process::proc_fs;
+use procfs::{ProcessCGroup, ProcessCGroups};
 use serde::Deserialize;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -127,7 +129,8 @@ impl TargetFacts {
     /// Reads the facts of `pid`.
     pub fn read(pid: i32) -> Result<Self, PolicyError> {
         let err = |source| PolicyError::Target { pid, source };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
+        // Read lossily: `Name:` is the target's choice and need not be UTF-8.
+        let status = proc_fs::read_small(&format!("/proc/{pid}/status")).map_err(err)?;
         let uids = status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
@@ -139,13 +142,11 @@ impl TargetFacts {
                 <[u32; 4]>::try_from(ids).ok()
             })
             .ok_or_else(|| err(io::Error::other("no Uid line in /proc/PID/status")))?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        let exe = proc_fs::exe_path(pid)
             .map_err(err)?
             .to_string_lossy()
             .into_owned();
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|t| cgroup_path(&t));
+        let cgroup = proc_fs::cgroups(pid).ok().and_then(|c| cgroup_path(&c));
         Ok(TargetFacts {
             pid,
             uids,
@@ -171,15 +172,15 @@ impl TargetFacts {
     }
 }
 
-/// The cgroup v2 line (`0::/path`), else the systemd v1 hierarchy.
-pub fn cgroup_path(text: &str) -> Option<String> {
-    let v2 = text.lines().find_map(|l| l.strip_prefix("0::"));
-    let v1 = text
-        .lines()
-        .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p));
-    v2.or(v1)
-        .filter(|p| p.starts_with('/'))
-        .map(|p| p.to_string())
+/// The cgroup v2 path (hierarchy 0, no controllers), else the path in the
+/// systemd v1 hierarchy (exactly `name=systemd`).
+pub fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
+    let find = |pred: &dyn Fn(&ProcessCGroup) -> bool| {
+        cgroups.0.iter().find(|c| pred(c)).map(|c| &c.pathname)
+    };
+    let v2 = find(&|c| c.hierarchy == 0 && c.controllers.is_empty());
+    let v1 = find(&|c| c.controllers == ["name=systemd"]);
+    v2.or(v1).filter(|p| p.starts_with('/')).cloned()
 }
 
 /// The deepest `.service`/`.scope` component of a cgroup path.
@@ -669,6 +670,12 @@ mod tests {
 
     #[test]
     fn cgroup_and_unit_parsing() {
+        use procfs::FromBufRead;
+        let cgroup_path = |text: &str| {
+            ProcessCGroups::from_buf_read(text.as_bytes())
+                .ok()
+                .and_then(|c| super::cgroup_path(&c))
+        };
         assert_eq!(
             cgroup_path("0::/system.slice/api.service\n").as_deref(),
             Some("/system.slice/api.service")
@@ -676,6 +683,15 @@ mod tests {
         assert_eq!(
             cgroup_path("12:cpu:/x\n1:name=systemd:/system.slice/a.service\n").as_deref(),
             Some("/system.slice/a.service")
+        );
+        // A v1 cgroup whose *name* contains ":name=systemd:" is not the
+        // systemd hierarchy.
+        assert_eq!(
+            cgroup_path(
+                "4:memory:/x:name=systemd:/system.slice/b.slice\n1:name=systemd:/user.slice\n"
+            )
+            .as_deref(),
+            Some("/user.slice")
         );
         assert_eq!(cgroup_path("garbage"), None);
         assert_eq!(
@@ -687,6 +703,35 @@ mod tests {
             Some("api.service")
         );
         assert_eq!(unit_of("/"), None);
+    }
+
+    #[test]
+    fn facts_of_a_process_whose_name_is_not_utf8() {
+        // A non-ASCII name cut at 15 bytes, inside a character.
+        let mut sh = std::process::Command::new("/bin/sh")
+            .args([
+                "-c",
+                r"printf '\303\251\303\251\303\251\303\251\303\251\303\251\303\251\303' > /proc/$$/comm; echo; read _",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(sh.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pid = sh.id() as i32;
+        let raw = std::fs::read(format!("/proc/{pid}/status")).unwrap();
+        assert!(std::str::from_utf8(&raw).is_err(), "the name was not set");
+        let facts = TargetFacts::read(pid);
+        drop(sh.stdin.take());
+        sh.wait().unwrap();
+        let facts = facts.unwrap();
+        assert_eq!(facts.pid, pid);
+        assert_eq!(facts.euid(), unsafe { libc::geteuid() });
     }
 
     #[test]
