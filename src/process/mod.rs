@@ -19,9 +19,9 @@
 
 #![warn(missing_docs)]
 
-pub mod attach;
+mod attach;
 mod error;
-pub mod live_memory;
+mod live_memory;
 pub mod proc_fs;
 mod registers;
 pub mod seccomp;

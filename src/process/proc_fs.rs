@@ -33,7 +33,7 @@ const MAX_SMALL_FILE: u64 = 64 * 1024;
 const MAX_MAPS_LINES: usize = 4 << 20;
 /// Upper bound on the threads listed for one process (Go's default
 /// `debug.SetMaxThreads` is 10000).
-pub const MAX_THREADS: usize = 1 << 20;
+const MAX_THREADS: usize = 1 << 20;
 
 /// A small `/proc` text file, whole (bounded), invalid UTF-8 replaced:
 /// a `Name:` or `comm` is whatever bytes the target chose, cut at 15.
@@ -60,7 +60,7 @@ pub(crate) fn proc_error(pid: i32, path: impl Into<PathBuf>, e: io::Error) -> Pr
 /// True when an error from `/proc` or a syscall means the process or
 /// thread no longer exists (ENOENT, ESRCH): the normal end of a race, not
 /// a failure.
-pub fn is_gone(e: &io::Error) -> bool {
+pub(crate) fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
@@ -84,7 +84,7 @@ pub fn exe_path(pid: i32) -> io::Result<PathBuf> {
 /// The ELF `e_machine` of the target's executable, read from the file
 /// behind `/proc/PID/exe` (not from memory), so that an unsupported target
 /// (an i386 program, say) is refused before any thread is stopped.
-pub fn exe_machine(pid: i32) -> io::Result<u16> {
+pub(crate) fn exe_machine(pid: i32) -> io::Result<u16> {
     let mut hdr = [0u8; 20];
     File::open(exe_open_path(pid))?.read_exact(&mut hdr)?;
     if &hdr[..4] != b"\x7fELF" {
@@ -127,7 +127,7 @@ pub struct Mapping {
 impl Mapping {
     /// Parses one maps line; `None` for a malformed line (skipped, never a
     /// panic).
-    pub fn parse(line: &str) -> Option<Mapping> {
+    fn parse(line: &str) -> Option<Mapping> {
         let mut it = line.splitn(6, ' ');
         let range = it.next()?;
         let perms = it.next()?.as_bytes();
@@ -162,7 +162,8 @@ impl Mapping {
 }
 
 /// All mappings of the process, in address order (bounded; malformed lines
-/// skipped).
+/// skipped): what [`exe_mapping`] searches, public for the tests that pick
+/// readable ranges to compare.
 pub fn read_maps(pid: i32) -> io::Result<Vec<Mapping>> {
     let f = File::open(format!("/proc/{pid}/maps"))?;
     let mut out = Vec::new();
@@ -280,7 +281,14 @@ pub fn process_state(pid: i32) -> io::Result<char> {
 /// True when `pid` is a kernel thread (PF_KTHREAD in the flags of
 /// `/proc/PID/stat`): it has no executable and no user memory, so there is
 /// nothing to inspect. False when the process is gone or unreadable.
-pub fn is_kernel_thread(pid: i32) -> bool {
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "for snapshot::is_kernel_thread, which still parses /proc/PID/stat itself"
+    )
+)]
+pub(crate) fn is_kernel_thread(pid: i32) -> bool {
     read_stat(&format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.flags & StatFlags::PF_KTHREAD.bits() != 0)
 }
@@ -311,7 +319,7 @@ pub struct ProcStatus {
 impl ProcStatus {
     /// Parses the text of a status file; unknown or malformed fields are
     /// left at their defaults. `None` if there is no `Pid:` line at all.
-    pub fn parse(text: &str) -> Option<ProcStatus> {
+    fn parse(text: &str) -> Option<ProcStatus> {
         let mut st = ProcStatus::default();
         let mut saw_pid = false;
         let ids = |v: &str| {
@@ -352,20 +360,22 @@ impl ProcStatus {
     }
 
     /// Reads `/proc/PID/task/TID/status` (per-thread state and tracer).
-    pub fn read_thread(pid: i32, tid: i32) -> io::Result<ProcStatus> {
+    pub(crate) fn read_thread(pid: i32, tid: i32) -> io::Result<ProcStatus> {
         Self::parse(&read_small(&format!("/proc/{pid}/task/{tid}/status"))?)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed status file"))
     }
 }
 
 /// Who traces the process (its main thread): `Some(tracer thread id)` or
-/// `None` when untraced. Used to explain an EPERM and to verify detach.
+/// `None` when untraced. Public for the integration tests, which verify
+/// that every detach path leaves the target untraced.
 pub fn tracer_pid(pid: i32) -> io::Result<Option<i32>> {
     let t = ProcStatus::read(pid)?.tracer_pid;
     Ok((t != 0).then_some(t))
 }
 
-/// Like [`tracer_pid`] for one thread (threads are traced individually).
+/// Like [`tracer_pid`] for one thread (threads are traced individually);
+/// the integration tests check it for every thread after a release.
 pub fn thread_tracer_pid(pid: i32, tid: i32) -> io::Result<Option<i32>> {
     let t = ProcStatus::read_thread(pid, tid)?.tracer_pid;
     Ok((t != 0).then_some(t))
@@ -374,7 +384,7 @@ pub fn thread_tracer_pid(pid: i32, tid: i32) -> io::Result<Option<i32>> {
 /// The effective uid of the process (the `USER` column of `ps`); the
 /// policy check and the permission hint use it. [`ProcStatus::uid`] has
 /// all four.
-pub fn process_uid(pid: i32) -> io::Result<u32> {
+pub(crate) fn process_uid(pid: i32) -> io::Result<u32> {
     Ok(ProcStatus::read(pid)?.uid[1])
 }
 
@@ -407,7 +417,7 @@ pub fn is_zombie(pid: i32) -> io::Result<bool> {
 /// The control groups of the process (`/proc/PID/cgroup`, parsed by
 /// procfs: one entry per hierarchy, the cgroup v2 one with hierarchy 0 and
 /// no controllers). A malformed file is `InvalidData`.
-pub fn cgroups(pid: i32) -> io::Result<ProcessCGroups> {
+pub(crate) fn cgroups(pid: i32) -> io::Result<ProcessCGroups> {
     let f = File::open(format!("/proc/{pid}/cgroup"))?;
     ProcessCGroups::from_buf_read(BufReader::new(f.take(MAX_SMALL_FILE))).map_err(|e| match e {
         ProcError::Io(e, _) => e,
@@ -417,7 +427,7 @@ pub fn cgroups(pid: i32) -> io::Result<ProcessCGroups> {
 
 /// `/proc/sys/kernel/yama/ptrace_scope`, or `None` when Yama is not
 /// enabled; quoted in the permission-denied message.
-pub fn ptrace_scope() -> Option<u32> {
+pub(crate) fn ptrace_scope() -> Option<u32> {
     read_small("/proc/sys/kernel/yama/ptrace_scope")
         .ok()?
         .trim()

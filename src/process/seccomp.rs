@@ -410,7 +410,8 @@ mod tests {
         assert_eq!(run(&p, a, libc::SYS_process_vm_readv, [0; 6]), RET_ALLOW);
         assert_eq!(run(&p, a, libc::SYS_read, [0; 6]), RET_ALLOW);
         assert_eq!(run(&p, a, libc::SYS_io_uring_setup, [0; 6]), ENOSYS);
-        assert_eq!(run(&p, 0x4000_0003, libc::SYS_read, [0; 6]), ENOSYS); // i386
+        // i386 (foreign audit arch).
+        assert_eq!(run(&p, 0x4000_0003, libc::SYS_read, [0; 6]), ENOSYS);
         // x32 shares AUDIT_ARCH_X86_64; its process_vm_writev is 0x40000000 | 540.
         #[cfg(target_arch = "x86_64")]
         assert_eq!(run(&p, a, 0x4000_0000 | 540, [0; 6]), ENOSYS);

@@ -299,22 +299,15 @@ impl SeizedProcess {
         &self.threads
     }
 
-    /// The stopped thread `tid`, if it is one of them (the walker looks up
-    /// `m.procid` of running goroutines here).
+    /// The stopped thread `tid`, if it is one of them (a running
+    /// goroutine's `m.procid` names one).
     pub fn thread(&self, tid: i32) -> Option<&ThreadState> {
         self.threads.iter().find(|t| t.tid == tid)
     }
 
     /// How long the target has been held so far.
-    pub fn paused_for(&self) -> Duration {
+    fn paused_for(&self) -> Duration {
         self.first_interrupt.elapsed()
-    }
-
-    /// Time left before the tracer detaches on its own (`None`: no limit).
-    pub fn remaining_budget(&self) -> Option<Duration> {
-        self.first_interrupt
-            .checked_add(self.budget)
-            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Call after copying memory: `Ok` means the target was still held, so

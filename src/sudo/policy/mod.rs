@@ -45,7 +45,7 @@ use thiserror::Error;
 
 /// Where the policy is read from. Fixed on purpose: a path from the
 /// environment or the command line would let the invoking user pick it.
-pub const POLICY_PATH: &str = "/etc/gopeek/policy.toml";
+pub(crate) const POLICY_PATH: &str = "/etc/gopeek/policy.toml";
 const PASSWD: &str = "/etc/passwd";
 /// Largest policy file read (a policy is a few lines).
 const MAX_POLICY_BYTES: u64 = 1 << 20;
@@ -114,20 +114,20 @@ pub enum PolicyError {
 
 /// What the policy matches on, read from `/proc` while privileged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetFacts {
+pub(crate) struct TargetFacts {
     /// The target pid.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Real, effective, saved and filesystem uid.
-    pub uids: [u32; 4],
+    pub(crate) uids: [u32; 4],
     /// `readlink /proc/PID/exe` (may end in " (deleted)").
-    pub exe: String,
+    pub(crate) exe: String,
     /// The cgroup v2 path (or the systemd v1 hierarchy's), if any.
-    pub cgroup: Option<String>,
+    pub(crate) cgroup: Option<String>,
 }
 
 impl TargetFacts {
     /// Reads the facts of `pid`.
-    pub fn read(pid: i32) -> Result<Self, PolicyError> {
+    pub(crate) fn read(pid: i32) -> Result<Self, PolicyError> {
         let err = |source| PolicyError::Target { pid, source };
         // Read lossily: `Name:` is the target's choice and need not be UTF-8.
         let status = proc_fs::read_small(&format!("/proc/{pid}/status")).map_err(err)?;
@@ -156,25 +156,25 @@ impl TargetFacts {
     }
 
     /// Effective uid (what `ps` shows as the owner).
-    pub fn euid(&self) -> u32 {
+    pub(crate) fn euid(&self) -> u32 {
         self.uids[1]
     }
 
     /// True when any of the four uids is root.
-    pub fn is_root_owned(&self) -> bool {
+    pub(crate) fn is_root_owned(&self) -> bool {
         self.uids.contains(&0)
     }
 
     /// The systemd unit: the deepest `.service` or `.scope` component of
     /// the cgroup path.
-    pub fn unit(&self) -> Option<&str> {
+    pub(crate) fn unit(&self) -> Option<&str> {
         self.cgroup.as_deref().and_then(unit_of)
     }
 }
 
 /// The cgroup v2 path (hierarchy 0, no controllers), else the path in the
 /// systemd v1 hierarchy (exactly `name=systemd`).
-pub fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
+fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
     let find = |pred: &dyn Fn(&ProcessCGroup) -> bool| {
         cgroups.0.iter().find(|c| pred(c)).map(|c| &c.pathname)
     };
@@ -184,7 +184,7 @@ pub fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
 }
 
 /// The deepest `.service`/`.scope` component of a cgroup path.
-pub fn unit_of(cgroup: &str) -> Option<&str> {
+fn unit_of(cgroup: &str) -> Option<&str> {
     cgroup
         .split('/')
         .rev()
@@ -234,7 +234,7 @@ struct Rule {
 /// A loaded policy: the rules of [`POLICY_PATH`], or the built-in default
 /// when the file does not exist.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `None`: the built-in default.
     source: Option<PathBuf>,
     rules: Vec<Rule>,
@@ -253,7 +253,7 @@ pub struct Decision {
 /// Why a file or directory on the policy's path is unsafe, from its
 /// metadata: not owned by root, writable by group or others, or (for the
 /// file) not a regular file.
-pub fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option<String> {
+fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option<String> {
     let kind = mode & libc::S_IFMT;
     if is_file && kind != libc::S_IFREG {
         return Some(format!("{what} is not a regular file"));
@@ -281,14 +281,14 @@ pub fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option
 impl Policy {
     /// The policy in force for `sudo gopeek`: [`POLICY_PATH`] if it exists
     /// (checked and parsed strictly), else the built-in default.
-    pub fn load_system() -> Result<Policy, PolicyError> {
+    pub(crate) fn load_system() -> Result<Policy, PolicyError> {
         Self::load(Path::new(POLICY_PATH), true)
     }
 
     /// Loads `path`; `check_dirs` also checks every directory above it
     /// (always true for the system policy; false lets unit tests use a
     /// temporary directory).
-    pub fn load(path: &Path, check_dirs: bool) -> Result<Policy, PolicyError> {
+    pub(crate) fn load(path: &Path, check_dirs: bool) -> Result<Policy, PolicyError> {
         let insecure = |why: String| PolicyError::Insecure {
             path: path.into(),
             why,
@@ -351,7 +351,7 @@ impl Policy {
 
     /// Parses policy text; `passwd` is the text of `/etc/passwd`, used to
     /// resolve user names.
-    pub fn parse(text: &str, path: &Path, passwd: &str) -> Result<Policy, PolicyError> {
+    pub(crate) fn parse(text: &str, path: &Path, passwd: &str) -> Result<Policy, PolicyError> {
         let bad = |msg: String| PolicyError::Malformed {
             path: path.into(),
             msg,
@@ -413,7 +413,11 @@ impl Policy {
     }
 
     /// Whether the invoking user (`invoker_uid`) may inspect the target.
-    pub fn decide(&self, t: &TargetFacts, invoker_uid: u32) -> Result<Decision, PolicyError> {
+    pub(crate) fn decide(
+        &self,
+        t: &TargetFacts,
+        invoker_uid: u32,
+    ) -> Result<Decision, PolicyError> {
         let refuse = |why: String| PolicyError::Refused {
             pid: t.pid,
             exe: t.exe.clone(),

@@ -221,6 +221,7 @@ fn facts_of_a_process_whose_name_is_not_utf8() {
     sh.wait().unwrap();
     let facts = facts.unwrap();
     assert_eq!(facts.pid, pid);
+    // SAFETY: geteuid has no preconditions and cannot fail.
     assert_eq!(facts.euid(), unsafe { libc::geteuid() });
 }
 
@@ -232,6 +233,7 @@ fn load_refuses_symlinks_and_writable_files() {
     assert!(Policy::load(&p, false).unwrap().source.is_none());
     std::fs::write(&p, "[[allow]]\nusers = [0]\n").unwrap();
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let owner_ok = unsafe { libc::geteuid() } == 0;
     let e = Policy::load(&p, false).unwrap_err().to_string();
     assert!(

@@ -91,7 +91,7 @@ pub enum PrivilegeError {
 /// Parses a uid/gid from the environment: 1 to 10 ASCII digits, no sign,
 /// no spaces, no leading zero, below `u32::MAX` (which means "unchanged"
 /// to the set*id calls).
-pub fn parse_id(var: &'static str, value: &OsStr) -> Result<u32, PrivilegeError> {
+fn parse_id(var: &'static str, value: &OsStr) -> Result<u32, PrivilegeError> {
     let bad = || PrivilegeError::BadEnv {
         var,
         value: value.to_string_lossy().chars().take(64).collect(),
@@ -137,7 +137,7 @@ fn sanitize_user(v: Option<&OsStr>) -> String {
 
 /// The sudo context from explicit values (split out of [`sudo_context`] so
 /// the parsing is testable without being root).
-pub fn context_from(
+fn context_from(
     real_uid: u32,
     effective_uid: u32,
     sudo_uid: Option<&OsStr>,
@@ -262,7 +262,7 @@ fn capabilities() -> Result<(u64, u64), nix::errno::Errno> {
 /// Checks that the calling process is `ctx.uid`/`ctx.gid` with nothing to
 /// regain: all three uids and gids, the group list, empty capability
 /// sets, and `setuid(0)` / `setgid(0)` refused.
-pub fn verify_dropped(ctx: &SudoContext) -> Result<(), PrivilegeError> {
+fn verify_dropped(ctx: &SudoContext) -> Result<(), PrivilegeError> {
     let fail = |what: String| PrivilegeError::StillPrivileged { uid: ctx.uid, what };
     let (mut r, mut e, mut s) = (0, 0, 0);
     // SAFETY: out-pointers to locals.

@@ -193,6 +193,7 @@ mod tests {
         create_output(&new, None).unwrap();
         assert_eq!(std::fs::read(&new).unwrap(), b"");
         // A file owned by someone else is refused (only testable as root).
+        // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } == 0 {
             let foreign = dir.path().join("foreign.txt");
             std::fs::write(&foreign, "theirs").unwrap();
@@ -208,6 +209,7 @@ mod tests {
 
     #[test]
     fn output_is_created_as_the_invoking_user() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("note: skipping, needs root");
             return;
@@ -228,6 +230,7 @@ mod tests {
         let m = std::fs::metadata(&p).unwrap();
         assert_eq!((m.uid(), m.gid()), (54321, 54322));
         // This thread (and so the process) is still root.
+        // SAFETY: geteuid has no preconditions and cannot fail.
         assert_eq!(unsafe { libc::geteuid() }, 0);
         // Permission checks are the user's: a root-only directory is refused.
         let private = dir.path().join("private");
