@@ -225,7 +225,7 @@ pub fn load_bias(pid: i32, bin: &GoBinary) -> Result<u64, ProcessError> {
 /// The thread ids of the process, sorted (from `/proc/PID/task`).
 ///
 /// `NotFound` means the process is gone. Entries that are not numbers are
-/// skipped; more than [`MAX_THREADS`] threads is an error rather than a
+/// skipped; more than `MAX_THREADS` (2^20) threads is an error rather than a
 /// silently truncated list.
 pub fn thread_ids(pid: i32) -> io::Result<Vec<i32>> {
     let mut tids = Vec::new();

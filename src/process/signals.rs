@@ -40,7 +40,7 @@
 //! A *stopped* gopeek does not exit, so the kernel does not detach, and a
 //! target held at that moment would stay stopped as long as gopeek does.
 //! Ctrl-Z (SIGTSTP) is the realistic way for that to happen, so
-//! [`StopSignalDeferral`] catches SIGTSTP while a target is held and
+//! `StopSignalDeferral` catches SIGTSTP while a target is held and
 //! re-raises it after detach; gopeek then stops as asked, with the target
 //! running. SIGSTOP cannot be caught: `kill -STOP` of gopeek during the
 //! (short) hold keeps the target stopped until gopeek is

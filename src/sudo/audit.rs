@@ -2,7 +2,7 @@
 //! per outcome, so that an administrator can see who inspected which
 //! process, how, and with what result.
 //!
-//! Lines go straight to the local syslog socket [`DEV_LOG`] (journald and
+//! Lines go straight to the local syslog socket `/dev/log` (journald and
 //! rsyslog both listen there) in RFC 3164 form with facility `authpriv`,
 //! tag `gopeek[PID]`. No library, no configuration, no path from the
 //! environment. The socket is connected while gopeek is still root, and

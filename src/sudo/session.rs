@@ -151,7 +151,7 @@ impl SudoSession {
 
     /// The step `snapshot_pid` runs once the target is seized: re-check
     /// that the target is still what the policy allowed, arm the root
-    /// [`Watchdog`] (so that a `kill -STOP` of gopeek by the invoking user
+    /// watchdog (so that a `kill -STOP` of gopeek by the invoking user
     /// cannot keep the target stopped beyond `max_pause`, capped at 60 s,
     /// plus 1 s), then drop to the invoking user for good.
     pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {

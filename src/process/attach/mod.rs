@@ -79,7 +79,7 @@ pub struct SeizeOptions {
     pub max_pause: Duration,
     /// Hold back SIGTSTP (Ctrl-Z) sent to gopeek while the target is held
     /// and deliver it after detach, so that stopping gopeek can never leave
-    /// the target stopped with it. See [`StopSignalDeferral`].
+    /// the target stopped with it. See `signals::StopSignalDeferral`.
     pub defer_stop_signals: bool,
     /// Stop only these threads (`--nonblocking`: the threads running Go
     /// code), not the whole process; no re-scan of the task list. Threads

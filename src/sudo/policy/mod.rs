@@ -1,7 +1,7 @@
 //! The sudo policy: which targets a user may inspect through `sudo gopeek`,
 //! and whether memory contents (pprof labels, later variables) may be shown.
 //!
-//! The policy lives in [`POLICY_PATH`] (fixed: never taken from the
+//! The policy lives in `/etc/gopeek/policy.toml` (fixed: never taken from the
 //! environment or the command line). It is optional; it is *refused* (gopeek
 //! stops, exit 4) unless the file and every directory above it are owned by
 //! root and not writable by group or others, and unless it parses exactly

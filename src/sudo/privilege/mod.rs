@@ -16,7 +16,7 @@
 //!   so there is no way back), sets `PR_SET_NO_NEW_PRIVS` and
 //!   `PR_SET_DUMPABLE=0` (the user must not be able to ptrace gopeek, which
 //!   still holds root-opened descriptors), then *verifies* the result:
-//!   [`verify_dropped`] checks the ids, the groups, that the capability sets
+//!   `verify_dropped` checks the ids, the groups, that the capability sets
 //!   are empty and that `setuid(0)` fails.
 //! * [`create_output`] creates the `-o` file as the invoking user (from a
 //!   short-lived thread that switched only its own credentials), with
