@@ -19,10 +19,10 @@
 
 #![warn(missing_docs)]
 
-pub mod attach;
+mod attach;
 mod error;
 mod exit_codes;
-pub mod live_memory;
+mod live_memory;
 pub mod proc_fs;
 mod registers;
 pub mod seccomp;

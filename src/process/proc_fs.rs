@@ -6,9 +6,21 @@
 //! return `io::Result` with the kernel's error kinds intact (`NotFound` /
 //! ESRCH mean "gone", which callers treat as normal), read bounded amounts,
 //! and never panic on odd contents (a `comm` may contain `)` or spaces).
+//!
+//! `/proc/PID/stat` is parsed by the `procfs` crate ([`Stat`]), opened here
+//! so that open errors keep their errno. Kept by hand, on purpose:
+//! `status` (procfs's parser rejects a status whose `Name:` is not UTF-8,
+//! which is what a non-ASCII executable name cut at 15 bytes gives, and
+//! requires some twenty fields that sandboxed kernels may not print),
+//! `maps` (procfs's parser panics on a mapped file named `/SYSV1`, fails
+//! the whole file on one odd line, and trims path text) and the thread
+//! list (a plain directory listing; procfs opens every task directory,
+//! 4-6 times slower, and the list is re-read while the target is held).
 
 use super::ProcessError;
 use crate::binary::elf::GoBinary;
+use procfs::process::{Stat, StatFlags};
+use procfs::{FromBufRead, FromRead, ProcError, ProcessCGroups};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -21,9 +33,11 @@ const MAX_SMALL_FILE: u64 = 64 * 1024;
 const MAX_MAPS_LINES: usize = 4 << 20;
 /// Upper bound on the threads listed for one process (Go's default
 /// `debug.SetMaxThreads` is 10000).
-pub const MAX_THREADS: usize = 1 << 20;
+const MAX_THREADS: usize = 1 << 20;
 
-fn read_small(path: &str) -> io::Result<String> {
+/// A small `/proc` text file, whole (bounded), invalid UTF-8 replaced:
+/// a `Name:` or `comm` is whatever bytes the target chose, cut at 15.
+pub(crate) fn read_small(path: &str) -> io::Result<String> {
     let mut f = File::open(path)?;
     let mut buf = Vec::with_capacity(2048);
     (&mut f).take(MAX_SMALL_FILE).read_to_end(&mut buf)?;
@@ -46,7 +60,7 @@ pub(crate) fn proc_error(pid: i32, path: impl Into<PathBuf>, e: io::Error) -> Pr
 /// True when an error from `/proc` or a syscall means the process or
 /// thread no longer exists (ENOENT, ESRCH): the normal end of a race, not
 /// a failure.
-pub fn is_gone(e: &io::Error) -> bool {
+pub(crate) fn is_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
@@ -70,7 +84,7 @@ pub fn exe_path(pid: i32) -> io::Result<PathBuf> {
 /// The ELF `e_machine` of the target's executable, read from the file
 /// behind `/proc/PID/exe` (not from memory), so that an unsupported target
 /// (an i386 program, say) is refused before any thread is stopped.
-pub fn exe_machine(pid: i32) -> io::Result<u16> {
+pub(crate) fn exe_machine(pid: i32) -> io::Result<u16> {
     let mut hdr = [0u8; 20];
     File::open(exe_open_path(pid))?.read_exact(&mut hdr)?;
     if &hdr[..4] != b"\x7fELF" {
@@ -113,7 +127,7 @@ pub struct Mapping {
 impl Mapping {
     /// Parses one maps line; `None` for a malformed line (skipped, never a
     /// panic).
-    pub fn parse(line: &str) -> Option<Mapping> {
+    fn parse(line: &str) -> Option<Mapping> {
         let mut it = line.splitn(6, ' ');
         let range = it.next()?;
         let perms = it.next()?.as_bytes();
@@ -148,7 +162,8 @@ impl Mapping {
 }
 
 /// All mappings of the process, in address order (bounded; malformed lines
-/// skipped).
+/// skipped): what [`exe_mapping`] searches, public for the tests that pick
+/// readable ranges to compare.
 pub fn read_maps(pid: i32) -> io::Result<Vec<Mapping>> {
     let f = File::open(format!("/proc/{pid}/maps"))?;
     let mut out = Vec::new();
@@ -210,7 +225,7 @@ pub fn load_bias(pid: i32, bin: &GoBinary) -> Result<u64, ProcessError> {
 /// The thread ids of the process, sorted (from `/proc/PID/task`).
 ///
 /// `NotFound` means the process is gone. Entries that are not numbers are
-/// skipped; more than [`MAX_THREADS`] threads is an error rather than a
+/// skipped; more than `MAX_THREADS` (2^20) threads is an error rather than a
 /// silently truncated list.
 pub fn thread_ids(pid: i32) -> io::Result<Vec<i32>> {
     let mut tids = Vec::new();
@@ -233,29 +248,49 @@ pub fn thread_ids(pid: i32) -> io::Result<Vec<i32>> {
     Ok(tids)
 }
 
-/// The state letter in a `/proc/.../stat` line (`R`, `S`, `D`, `T`, `t`,
-/// `Z`, `X`, `I`...). The command name may contain spaces and `)`, so the
-/// state is found after the *last* `)`.
-pub fn parse_stat_state(stat: &str) -> Option<char> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.trim_start().chars().next()
+/// Parses the text of a `/proc/.../stat` file (the command name may contain
+/// spaces and `)`; the fields are found after the *last* `)`). A read error
+/// keeps its errno; anything malformed is `InvalidData`.
+fn parse_stat(r: impl Read) -> io::Result<Stat> {
+    Stat::from_read(r).map_err(|e| match e {
+        ProcError::Io(e, _) => e,
+        ProcError::NotFound(_) => io::Error::from_raw_os_error(libc::ENOENT),
+        ProcError::PermissionDenied(_) => io::Error::from_raw_os_error(libc::EACCES),
+        _ => io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"),
+    })
+}
+
+/// Reads and parses one `/proc/.../stat` file (bounded).
+fn read_stat(path: &str) -> io::Result<Stat> {
+    parse_stat(File::open(path)?.take(MAX_SMALL_FILE))
 }
 
 /// The scheduler state letter of one thread (`t` = stopped by a tracer,
 /// `T` = stopped by a signal, `Z` = zombie...), from
 /// `/proc/PID/task/TID/stat`.
 pub fn thread_state(pid: i32, tid: i32) -> io::Result<char> {
-    let s = read_small(&format!("/proc/{pid}/task/{tid}/stat"))?;
-    parse_stat_state(&s)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    Ok(read_stat(&format!("/proc/{pid}/task/{tid}/stat"))?.state)
 }
 
 /// The state letter of the process (of its main thread), from
 /// `/proc/PID/stat`.
 pub fn process_state(pid: i32) -> io::Result<char> {
-    let s = read_small(&format!("/proc/{pid}/stat"))?;
-    parse_stat_state(&s)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat line"))
+    Ok(read_stat(&format!("/proc/{pid}/stat"))?.state)
+}
+
+/// True when `pid` is a kernel thread (PF_KTHREAD in the flags of
+/// `/proc/PID/stat`): it has no executable and no user memory, so there is
+/// nothing to inspect. False when the process is gone or unreadable.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "for snapshot::is_kernel_thread, which still parses /proc/PID/stat itself"
+    )
+)]
+pub(crate) fn is_kernel_thread(pid: i32) -> bool {
+    read_stat(&format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.flags & StatFlags::PF_KTHREAD.bits() != 0)
 }
 
 /// The fields of `/proc/PID/status` gopeek uses.
@@ -284,7 +319,7 @@ pub struct ProcStatus {
 impl ProcStatus {
     /// Parses the text of a status file; unknown or malformed fields are
     /// left at their defaults. `None` if there is no `Pid:` line at all.
-    pub fn parse(text: &str) -> Option<ProcStatus> {
+    fn parse(text: &str) -> Option<ProcStatus> {
         let mut st = ProcStatus::default();
         let mut saw_pid = false;
         let ids = |v: &str| {
@@ -325,20 +360,22 @@ impl ProcStatus {
     }
 
     /// Reads `/proc/PID/task/TID/status` (per-thread state and tracer).
-    pub fn read_thread(pid: i32, tid: i32) -> io::Result<ProcStatus> {
+    pub(crate) fn read_thread(pid: i32, tid: i32) -> io::Result<ProcStatus> {
         Self::parse(&read_small(&format!("/proc/{pid}/task/{tid}/status"))?)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed status file"))
     }
 }
 
 /// Who traces the process (its main thread): `Some(tracer thread id)` or
-/// `None` when untraced. Used to explain an EPERM and to verify detach.
+/// `None` when untraced. Public for the integration tests, which verify
+/// that every detach path leaves the target untraced.
 pub fn tracer_pid(pid: i32) -> io::Result<Option<i32>> {
     let t = ProcStatus::read(pid)?.tracer_pid;
     Ok((t != 0).then_some(t))
 }
 
-/// Like [`tracer_pid`] for one thread (threads are traced individually).
+/// Like [`tracer_pid`] for one thread (threads are traced individually);
+/// the integration tests check it for every thread after a release.
 pub fn thread_tracer_pid(pid: i32, tid: i32) -> io::Result<Option<i32>> {
     let t = ProcStatus::read_thread(pid, tid)?.tracer_pid;
     Ok((t != 0).then_some(t))
@@ -347,7 +384,7 @@ pub fn thread_tracer_pid(pid: i32, tid: i32) -> io::Result<Option<i32>> {
 /// The effective uid of the process (the `USER` column of `ps`); the
 /// policy check and the permission hint use it. [`ProcStatus::uid`] has
 /// all four.
-pub fn process_uid(pid: i32) -> io::Result<u32> {
+pub(crate) fn process_uid(pid: i32) -> io::Result<u32> {
     Ok(ProcStatus::read(pid)?.uid[1])
 }
 
@@ -377,9 +414,20 @@ pub fn is_zombie(pid: i32) -> io::Result<bool> {
         .all(|&t| matches!(thread_state(pid, t), Ok('Z' | 'X') | Err(_))))
 }
 
+/// The control groups of the process (`/proc/PID/cgroup`, parsed by
+/// procfs: one entry per hierarchy, the cgroup v2 one with hierarchy 0 and
+/// no controllers). A malformed file is `InvalidData`.
+pub(crate) fn cgroups(pid: i32) -> io::Result<ProcessCGroups> {
+    let f = File::open(format!("/proc/{pid}/cgroup"))?;
+    ProcessCGroups::from_buf_read(BufReader::new(f.take(MAX_SMALL_FILE))).map_err(|e| match e {
+        ProcError::Io(e, _) => e,
+        _ => io::Error::new(io::ErrorKind::InvalidData, "malformed cgroup file"),
+    })
+}
+
 /// `/proc/sys/kernel/yama/ptrace_scope`, or `None` when Yama is not
 /// enabled; quoted in the permission-denied message.
-pub fn ptrace_scope() -> Option<u32> {
+pub(crate) fn ptrace_scope() -> Option<u32> {
     read_small("/proc/sys/kernel/yama/ptrace_scope")
         .ok()?
         .trim()
@@ -411,10 +459,27 @@ mod tests {
     }
 
     #[test]
-    fn stat_state_survives_odd_comm() {
-        assert_eq!(parse_stat_state("12 (a) b) T 1 2 3"), Some('T'));
-        assert_eq!(parse_stat_state("12 (x) t 1"), Some('t'));
-        assert_eq!(parse_stat_state("12 (x"), None);
+    fn stat_survives_odd_comm() {
+        let line = |comm: &str, state: char| {
+            format!(
+                "12 ({comm}) {state} 1 12 12 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 4 0 \
+                 1234 1000000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+            )
+        };
+        let st = parse_stat(line("a) b", 'T').as_bytes()).unwrap();
+        assert_eq!((st.pid, st.comm.as_str(), st.state), (12, "a) b", 'T'));
+        let st = parse_stat(line("x\ny", 't').as_bytes()).unwrap();
+        assert_eq!(st.state, 't');
+        assert_eq!(st.flags, 4194560);
+        // Not UTF-8 (a name cut inside a character) is read lossily.
+        let raw: Vec<u8> = line("ab@", 'S')
+            .bytes()
+            .map(|b| if b == b'@' { 0xc3 } else { b })
+            .collect();
+        assert_eq!(parse_stat(&raw[..]).unwrap().state, 'S');
+        let e = parse_stat(&b"12 (x"[..]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "malformed stat line");
     }
 
     #[test]
@@ -443,5 +508,10 @@ mod tests {
         assert!(!is_zombie(me).unwrap());
         assert!(exe_mapping(me).is_ok());
         assert!(is_gone(&thread_ids(i32::MAX).unwrap_err()));
+        assert!(is_gone(&process_state(i32::MAX).unwrap_err()));
+        assert!(!is_kernel_thread(me));
+        if let Some(kthreadd) = ProcStatus::read(2).ok().filter(|s| s.name == "kthreadd") {
+            assert!(is_kernel_thread(kthreadd.pid));
+        }
     }
 }

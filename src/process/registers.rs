@@ -44,22 +44,13 @@ impl Registers {
         self.raw.rsp
     }
     /// Frame pointer (`rbp`), the seed of a frame-pointer walk.
-    pub fn fp(&self) -> u64 {
+    pub(crate) fn fp(&self) -> u64 {
         self.raw.rbp
-    }
-    /// Link register: amd64 has none (the return address is on the stack).
-    pub fn lr(&self) -> Option<u64> {
-        None
     }
     /// The thread-local storage base (`fs_base`); Go keeps the current `g`
     /// at `fs_base - 8` on linux/amd64.
     pub fn tls_base(&self) -> u64 {
         self.raw.fs_base
-    }
-    /// The register Go's ABIInternal reserves for `g` (R14). Meaningful only
-    /// while the thread executes Go code.
-    pub fn go_g_register(&self) -> u64 {
-        self.raw.r14
     }
 }
 
@@ -74,21 +65,12 @@ impl Registers {
         self.raw.sp
     }
     /// Frame pointer (x29).
-    pub fn fp(&self) -> u64 {
+    pub(crate) fn fp(&self) -> u64 {
         self.raw.regs[29]
-    }
-    /// Link register (x30): the innermost return address on arm64.
-    pub fn lr(&self) -> Option<u64> {
-        Some(self.raw.regs[30])
     }
     /// TPIDR_EL0, the TLS base (Go's cgo TLS `g` is at an offset from it).
     pub fn tls_base(&self) -> u64 {
         self.tpidr_el0
-    }
-    /// The register Go reserves for `g` on arm64 (R28). Meaningful only
-    /// while the thread executes Go code.
-    pub fn go_g_register(&self) -> u64 {
-        self.raw.regs[28]
     }
 }
 

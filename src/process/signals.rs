@@ -40,7 +40,7 @@
 //! A *stopped* gopeek does not exit, so the kernel does not detach, and a
 //! target held at that moment would stay stopped as long as gopeek does.
 //! Ctrl-Z (SIGTSTP) is the realistic way for that to happen, so
-//! [`StopSignalDeferral`] catches SIGTSTP while a target is held and
+//! `StopSignalDeferral` catches SIGTSTP while a target is held and
 //! re-raises it after detach; gopeek then stops as asked, with the target
 //! running. SIGSTOP cannot be caught: `kill -STOP` of gopeek during the
 //! (short) hold keeps the target stopped until gopeek is
@@ -81,14 +81,14 @@ extern "C" fn on_tstp(_sig: libc::c_int) {
 /// target was released. [`super::SeizedProcess`] holds one when
 /// [`super::SeizeOptions::defer_stop_signals`] is set.
 #[derive(Debug)]
-pub struct StopSignalDeferral {
+pub(crate) struct StopSignalDeferral {
     _private: (),
 }
 
 impl StopSignalDeferral {
     /// Starts deferring SIGTSTP (process-wide; nested guards share one
     /// handler).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut st = DEFER.lock().unwrap_or_else(|e| e.into_inner());
         if st.users == 0 {
             // SAFETY: sigaction structs are plain data; zeroed is a valid
@@ -106,18 +106,6 @@ impl StopSignalDeferral {
         }
         st.users += 1;
         StopSignalDeferral { _private: () }
-    }
-
-    /// True if a SIGTSTP arrived since deferral began and has not been
-    /// re-raised yet.
-    pub fn stop_pending() -> bool {
-        PENDING_TSTP.load(Ordering::SeqCst)
-    }
-}
-
-impl Default for StopSignalDeferral {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -143,8 +131,8 @@ impl Drop for StopSignalDeferral {
 /// *handler* installed in this process. The design above relies on them
 /// being default (killing: the kernel detaches) or ignored; a handler that
 /// does not lead to `Drop` of the [`super::SeizedProcess`] would delay the
-/// release until the `max_pause` deadline. Meant for a debug assertion or a
-/// startup check in the CLI.
+/// release until the `max_pause` deadline. `tests/process_attach.rs`
+/// asserts that there is none, so a handler added later is noticed.
 pub fn termination_signals_with_handlers() -> Vec<i32> {
     [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE]
         .into_iter()

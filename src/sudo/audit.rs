@@ -2,7 +2,7 @@
 //! per outcome, so that an administrator can see who inspected which
 //! process, how, and with what result.
 //!
-//! Lines go straight to the local syslog socket [`DEV_LOG`] (journald and
+//! Lines go straight to the local syslog socket `/dev/log` (journald and
 //! rsyslog both listen there) in RFC 3164 form with facility `authpriv`,
 //! tag `gopeek[PID]`. No library, no configuration, no path from the
 //! environment. The socket is connected while gopeek is still root, and
@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use thiserror::Error;
 
 /// The local syslog socket.
-pub const DEV_LOG: &str = "/dev/log";
+pub(crate) const DEV_LOG: &str = "/dev/log";
 /// syslog facility `authpriv` (10), as used by sudo and su.
 const FACILITY_AUTHPRIV: u8 = 10;
 /// Longest line sent (RFC 3164 recommends 1024 bytes).
@@ -29,7 +29,7 @@ const MAX_LINE: usize = 1024;
 
 /// Syslog severities gopeek uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// A refused or failed inspection.
     Warning = 4,
     /// An allowed inspection and its outcome.
@@ -51,7 +51,7 @@ enum Sock {
 }
 
 /// A connection to the system log.
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     sock: Sock,
 }
 
@@ -63,25 +63,25 @@ impl std::fmt::Debug for AuditLog {
 
 /// Who inspected what: the fields of every audit line.
 #[derive(Debug, Clone)]
-pub struct AttachRecord {
+pub(crate) struct AttachRecord {
     /// The invoking user's name (from sudo, sanitised).
-    pub user: String,
+    pub(crate) user: String,
     /// The invoking user's uid.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// The target pid.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// The target's effective uid, when known.
-    pub target_uid: Option<u32>,
+    pub(crate) target_uid: Option<u32>,
     /// The target's executable, when known.
-    pub exe: Option<String>,
+    pub(crate) exe: Option<String>,
     /// gopeek's command line.
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 impl AuditLog {
     /// Connects to [`DEV_LOG`] (datagram, or stream for syslog daemons
     /// that listen that way).
-    pub fn connect() -> Result<AuditLog, AuditError> {
+    pub(crate) fn connect() -> Result<AuditLog, AuditError> {
         let d = UnixDatagram::unbound().map_err(|source| AuditError { source })?;
         match d.connect(DEV_LOG) {
             Ok(()) => Ok(AuditLog {
@@ -97,8 +97,17 @@ impl AuditLog {
         }
     }
 
+    /// A log that writes to one end of a socket pair, so that unit tests
+    /// can read back what would have gone to [`DEV_LOG`].
+    #[cfg(test)]
+    pub(crate) fn from_datagram(d: UnixDatagram) -> AuditLog {
+        AuditLog {
+            sock: Sock::Dgram(d),
+        }
+    }
+
     /// Sends one line.
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         severity: Severity,
         rec: &AttachRecord,
@@ -121,7 +130,7 @@ impl AuditLog {
 
 /// Escapes a value for a `key="value"` field: backslash, quote and every
 /// control or non-ASCII byte become `\xNN`; truncated to `max` bytes.
-pub fn escape(s: &str, max: usize) -> String {
+fn escape(s: &str, max: usize) -> String {
     let mut out = String::new();
     for &b in s.as_bytes() {
         if out.len() >= max {
@@ -160,7 +169,7 @@ fn timestamp(t: SystemTime) -> String {
 /// `<85>Nov 28 05:07:22 gopeek[77]: user="alice" uid=1000 pid=4242
 /// target_uid=33 exe="/usr/bin/app" command="gopeek dump --pid 4242"
 /// outcome="ok"`.
-pub fn format_line(
+fn format_line(
     severity: Severity,
     t: SystemTime,
     my_pid: u32,

@@ -9,6 +9,6 @@ pub mod audit;
 pub mod policy;
 pub mod privilege;
 mod session;
-pub mod watchdog;
+mod watchdog;
 
 pub use session::{SudoError, SudoSession};

@@ -15,23 +15,26 @@
 //!    `exec` or a recycled pid between 1 and 3), then privileges are
 //!    dropped for good ([`crate::sudo::privilege::drop_to`]). The memory is read
 //!    and decoded as the invoking user.
-//! 4. [`SudoSession::finish`] logs the outcome.
+//! 4. [`SudoSession::finish`] logs the outcome. Every exit path writes
+//!    exactly one outcome line: a session dropped without `finish` (an
+//!    early `?` in `main`, a failed seccomp install, a panic) logs a
+//!    failure from its `Drop`, and `finish` after `finish` logs nothing.
 
 #![warn(missing_docs)]
 
+use crate::process::ProcessError;
 use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};
 use crate::sudo::policy::{Decision, Policy, PolicyError, TargetFacts};
 use crate::sudo::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
-use crate::process::ProcessError;
 use crate::sudo::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use thiserror::Error;
 
 /// Longest a stopped gopeek may keep a target held under sudo before the
 /// root watchdog kills it (the `--max-pause` budget, capped, plus margin).
 const WATCHDOG_CAP: Duration = Duration::from_secs(60);
 const WATCHDOG_MARGIN: Duration = Duration::from_secs(1);
-use thiserror::Error;
 
 /// Why `sudo gopeek` refused to go on. Exit code 4, except
 /// [`SudoError::Process`] (no such process: 5).
@@ -57,10 +60,23 @@ pub struct SudoSession {
     ctx: SudoContext,
     facts: TargetFacts,
     decision: Decision,
-    audit: Mutex<AuditLog>,
+    audit: Mutex<Audit>,
     record: AttachRecord,
     watchdog: Mutex<Option<Watchdog>>,
 }
+
+/// The connection to the system log and whether the outcome line was
+/// written, under one lock so that two outcome lines cannot race.
+#[derive(Debug)]
+struct Audit {
+    log: AuditLog,
+    outcome_written: bool,
+}
+
+/// The outcome logged for a session dropped without [`SudoSession::finish`].
+const EXITED_EARLY: &str = "gopeek exited before the snapshot finished";
+/// The same, when the drop is part of a panic's unwinding.
+const PANICKED: &str = "gopeek panicked before the snapshot finished";
 
 impl SudoSession {
     /// Checks `pid` against the policy and writes the decision to the
@@ -118,7 +134,10 @@ impl SudoSession {
             ctx: ctx.clone(),
             facts,
             decision,
-            audit: Mutex::new(audit),
+            audit: Mutex::new(Audit {
+                log: audit,
+                outcome_written: false,
+            }),
             record,
             watchdog: Mutex::new(None),
         }))
@@ -132,7 +151,7 @@ impl SudoSession {
 
     /// The step `snapshot_pid` runs once the target is seized: re-check
     /// that the target is still what the policy allowed, arm the root
-    /// [`Watchdog`] (so that a `kill -STOP` of gopeek by the invoking user
+    /// watchdog (so that a `kill -STOP` of gopeek by the invoking user
     /// cannot keep the target stopped beyond `max_pause`, capped at 60 s,
     /// plus 1 s), then drop to the invoking user for good.
     pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
@@ -154,8 +173,9 @@ impl SudoSession {
     }
 
     /// Logs how the inspection ended (`Ok`: a summary, `Err`: the error).
-    /// A failure to log is reported on stderr: the attach itself was
-    /// already logged.
+    /// Only the first call writes a line; dropping the session without
+    /// calling this logs a failure instead. A failure to log is reported
+    /// on stderr: the attach itself was already logged.
     pub fn finish(&self, outcome: Result<String, String>) {
         // The target is released by now: stop the watchdog.
         let dog = self
@@ -166,14 +186,33 @@ impl SudoSession {
         if let Some(dog) = dog {
             dog.disarm();
         }
+        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if audit.outcome_written {
+            return;
+        }
+        audit.outcome_written = true;
         let (sev, text) = match outcome {
             Ok(s) => (Severity::Notice, format!("ok: {s}")),
             Err(e) => (Severity::Warning, format!("failed: {e}")),
         };
-        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = audit.send(sev, &self.record, &text) {
+        if let Err(e) = audit.log.send(sev, &self.record, &text) {
             eprintln!("gopeek: warning: {e}");
         }
+    }
+}
+
+impl Drop for SudoSession {
+    /// The guard behind "one outcome line per allowed inspection": if
+    /// `main` left before [`SudoSession::finish`] (an error returned with
+    /// `?` between `begin` and the snapshot, or a panic), the audit trail
+    /// still says the inspection failed rather than ending at "allowed".
+    fn drop(&mut self) {
+        let why = if std::thread::panicking() {
+            PANICKED
+        } else {
+            EXITED_EARLY
+        };
+        self.finish(Err(why.to_string()));
     }
 }
 
@@ -209,6 +248,96 @@ fn refuse(audit: Result<AuditLog, AuditError>, record: &AttachRecord, e: SudoErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    /// An allowed session whose audit lines go to the returned socket.
+    fn session() -> (SudoSession, UnixDatagram) {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let s = SudoSession {
+            ctx: SudoContext {
+                uid: 1000,
+                gid: 1000,
+                user: "alice".into(),
+            },
+            facts: TargetFacts {
+                pid: 7,
+                uids: [1000; 4],
+                exe: "/usr/bin/app".into(),
+                cgroup: None,
+            },
+            decision: Decision {
+                show_memory: true,
+                reason: "test".into(),
+            },
+            audit: Mutex::new(Audit {
+                log: AuditLog::from_datagram(ours),
+                outcome_written: false,
+            }),
+            record: AttachRecord {
+                user: "alice".into(),
+                uid: 1000,
+                pid: 7,
+                target_uid: Some(1000),
+                exe: Some("/usr/bin/app".into()),
+                command: vec!["gopeek".into()],
+            },
+            watchdog: Mutex::new(None),
+        };
+        (s, theirs)
+    }
+
+    fn lines(sock: &UnixDatagram) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn a_session_dropped_without_finish_logs_one_failure() {
+        let (s, log) = session();
+        drop(s);
+        let l = lines(&log);
+        assert_eq!(l.len(), 1, "{l:#?}");
+        assert!(l[0].starts_with("<84>"), "{}", l[0]);
+        assert!(
+            l[0].contains("outcome=\"failed: gopeek exited before the snapshot finished\""),
+            "{}",
+            l[0]
+        );
+    }
+
+    #[test]
+    fn finish_writes_exactly_one_outcome_line() {
+        let (s, log) = session();
+        s.finish(Ok("pause_us=1 goroutines=2".into()));
+        s.finish(Err("late".into()));
+        drop(s);
+        let l = lines(&log);
+        assert_eq!(l.len(), 1, "{l:#?}");
+        assert!(l[0].starts_with("<85>"), "{}", l[0]);
+        assert!(
+            l[0].contains("outcome=\"ok: pause_us=1 goroutines=2\""),
+            "{}",
+            l[0]
+        );
+    }
+
+    #[test]
+    fn a_panic_after_begin_still_logs_the_outcome() {
+        let (s, log) = session();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _s = s;
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        let l = lines(&log);
+        assert_eq!(l.len(), 1, "{l:#?}");
+        assert!(l[0].contains("failed: gopeek panicked before"), "{}", l[0]);
+    }
 
     #[test]
     fn a_target_that_changed_since_the_check_is_noticed() {

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 /// The armed watchdog; dropping it (or [`Watchdog::disarm`]) stops it.
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     write_end: Option<OwnedFd>,
     child: libc::pid_t,
 }
@@ -169,7 +169,7 @@ fn child_main(read_fd: libc::c_int, parent: libc::pid_t, target: i32, after_ms: 
 impl Watchdog {
     /// Forks the root watchdog for `target`, firing `after` from now.
     /// Call while still privileged, right before dropping privileges.
-    pub fn arm(target: i32, after: Duration) -> io::Result<Watchdog> {
+    pub(crate) fn arm(target: i32, after: Duration) -> io::Result<Watchdog> {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: pipe2 into a local array.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -200,7 +200,7 @@ impl Watchdog {
     }
 
     /// Stops the watchdog (the target has been released) and reaps it.
-    pub fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.stop();
     }
 

@@ -1,7 +1,7 @@
 //! The sudo policy: which targets a user may inspect through `sudo gopeek`,
 //! and whether memory contents (pprof labels, later variables) may be shown.
 //!
-//! The policy lives in [`POLICY_PATH`] (fixed: never taken from the
+//! The policy lives in `/etc/gopeek/policy.toml` (fixed: never taken from the
 //! environment or the command line). It is optional; it is *refused* (gopeek
 //! stops, exit 4) unless the file and every directory above it are owned by
 //! root and not writable by group or others, and unless it parses exactly
@@ -35,6 +35,8 @@
 
 #![warn(missing_docs)]
 
+use crate::process::proc_fs;
+use procfs::{ProcessCGroup, ProcessCGroups};
 use serde::Deserialize;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -43,7 +45,7 @@ use thiserror::Error;
 
 /// Where the policy is read from. Fixed on purpose: a path from the
 /// environment or the command line would let the invoking user pick it.
-pub const POLICY_PATH: &str = "/etc/gopeek/policy.toml";
+pub(crate) const POLICY_PATH: &str = "/etc/gopeek/policy.toml";
 const PASSWD: &str = "/etc/passwd";
 /// Largest policy file read (a policy is a few lines).
 const MAX_POLICY_BYTES: u64 = 1 << 20;
@@ -112,22 +114,23 @@ pub enum PolicyError {
 
 /// What the policy matches on, read from `/proc` while privileged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetFacts {
+pub(crate) struct TargetFacts {
     /// The target pid.
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Real, effective, saved and filesystem uid.
-    pub uids: [u32; 4],
+    pub(crate) uids: [u32; 4],
     /// `readlink /proc/PID/exe` (may end in " (deleted)").
-    pub exe: String,
+    pub(crate) exe: String,
     /// The cgroup v2 path (or the systemd v1 hierarchy's), if any.
-    pub cgroup: Option<String>,
+    pub(crate) cgroup: Option<String>,
 }
 
 impl TargetFacts {
     /// Reads the facts of `pid`.
-    pub fn read(pid: i32) -> Result<Self, PolicyError> {
+    pub(crate) fn read(pid: i32) -> Result<Self, PolicyError> {
         let err = |source| PolicyError::Target { pid, source };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(err)?;
+        // Read lossily: `Name:` is the target's choice and need not be UTF-8.
+        let status = proc_fs::read_small(&format!("/proc/{pid}/status")).map_err(err)?;
         let uids = status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
@@ -139,13 +142,11 @@ impl TargetFacts {
                 <[u32; 4]>::try_from(ids).ok()
             })
             .ok_or_else(|| err(io::Error::other("no Uid line in /proc/PID/status")))?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        let exe = proc_fs::exe_path(pid)
             .map_err(err)?
             .to_string_lossy()
             .into_owned();
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|t| cgroup_path(&t));
+        let cgroup = proc_fs::cgroups(pid).ok().and_then(|c| cgroup_path(&c));
         Ok(TargetFacts {
             pid,
             uids,
@@ -155,35 +156,35 @@ impl TargetFacts {
     }
 
     /// Effective uid (what `ps` shows as the owner).
-    pub fn euid(&self) -> u32 {
+    pub(crate) fn euid(&self) -> u32 {
         self.uids[1]
     }
 
     /// True when any of the four uids is root.
-    pub fn is_root_owned(&self) -> bool {
+    pub(crate) fn is_root_owned(&self) -> bool {
         self.uids.contains(&0)
     }
 
     /// The systemd unit: the deepest `.service` or `.scope` component of
     /// the cgroup path.
-    pub fn unit(&self) -> Option<&str> {
+    pub(crate) fn unit(&self) -> Option<&str> {
         self.cgroup.as_deref().and_then(unit_of)
     }
 }
 
-/// The cgroup v2 line (`0::/path`), else the systemd v1 hierarchy.
-pub fn cgroup_path(text: &str) -> Option<String> {
-    let v2 = text.lines().find_map(|l| l.strip_prefix("0::"));
-    let v1 = text
-        .lines()
-        .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p));
-    v2.or(v1)
-        .filter(|p| p.starts_with('/'))
-        .map(|p| p.to_string())
+/// The cgroup v2 path (hierarchy 0, no controllers), else the path in the
+/// systemd v1 hierarchy (exactly `name=systemd`).
+fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
+    let find = |pred: &dyn Fn(&ProcessCGroup) -> bool| {
+        cgroups.0.iter().find(|c| pred(c)).map(|c| &c.pathname)
+    };
+    let v2 = find(&|c| c.hierarchy == 0 && c.controllers.is_empty());
+    let v1 = find(&|c| c.controllers == ["name=systemd"]);
+    v2.or(v1).filter(|p| p.starts_with('/')).cloned()
 }
 
 /// The deepest `.service`/`.scope` component of a cgroup path.
-pub fn unit_of(cgroup: &str) -> Option<&str> {
+fn unit_of(cgroup: &str) -> Option<&str> {
     cgroup
         .split('/')
         .rev()
@@ -233,7 +234,7 @@ struct Rule {
 /// A loaded policy: the rules of [`POLICY_PATH`], or the built-in default
 /// when the file does not exist.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `None`: the built-in default.
     source: Option<PathBuf>,
     rules: Vec<Rule>,
@@ -252,7 +253,7 @@ pub struct Decision {
 /// Why a file or directory on the policy's path is unsafe, from its
 /// metadata: not owned by root, writable by group or others, or (for the
 /// file) not a regular file.
-pub fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option<String> {
+fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option<String> {
     let kind = mode & libc::S_IFMT;
     if is_file && kind != libc::S_IFREG {
         return Some(format!("{what} is not a regular file"));
@@ -280,14 +281,14 @@ pub fn insecure_reason(uid: u32, mode: u32, is_file: bool, what: &str) -> Option
 impl Policy {
     /// The policy in force for `sudo gopeek`: [`POLICY_PATH`] if it exists
     /// (checked and parsed strictly), else the built-in default.
-    pub fn load_system() -> Result<Policy, PolicyError> {
+    pub(crate) fn load_system() -> Result<Policy, PolicyError> {
         Self::load(Path::new(POLICY_PATH), true)
     }
 
     /// Loads `path`; `check_dirs` also checks every directory above it
     /// (always true for the system policy; false lets unit tests use a
     /// temporary directory).
-    pub fn load(path: &Path, check_dirs: bool) -> Result<Policy, PolicyError> {
+    pub(crate) fn load(path: &Path, check_dirs: bool) -> Result<Policy, PolicyError> {
         let insecure = |why: String| PolicyError::Insecure {
             path: path.into(),
             why,
@@ -350,7 +351,7 @@ impl Policy {
 
     /// Parses policy text; `passwd` is the text of `/etc/passwd`, used to
     /// resolve user names.
-    pub fn parse(text: &str, path: &Path, passwd: &str) -> Result<Policy, PolicyError> {
+    pub(crate) fn parse(text: &str, path: &Path, passwd: &str) -> Result<Policy, PolicyError> {
         let bad = |msg: String| PolicyError::Malformed {
             path: path.into(),
             msg,
@@ -412,7 +413,11 @@ impl Policy {
     }
 
     /// Whether the invoking user (`invoker_uid`) may inspect the target.
-    pub fn decide(&self, t: &TargetFacts, invoker_uid: u32) -> Result<Decision, PolicyError> {
+    pub(crate) fn decide(
+        &self,
+        t: &TargetFacts,
+        invoker_uid: u32,
+    ) -> Result<Decision, PolicyError> {
         let refuse = |why: String| PolicyError::Refused {
             pid: t.pid,
             exe: t.exe.clone(),
@@ -504,216 +509,4 @@ fn uid_of(passwd: &str, name: &str) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n";
-
-    fn facts(uid: u32, exe: &str, cgroup: Option<&str>) -> TargetFacts {
-        TargetFacts {
-            pid: 42,
-            uids: [uid; 4],
-            exe: exe.into(),
-            cgroup: cgroup.map(Into::into),
-        }
-    }
-
-    fn parse(text: &str) -> Result<Policy, PolicyError> {
-        Policy::parse(text, Path::new("/etc/gopeek/policy.toml"), PASSWD)
-    }
-
-    #[test]
-    fn default_policy_refuses_root_and_hides_other_users_memory() {
-        let p = Policy {
-            source: None,
-            rules: vec![],
-        };
-        let e = p.decide(&facts(0, "/usr/bin/app", None), 1000).unwrap_err();
-        assert!(e.to_string().contains("it runs as root"), "{e}");
-        let mut f = facts(33, "/usr/bin/app", None);
-        f.uids[2] = 0; // saved uid root counts as root-owned
-        assert!(p.decide(&f, 1000).is_err());
-        let d = p.decide(&facts(33, "/usr/bin/app", None), 1000).unwrap();
-        assert!(!d.show_memory);
-        let d = p.decide(&facts(1000, "/usr/bin/app", None), 1000).unwrap();
-        assert!(d.show_memory);
-    }
-
-    #[test]
-    fn rules_match_users_exe_units_and_cgroups() {
-        let p = parse(
-            r#"
-            [[allow]]
-            users = ["www-data", 1234]
-            show_memory = true
-
-            [[allow]]
-            users = ["root"]
-            units = ["api.service"]
-            exe = ["/usr/local/bin/api"]
-
-            [[allow]]
-            exe = ["/opt/app/"]
-
-            [[allow]]
-            cgroups = ["/system.slice/batch.slice"]
-            "#,
-        )
-        .unwrap();
-        let d = p.decide(&facts(33, "/usr/bin/x", None), 1000).unwrap();
-        assert_eq!(
-            d,
-            Decision {
-                show_memory: true,
-                reason: "rule 1 of /etc/gopeek/policy.toml".into()
-            }
-        );
-        assert!(p.decide(&facts(1234, "/usr/bin/x", None), 1000).is_ok());
-        // root: only rule 2, and only with both its unit and its exe.
-        let api = facts(0, "/usr/local/bin/api", Some("/system.slice/api.service"));
-        let d = p.decide(&api, 1000).unwrap();
-        assert_eq!(d.reason, "rule 2 of /etc/gopeek/policy.toml");
-        assert!(!d.show_memory);
-        assert!(p
-            .decide(
-                &facts(0, "/usr/local/bin/api", Some("/system.slice/other.service")),
-                1000
-            )
-            .is_err());
-        assert!(p
-            .decide(
-                &facts(0, "/opt/app/bin", Some("/system.slice/api.service")),
-                1000
-            )
-            .is_err());
-        // exe prefix rule, but never for root and never for a deleted file.
-        assert!(p
-            .decide(&facts(1000, "/opt/app/bin/srv", None), 1000)
-            .is_ok());
-        assert!(p.decide(&facts(0, "/opt/app/bin/srv", None), 1000).is_err());
-        assert!(p
-            .decide(&facts(1000, "/opt/app/bin/srv (deleted)", None), 1000)
-            .is_err());
-        assert!(p
-            .decide(&facts(1000, "/opt/application", None), 1000)
-            .is_err());
-        // cgroup subtree, on component boundaries.
-        let cg = |c| facts(1000, "/usr/bin/x", Some(c));
-        assert!(p.decide(&cg("/system.slice/batch.slice"), 1).is_ok());
-        assert!(p
-            .decide(&cg("/system.slice/batch.slice/job.service"), 1)
-            .is_ok());
-        let e = p.decide(&cg("/system.slice/batch.slicex"), 1).unwrap_err();
-        assert!(e.to_string().contains("no [[allow]] rule"), "{e}");
-        let e = p.decide(&facts(0, "/usr/bin/x", None), 1).unwrap_err();
-        assert!(e.to_string().contains("users = [\"root\"]"), "{e}");
-    }
-
-    #[test]
-    fn malformed_policies_are_errors_with_a_location() {
-        for (text, needle) in [
-            ("[[allow]\nusers = [1]", "line 1"),
-            ("[[allow]]\nuser = [\"alice\"]", "unknown field `user`"),
-            (
-                "[[allow]]\nusers = [\"nobody-here\"]",
-                "unknown user \"nobody-here\"",
-            ),
-            ("[[allow]]\nshow_memory = true", "names no users"),
-            ("[[allow]]\nexe = [\"bin/app\"]", "absolute"),
-            (
-                "[[allow]]\ncgroups = [\"system.slice\"]",
-                "must start with /",
-            ),
-            ("[[allow]]\nunits = [\"a/b\"]", "unit name"),
-            ("[[allow]]\nusers = [-1]", "line 2"),
-            ("allow = 3", "invalid type"),
-        ] {
-            let e = parse(text).unwrap_err();
-            assert!(matches!(e, PolicyError::Malformed { .. }), "{text}: {e}");
-            let m = e.to_string();
-            assert!(
-                m.starts_with("malformed policy /etc/gopeek/policy.toml: "),
-                "{m}"
-            );
-            assert!(m.contains(needle), "{text}: {m}");
-        }
-        // An empty file is a valid policy that allows nothing.
-        let p = parse("").unwrap();
-        assert!(p.decide(&facts(1000, "/x", None), 1000).is_err());
-    }
-
-    #[test]
-    fn unsafe_files_and_directories_are_named() {
-        let reg = libc::S_IFREG;
-        let dir = libc::S_IFDIR;
-        assert_eq!(insecure_reason(0, reg | 0o644, true, "the file"), None);
-        assert_eq!(insecure_reason(0, dir | 0o755, false, "d"), None);
-        assert_eq!(
-            insecure_reason(0, reg | 0o666, true, "the file").unwrap(),
-            "the file is writable by others (mode 0666)"
-        );
-        assert_eq!(
-            insecure_reason(0, reg | 0o664, true, "the file").unwrap(),
-            "the file is writable by its group (mode 0664)"
-        );
-        assert!(insecure_reason(1000, reg | 0o644, true, "the file")
-            .unwrap()
-            .contains("owned by uid 1000"));
-        assert!(
-            insecure_reason(0, dir | 0o1777, false, "the directory /tmp")
-                .unwrap()
-                .contains("writable by others")
-        );
-        assert!(insecure_reason(0, libc::S_IFIFO | 0o644, true, "the file").is_some());
-    }
-
-    #[test]
-    fn cgroup_and_unit_parsing() {
-        assert_eq!(
-            cgroup_path("0::/system.slice/api.service\n").as_deref(),
-            Some("/system.slice/api.service")
-        );
-        assert_eq!(
-            cgroup_path("12:cpu:/x\n1:name=systemd:/system.slice/a.service\n").as_deref(),
-            Some("/system.slice/a.service")
-        );
-        assert_eq!(cgroup_path("garbage"), None);
-        assert_eq!(
-            unit_of("/user.slice/user-1000.slice/user@1000.service/app.slice/web.service"),
-            Some("web.service")
-        );
-        assert_eq!(
-            unit_of("/system.slice/api.service/sub"),
-            Some("api.service")
-        );
-        assert_eq!(unit_of("/"), None);
-    }
-
-    #[test]
-    fn load_refuses_symlinks_and_writable_files() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("policy.toml");
-        // Missing: the built-in default.
-        assert!(Policy::load(&p, false).unwrap().source.is_none());
-        std::fs::write(&p, "[[allow]]\nusers = [0]\n").unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-        let owner_ok = unsafe { libc::geteuid() } == 0;
-        let e = Policy::load(&p, false).unwrap_err().to_string();
-        assert!(
-            e.contains("writable by others") || (!owner_ok && e.contains("not root")),
-            "{e}"
-        );
-        let link = d.path().join("link.toml");
-        std::os::unix::fs::symlink(&p, &link).unwrap();
-        let e = Policy::load(&link, false).unwrap_err().to_string();
-        assert!(e.contains("symbolic link"), "{e}");
-        if owner_ok {
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                .unwrap();
-            assert_eq!(Policy::load(&p, false).unwrap().rules.len(), 1);
-            // A temporary directory is not a safe place for a policy.
-            let e = Policy::load(&p, true).unwrap_err().to_string();
-            assert!(e.contains("writable by others"), "{e}");
-        }
-    }
-}
+mod tests;
