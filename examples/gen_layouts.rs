@@ -20,12 +20,12 @@
 //! The output is deterministic and formatted as rustfmt would.
 
 use gopeek::binary::elf::{Arch, GoBinary};
+use gopeek::binary::version::GoVersion;
 use gopeek::layout::{
     self, supported_minors, symbol_string_array, version_table, RuntimeLayout, RuntimeOffsets,
     StructLayout, RUNTIME_STRUCTS,
 };
 use gopeek::memory::MemoryExt;
-use gopeek::binary::version::GoVersion;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -9,15 +9,15 @@
 //! runs the pipeline; [`analyze`] and [`output`] work on plain data; and
 //! [`sudo`] adds least privilege around it all.
 
-pub mod exit;
-pub mod memory;
-pub mod binary;
-pub mod layout;
-pub mod process;
-pub mod dump;
-pub mod gotrace;
-pub mod walk;
-pub mod snapshot;
 pub mod analyze;
+pub mod binary;
+pub mod dump;
+pub mod exit;
+pub mod gotrace;
+pub mod layout;
+pub mod memory;
 pub mod output;
+pub mod process;
+pub mod snapshot;
 pub mod sudo;
+pub mod walk;

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{assert_running_untraced, fixture, start};
-use gopeek::sudo::privilege::AfterSeize;
+use gopeek::snapshot::AfterSeize;
 use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

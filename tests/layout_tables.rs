@@ -19,11 +19,11 @@
 //! scripts/gen-layouts.
 
 use gopeek::binary::elf::{Arch, GoBinary};
+use gopeek::binary::version::GoVersion;
 use gopeek::layout::{
     dwarf_variables, gstatus_table, supported_minors, symbol_string_array, wait_reason_table,
     LayoutSource, RuntimeLayout, RuntimeOffsets,
 };
-use gopeek::binary::version::GoVersion;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

@@ -18,8 +18,8 @@
 //! Runs only as root.
 
 use gopeek::memory::Memory;
-use gopeek::sudo::privilege::{drop_to, SudoContext};
 use gopeek::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
+use gopeek::sudo::privilege::{drop_to, SudoContext};
 use nix::sys::ptrace;
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;

@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
-use crate::gotrace::status::{G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING};
+use crate::gotrace::status::{
+    G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING,
+};
 use regex::Regex;
 use std::fmt;
 

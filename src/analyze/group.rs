@@ -6,8 +6,8 @@
 #![warn(missing_docs)]
 
 use super::base_status;
-use crate::gotrace::frames::{listed, shown_frames};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
+use crate::gotrace::frames::{listed, shown_frames};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -249,8 +249,6 @@ fn make_bucket(members: &[&GoroutineSnapshot], system: bool) -> Bucket {
     }
 }
 
-
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -284,6 +282,4 @@ pub(crate) mod tests {
             "main.pool",
         )
     }
-
-
 }

@@ -49,15 +49,12 @@ impl<'a> Cursor<'a> {
         Cursor { data, pos, what }
     }
 
-
-
     /// Takes the next `n` bytes.
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         let s = slice_at(self.data, self.pos, n, self.what)?;
         self.pos += n;
         Ok(s)
     }
-
 
     pub(crate) fn u8(&mut self) -> Result<u8, ReadError> {
         Ok(self.bytes(1)?[0])

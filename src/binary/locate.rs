@@ -9,9 +9,9 @@
 //! so on. Decoding those few instructions gives the addresses exactly.
 
 use crate::binary::elf::{Arch, GoBinary};
-use crate::memory::MemoryExt;
 use crate::binary::moduledata::ModuleData;
 use crate::binary::pclntab::Pclntab;
+use crate::memory::MemoryExt;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use std::collections::HashMap;
 

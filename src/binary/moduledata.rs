@@ -6,8 +6,8 @@
 //! `go:func.*` base that funcdata offsets (inline trees) are relative to.
 
 use crate::binary::elf::GoBinary;
-use crate::memory::MemoryExt;
 use crate::binary::pclntab::{magic_version, Pclntab};
+use crate::memory::MemoryExt;
 use thiserror::Error;
 
 /// Why the runtime tables could not be found.

@@ -86,7 +86,6 @@ pub struct Symbolized {
     pub(crate) error: Option<String>,
 }
 
-
 /// Parses an address the way users paste them: hexadecimal, with or
 /// without `0x`/`0X`, optionally with `_` separators.
 pub fn parse_addr(s: &str) -> Result<u64, String> {
@@ -172,7 +171,6 @@ pub fn symbolize_all_functions(tab: &Pclntab<'_>) -> Vec<Symbolized> {
         .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +184,4 @@ mod tests {
         assert!(parse_addr("main.main").is_err());
         assert!(parse_addr("0x1ffffffffffffffff").is_err());
     }
-
 }

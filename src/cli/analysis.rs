@@ -158,11 +158,6 @@ impl DumpAnalysisArgs {
     }
 }
 
-
-
-
-
-
 /// Parses `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -47,8 +47,7 @@ impl<E: ExitStatus + Send + Sync + 'static> From<E> for CliError {
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(c) = cur {
-        if c
-            .downcast_ref::<std::io::Error>()
+        if c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
         {
             return true;

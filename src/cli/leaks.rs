@@ -118,5 +118,9 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         LeaksFormat::Json => write_json(&report, pretty, &mut w).doing("writing JSON")?,
     }
     w.flush()?;
-    Ok(ExitCode::from(if report.growing > 0 { LEAK_FOUND } else { 0 }))
+    Ok(ExitCode::from(if report.growing > 0 {
+        LEAK_FOUND
+    } else {
+        0
+    }))
 }

@@ -73,7 +73,9 @@ pub(crate) fn write_report(
     let mut out = io::BufWriter::new(stdout.lock());
     match format {
         ReportFormat::Text => text(&mut out)?,
-        ReportFormat::Json => gopeek::output::write_json(json, pretty, &mut out).doing("writing JSON")?,
+        ReportFormat::Json => {
+            gopeek::output::write_json(json, pretty, &mut out).doing("writing JSON")?
+        }
     }
     out.flush()?;
     Ok(())

@@ -46,7 +46,12 @@ pub(crate) fn base_status(raw: u32) -> u32 {
 /// The status text inside the header's brackets, before the first comma:
 /// the wait reason for a waiting goroutine, ` (leaked)` and ` (scan)` as
 /// the runtime appends them.
-pub(crate) fn status_text(raw: u32, waitreason: u8, gstatus: &[String], wait_reasons: &[String]) -> String {
+pub(crate) fn status_text(
+    raw: u32,
+    waitreason: u8,
+    gstatus: &[String],
+    wait_reasons: &[String],
+) -> String {
     let st = base_status(raw);
     let mut s = gstatus
         .get(st as usize)
@@ -93,12 +98,21 @@ mod tests {
 
     #[test]
     fn status_text_follows_the_runtime() {
-        let names: Vec<String> = DEFAULT_GSTATUS_NAMES.iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = DEFAULT_GSTATUS_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let reasons = vec![String::new(), "chan receive".to_string()];
         assert_eq!(status_text(G_RUNNABLE, 0, &names, &reasons), "runnable");
         assert_eq!(status_text(G_WAITING, 1, &names, &reasons), "chan receive");
-        assert_eq!(status_text(G_WAITING | G_SCAN, 1, &names, &reasons), "chan receive (scan)");
-        assert_eq!(status_text(G_WAITING, 9, &names, &reasons), "unknown wait reason");
+        assert_eq!(
+            status_text(G_WAITING | G_SCAN, 1, &names, &reasons),
+            "chan receive (scan)"
+        );
+        assert_eq!(
+            status_text(G_WAITING, 9, &names, &reasons),
+            "unknown wait reason"
+        );
         assert_eq!(status_text(77, 0, &names, &reasons), "???");
         assert_eq!(without_scan("chan receive (scan)"), "chan receive");
     }

@@ -52,7 +52,6 @@ fn write_frame(w: &mut dyn Write, f: &Frame, system: bool) -> io::Result<()> {
     writeln!(w)
 }
 
-
 /// [`Self::header`], with Go 1.22+'s ` gp=0x.. m=N mp=0x..` (or
 /// ` m=nil`) when printing at GOTRACEBACK=system (`system_minor`).
 pub(crate) fn header_at(
@@ -103,7 +102,6 @@ pub(crate) fn header_at(
     h.push(':');
     h
 }
-
 
 /// One goroutine's block as Go prints it. `system` is GOTRACEBACK=system
 /// (runtime frames, `fp= sp= pc=`, `gp= m= mp=`); `extra_labels` adds

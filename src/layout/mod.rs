@@ -27,8 +27,8 @@ pub use offsets::{
 pub use tables::{gstatus_table, supported_minors, version_table, wait_reason_table};
 
 use crate::binary::elf::{Arch, GoBinary};
-use crate::memory::MemoryExt;
 use crate::binary::version::GoVersion;
+use crate::memory::MemoryExt;
 use std::collections::BTreeMap;
 use thiserror::Error;
 

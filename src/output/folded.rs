@@ -7,8 +7,8 @@
 
 use super::Outputter;
 use crate::analyze::base_status;
-use crate::gotrace::frames::{listed, shown_frames};
 use crate::dump::DumpSnapshot;
+use crate::gotrace::frames::{listed, shown_frames};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 

@@ -13,8 +13,8 @@
 #![warn(missing_docs)]
 
 use super::Outputter;
-use crate::gotrace::frames::listed;
 use crate::dump::{parse_rfc3339, DumpSnapshot, Frame};
+use crate::gotrace::frames::listed;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::collections::{BTreeMap, HashMap};

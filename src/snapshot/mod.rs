@@ -1,15 +1,35 @@
 //! One `gopeek dump --pid`: from a PID to a [`DumpSnapshot`], holding the
 //! target only while its memory is copied.
 
-use crate::dump::{rfc3339, DumpSnapshot};
 use crate::binary::elf::{ElfError, GoBinary};
+use crate::binary::program::{GoProgram, ProgramError};
+use crate::dump::{rfc3339, DumpSnapshot};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
-use crate::binary::program::{GoProgram, ProgramError};
 use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
 use crate::walk::{build_goroutines, capture_once, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
+
+/// What a failed [`AfterSeize`] hook returns (under sudo: a policy re-check or a
+/// privilege drop error), with its own exit code; `snapshot_pid` wraps it in
+/// `SnapshotError::AfterSeize`.
+pub type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
+
+/// A step `snapshot_pid` runs once every thread of the target is seized
+/// and stopped, before it reads the target's memory: under sudo, re-check
+/// the policy against the now-frozen target (closing the race with an
+/// `exec` between check and attach) and drop privileges. Its argument is
+/// the target's pid. A closure rather than a fixed call keeps the snapshot
+/// code free of sudo concerns.
+#[derive(Clone)]
+pub struct AfterSeize(pub std::sync::Arc<dyn Fn(i32) -> Result<(), HookError> + Send + Sync>);
+
+impl std::fmt::Debug for AfterSeize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterSeize(..)")
+    }
+}
 
 /// Why a snapshot failed as a whole.
 #[derive(Debug, Error)]
@@ -35,7 +55,7 @@ pub enum SnapshotError {
     /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
     /// re-check, privilege drop); the target was detached.
     #[error("{0}")]
-    AfterSeize(crate::sudo::privilege::HookError),
+    AfterSeize(HookError),
 }
 
 impl crate::exit::ExitStatus for SnapshotError {
@@ -111,7 +131,7 @@ pub struct SnapshotOptions {
     pub frame_registers: bool,
     /// Under sudo: run once the target is seized, before its memory is read
     /// (policy re-check + privilege drop, see `crate::sudo::privilege`).
-    pub after_seize: Option<crate::sudo::privilege::AfterSeize>,
+    pub after_seize: Option<AfterSeize>,
 }
 
 impl Default for SnapshotOptions {

@@ -4,8 +4,8 @@
 //! [`SudoSession`]. Nothing below this layer knows about sudo; the
 //! snapshot only runs the hook this layer hands it.
 
-mod exit_codes;
 pub mod audit;
+mod exit_codes;
 pub mod policy;
 pub mod privilege;
 mod session;

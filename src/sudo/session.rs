@@ -23,9 +23,10 @@
 #![warn(missing_docs)]
 
 use crate::process::ProcessError;
+use crate::snapshot::{AfterSeize, HookError};
 use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};
 use crate::sudo::policy::{Decision, Policy, PolicyError, TargetFacts};
-use crate::sudo::privilege::{drop_to, AfterSeize, PrivilegeError, SudoContext};
+use crate::sudo::privilege::{drop_to, PrivilegeError, SudoContext};
 use crate::sudo::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,15 +158,15 @@ impl SudoSession {
     pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
         let s = Arc::clone(self);
         AfterSeize(Arc::new(move |pid| {
-            fn boxed<E: crate::exit::ExitStatus + Send + Sync + 'static>(e: E) -> crate::sudo::privilege::HookError {
+            fn boxed<E: crate::exit::ExitStatus + Send + Sync + 'static>(e: E) -> HookError {
                 Box::new(e)
             }
             let now = TargetFacts::read(pid).map_err(boxed)?;
             if let Some(what) = changed(&s.facts, &now) {
                 return Err(boxed(PolicyError::TargetChanged { pid, what }));
             }
-            let dog = Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN)
-                .map_err(boxed)?;
+            let dog =
+                Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN).map_err(boxed)?;
             *s.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
             drop_to(&s.ctx).map_err(boxed)?;
             Ok(())

@@ -8,18 +8,18 @@ pub mod gtable;
 pub mod labels;
 pub mod unwind;
 
+use crate::binary::program::GoProgram;
 use crate::binary::symbolize::{frames_at, SymFrame};
 use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
+use crate::gotrace::frames::{is_system_start, mark_hidden, shows_frame, FuncIds, RawFrame};
+use crate::gotrace::status::{status_text, wait_minutes};
 use crate::layout::offsets::RuntimeOffsets;
-use crate::binary::program::GoProgram;
 pub use capture::{capture_once, Capture, CaptureStats, GoroutineCopy};
 use gstruct::GRecord;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use thiserror::Error;
-use crate::gotrace::frames::{is_system_start, mark_hidden, shows_frame, FuncIds, RawFrame};
-use crate::gotrace::status::{status_text, wait_minutes};
 
 /// Most goroutines accepted from `allgs` (a corrupt length beyond this is
 /// refused rather than allocated).

@@ -1,8 +1,8 @@
 //! Physical stack unwinding with pcsp, the way Go's own `unwinder` does it
 //! (runtime/traceback.go), on memory copied from the target.
 
-use crate::memory::{Memory, MemoryExt};
 use crate::binary::pclntab::Pclntab;
+use crate::memory::{Memory, MemoryExt};
 
 /// Most physical frames followed on one stack. Go's deepest legal stack
 /// (1 GiB of 16-byte frames) is larger, but no traceback needs more.

@@ -34,10 +34,10 @@
 
 #![warn(missing_docs)]
 
-use super::group::{stack_key, BucketFrame, Similarity};
 use super::base_status;
-use crate::gotrace::frames::listed;
+use super::group::{stack_key, BucketFrame, Similarity};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
+use crate::gotrace::frames::listed;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -466,8 +466,6 @@ pub(crate) fn analyze(
     }
     t.report(top)
 }
-
-
 
 #[cfg(test)]
 pub(crate) mod tests;

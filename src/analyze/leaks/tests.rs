@@ -149,7 +149,6 @@ pub(crate) fn worker(id: u64) -> GoroutineSnapshot {
     )
 }
 
-
 #[test]
 fn oldest_is_longest_blocked_then_earliest() {
     let mut t = LeakTracker::new(Similarity::Exact, false);

@@ -26,8 +26,8 @@
 
 use crate::binary::cursor::{slice_at, Cursor, ReadError};
 use crate::binary::elf::GoBinary;
-use crate::memory::{Memory, MemoryError};
 use crate::binary::version::GoVersion;
+use crate::memory::{Memory, MemoryError};
 use serde::Serialize;
 use std::borrow::Cow;
 use thiserror::Error;
@@ -166,7 +166,6 @@ impl BuildInfo {
     pub fn parse(data: &[u8]) -> Result<BuildInfo, BuildInfoError> {
         read_raw(data, None)?.into_build_info()
     }
-
 
     /// Like [`BuildInfo::parse`], but follows the pointers of the pre-1.18
     /// form through `mem` (the unit tests' way into the pointer form;

@@ -50,8 +50,8 @@ fn check_real(go: &Path, file: &Path) -> bool {
     };
     let bin = GoBinary::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let bi = BuildInfo::from_binary(&bin).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let mut want = parse_modinfo(&modinfo)
-        .unwrap_or_else(|e| panic!("{}: go's output: {e}", file.display()));
+    let mut want =
+        parse_modinfo(&modinfo).unwrap_or_else(|e| panic!("{}: go's output: {e}", file.display()));
     want.go_version = version;
     assert_eq!(bi, want, "{}", file.display());
     // The raw text is byte-identical to what the toolchain prints.
@@ -64,8 +64,7 @@ fn check_real(go: &Path, file: &Path) -> bool {
     );
     assert!(bi.version().is_some(), "{}", bi.go_version);
     // Same answer from the segment scan alone.
-    let stripped =
-        GoBinary::from_vec("stripped", without_sections(bin.data().to_vec())).unwrap();
+    let stripped = GoBinary::from_vec("stripped", without_sections(bin.data().to_vec())).unwrap();
     assert!(stripped.section(".go.buildinfo").is_none());
     assert_eq!(
         BuildInfo::from_binary(&stripped).unwrap(),

@@ -5,8 +5,7 @@ use super::*;
 use crate::memory::RegionMemory;
 use std::path::Path;
 
-const INFO_START: &[u8; 16] =
-    b"\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6";
+const INFO_START: &[u8; 16] = b"\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6";
 const INFO_END: &[u8; 16] = b"\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41\x16\xd8\xf2";
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
@@ -231,7 +230,8 @@ fn modinfo_without_sentinels_is_empty() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let text = "path\tex.com/a\nmod\tex.com/a\t(devel)\t\ndep\tex.com/c\tv1.2.3\n=>\t../c\t(devel)\t\n\
+    let text =
+        "path\tex.com/a\nmod\tex.com/a\t(devel)\t\ndep\tex.com/c\tv1.2.3\n=>\t../c\t(devel)\t\n\
         build\t-ldflags=\"-X \\\"a=b c\\\"\"\n";
     let blob = inline_blob(b"go1.27.3", &wrap(text));
     assert!(BuildInfo::parse(&blob).is_ok());
@@ -515,8 +515,7 @@ fn from_binary_scans_segments_without_sections() {
         Err(BuildInfoError::Truncated(_))
     ));
     // Pre-1.18 pointers are followed through the binary's own image.
-    let bin =
-        GoBinary::from_vec("tiny", tiny_elf(0x60_0000, &pointer_image(0x60_0000))).unwrap();
+    let bin = GoBinary::from_vec("tiny", tiny_elf(0x60_0000, &pointer_image(0x60_0000))).unwrap();
     let bi = BuildInfo::from_binary(&bin).unwrap();
     assert_eq!(bi.go_version, "go1.17.13");
     assert_eq!(bi.path.as_deref(), Some("ex.com/old"));
@@ -541,7 +540,8 @@ fn pointer_image(base: u64) -> Vec<u8> {
 fn write_fuzz_seeds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/buildinfo");
     std::fs::create_dir_all(&dir).unwrap();
-    let text = "path\tex.com/a\nmod\tex.com/a\t(devel)\t\ndep\tex.com/c\tv1.2.3\n=>\t../c\t(devel)\t\n\
+    let text =
+        "path\tex.com/a\nmod\tex.com/a\t(devel)\t\ndep\tex.com/c\tv1.2.3\n=>\t../c\t(devel)\t\n\
         build\t-ldflags=\"-X \\\"a=b c\\\" \\x41\\u00e9\"\nbuild\t\"k y\"=`v`\n";
     let blob = inline_blob(b"go1.27.3", &wrap(text));
     std::fs::write(dir.join("synthetic-inline"), &blob).unwrap();

@@ -342,7 +342,12 @@ impl<'a> Pclntab<'a> {
     /// function starting at `entry`, and returns the value in effect at
     /// `target` (Go's `pcvalue`). Bounded: the walk takes at most one step
     /// per two table bytes.
-    pub(crate) fn pcvalue(&self, table_off: u32, entry: u64, target: u64) -> Result<i32, PclntabError> {
+    pub(crate) fn pcvalue(
+        &self,
+        table_off: u32,
+        entry: u64,
+        target: u64,
+    ) -> Result<i32, PclntabError> {
         if table_off == 0 {
             return Err(PclntabError::PcNotCovered {
                 offset: 0,
@@ -393,7 +398,6 @@ impl<'a> Pclntab<'a> {
         let (_, bytes) = self.gofunc?;
         bytes.get(funcdata_off as usize..)
     }
-
 }
 
 /// Go's `funcNameForPrint`: generic instantiations print as `F[...]`

@@ -302,26 +302,6 @@ fn verify_dropped(ctx: &SudoContext) -> Result<(), PrivilegeError> {
     Ok(())
 }
 
-/// What a failed [`AfterSeize`] hook returns (a policy re-check or a
-/// privilege drop error); `snapshot_pid` wraps it in
-/// `SnapshotError::AfterSeize`.
-pub type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
-
-/// A step `snapshot_pid` runs once every thread of the target is seized
-/// and stopped, before it reads the target's memory: under sudo, re-check
-/// the policy against the now-frozen target (closing the race with an
-/// `exec` between check and attach) and drop privileges. Its argument is
-/// the target's pid. A closure rather than a fixed call keeps the snapshot
-/// code free of sudo concerns.
-#[derive(Clone)]
-pub struct AfterSeize(pub std::sync::Arc<dyn Fn(i32) -> Result<(), HookError> + Send + Sync>);
-
-impl std::fmt::Debug for AfterSeize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AfterSeize(..)")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
