@@ -8,9 +8,13 @@ use std::sync::Arc;
 /// One whole `gopeek dump`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DumpSnapshot {
+    /// `gopeek.dump/1`: scripts check it before reading anything else.
     pub schema: &'static str,
+    /// The target as the host sees it.
     pub pid: i32,
+    /// The target's executable (its `/proc/PID/exe` link).
     pub exe: String,
+    /// The Go release the target was built with (`go1.27.4`).
     pub go_version: String,
     /// Go minor version; decides Go's own printing rules (elision, the
     /// `created by ... in goroutine N` form).
@@ -27,6 +31,8 @@ pub struct DumpSnapshot {
     /// `consistent` (every goroutine as of one instant, the default) or
     /// `nonblocking` (each goroutine consistent on its own).
     pub mode: &'static str,
+    /// Every goroutine, system ones included (`system` marks them), in
+    /// the order of the runtime's `allgs`, which is Go's own order.
     pub goroutines: Vec<GoroutineSnapshot>,
     /// Problems that did not stop the dump (a thread that vanished, a g
     /// that could not be read).
@@ -54,17 +60,22 @@ impl DumpSnapshot {
 /// One goroutine as Go's traceback would describe it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GoroutineSnapshot {
+    /// The goroutine id (`goid`).
     pub id: u64,
     /// The text Go prints inside the header's brackets before the first
     /// comma (`chan receive`, `running`, `IO wait (scan)`).
     pub status: String,
     /// Whole minutes blocked, as Go prints them (only when ≥ 1).
     pub wait_minutes: Option<u64>,
+    /// Wired to its thread (`runtime.LockOSThread`): `, locked to thread`.
     pub locked_to_thread: bool,
     /// OS thread id the goroutine runs on (running, or blocked in a syscall
     /// on its M).
     pub thread: Option<i32>,
+    /// pprof labels (`pprof.Do`, `SetGoroutineLabels`); `None` when the
+    /// goroutine has none or they may not be shown.
     pub labels: Option<BTreeMap<String, String>>,
+    /// The `go` statement that started it; `None` for goroutine 1.
     pub created_by: Option<CreatedBy>,
     /// Every frame, innermost first, runtime frames included and marked.
     /// Shared by the goroutines with the same stack (100k goroutines
@@ -83,6 +94,7 @@ pub struct GoroutineSnapshot {
     /// them (`gp= m= mp=`) in GOTRACEBACK=system headers from Go 1.22.
     #[serde(skip)]
     pub g_addr: u64,
+    /// The M (`m.id`, address) the goroutine is on, if any.
     #[serde(skip)]
     pub m: Option<(i64, u64)>,
 }
@@ -90,11 +102,15 @@ pub struct GoroutineSnapshot {
 /// Where a goroutine was started.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CreatedBy {
+    /// The function holding the `go` statement, as Go prints it.
     pub function: String,
+    /// Its source file.
     pub file: String,
+    /// The line of the `go` statement.
     pub line: i64,
     /// Parent goroutine (Go 1.21+ records it).
     pub goroutine: Option<u64>,
+    /// `gopc - entry`, printed as ` +0x..` after the file:line.
     #[serde(skip)]
     pub offset: u64,
     /// The creating function is one Go hides at GOTRACEBACK=all (a
@@ -109,7 +125,9 @@ pub struct CreatedBy {
 pub struct Frame {
     /// As Go prints it (generic shapes shown as `[...]`).
     pub function: Arc<str>,
+    /// Source file, as the pclntab records it (`-trimpath` shortens it).
     pub file: Arc<str>,
+    /// Source line of the call (or of the PC, in the innermost frame).
     pub line: i64,
     /// The frame's PC in the target (return address for callers).
     pub pc: u64,
@@ -125,6 +143,7 @@ pub struct Frame {
     /// physical frame, printed at GOTRACEBACK=system.
     #[serde(skip)]
     pub sp: u64,
+    /// See `sp`.
     #[serde(skip)]
     pub fp: u64,
 }

@@ -24,6 +24,7 @@ impl crate::exit::ExitStatus for ElfError {
 }
 
 /// Why an executable could not be used.
+#[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error)]
 pub enum ElfError {
     #[error("cannot open {path}: {source}")]
@@ -44,7 +45,9 @@ pub enum ElfError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
+    /// x86-64: the g register is R14 (Go's internal ABI), TLS in FS.
     Amd64,
+    /// AArch64: g in R28, return addresses in the link register.
     Arm64,
 }
 
@@ -61,19 +64,27 @@ impl Arch {
 /// A PT_LOAD segment: where file bytes land at link time.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// Link-time start address.
     pub vaddr: u64,
+    /// Size in memory (`.bss` makes it larger than `filesz`).
     pub memsz: u64,
     pub(crate) file_offset: u64,
+    /// Bytes backed by the file; the rest reads as zeros.
     pub filesz: u64,
+    /// PF_W: data the runtime changes, so only a live read is current.
     pub writable: bool,
+    /// PF_X: code.
     pub executable: bool,
 }
 
 /// A section header entry that survived stripping.
 #[derive(Debug, Clone)]
 pub struct Section {
+    /// `.gopclntab`, `.go.buildinfo`, ...
     pub name: String,
+    /// Link-time address (0 for sections not loaded).
     pub addr: u64,
+    /// Size in bytes.
     pub size: u64,
     /// Raw (possibly compressed) range in the file; `None` for NOBITS.
     pub(crate) file_range: Option<(u64, u64)>,
@@ -220,6 +231,7 @@ impl GoBinary {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+    /// Which layouts, registers and unwinding rules apply.
     pub fn arch(&self) -> Arch {
         self.arch
     }
@@ -227,9 +239,12 @@ impl GoBinary {
     pub fn is_position_independent(&self) -> bool {
         self.position_independent
     }
+    /// The PT_LOAD segments, for tests and tools that check the mapping.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }
+    /// The section headers left in the file (none when stripped with
+    /// `objcopy --strip-all` of the headers).
     pub fn sections(&self) -> &[Section] {
         &self.sections
     }

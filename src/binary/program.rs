@@ -17,6 +17,7 @@ use thiserror::Error;
 pub(crate) const MIN_MINOR: u32 = 19;
 
 /// Why an executable cannot be inspected as a Go program.
+#[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error)]
 pub enum ProgramError {
     #[error("{path}: {source}")]
@@ -41,7 +42,9 @@ pub enum ProgramError {
 pub struct GoProgram<'a> {
     pub(crate) bin: &'a GoBinary,
     pub(crate) build_info: BuildInfo,
+    /// The toolchain release: picks layouts, tables and printing rules.
     pub version: GoVersion,
+    /// Functions, PC tables and inline trees: every symbol gopeek prints.
     pub pclntab: Pclntab<'a>,
     /// How the pclntab was found (section name or magic scan).
     pub(crate) pclntab_how: String,

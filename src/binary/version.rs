@@ -6,7 +6,9 @@ use std::fmt;
 /// tables and traceback rules are keyed by `minor`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GoVersion {
+    /// 1 for every supported release.
     pub major: u32,
+    /// The number everything version-specific is keyed by.
     pub minor: u32,
     pub(crate) patch: u32,
     /// The string as the binary holds it (`go1.21.13`, `go1.22rc1`,

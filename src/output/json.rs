@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 /// Pretty or compact JSON.
 pub struct JsonOutput {
+    /// Indented (for a person) rather than compact with shared frame
+    /// lists (for pipes and files).
     pub pretty: bool,
 }
 

@@ -22,6 +22,7 @@ use std::io::{self, Write};
 
 /// Writes a snapshot in one format.
 pub trait Outputter {
+    /// Writes the whole snapshot; errors are the writer's.
     fn write(&self, dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()>;
 }
 

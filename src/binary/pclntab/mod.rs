@@ -23,6 +23,7 @@ use thiserror::Error;
 pub(crate) const MAX_NAME_LEN: usize = 64 * 1024;
 
 /// What went wrong reading a pclntab, with where.
+#[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PclntabError {
     #[error("pclntab: bad magic {magic:#010x} (not a Go 1.2+ pclntab)")]
