@@ -11,7 +11,8 @@ use gopeek::binary::elf::GoBinary;
 use gopeek::layout::offsets::RuntimeOffsets;
 use gopeek::memory::RegionMemory;
 use gopeek::binary::program::GoProgram;
-use gopeek::walk::{build_goroutines, capture_once, WalkConfig};
+use gopeek::walk::capture::{strategy, Mode};
+use gopeek::walk::{build_goroutines, WalkConfig};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -71,7 +72,12 @@ fuzz_target!(|data: &[u8]| {
         gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
         frame_registers: false,
     };
-    if let Ok(cap) = capture_once(&cfg, &mem, Vec::new()) {
+    // The fake memory is consistent already: the sudo path's single pass.
+    let mut capture = strategy(Mode::Held);
+    let captured = capture
+        .while_held(&cfg, &mem, Vec::new(), &|| true)
+        .and_then(|()| capture.after_release(&cfg, &mem));
+    if let Ok(cap) = captured {
         let _ = build_goroutines(&cfg, &cap);
     }
 });

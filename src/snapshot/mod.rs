@@ -6,8 +6,8 @@ use crate::binary::elf::{ElfError, GoBinary};
 use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
 use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
 use crate::binary::program::{GoProgram, ProgramError};
-use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
-use crate::walk::{build_goroutines, capture_once, Capture, ThreadRegs, WalkConfig, WalkError};
+use crate::walk::capture::{strategy, Hold, Mode};
+use crate::walk::{build_goroutines, Capture, ThreadRegs, WalkConfig, WalkError};
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
@@ -263,52 +263,39 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
         only_threads: only,
         ..SeizeOptions::default()
     };
-    let t_pre = std::time::Instant::now();
-    let pre_time;
-    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = {
-        // Read while the process runs: every g, and (default mode) the
-        // stacks of every goroutine off CPU. Nothing is held yet.
-        let pre = if opts.nonblocking {
-            pre_read_gs(&cfg, &mem)
-        } else {
-            pre_read(&cfg, &mem, &[], false)
-        };
-        let mut pre = pre.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
-        pre_time = t_pre.elapsed();
-        if opts.nonblocking {
-            // Stop only the threads running Go code, for their registers
-            // and stacks; confirm everything else with the process running.
-            let tids = pre.running_threads(&cfg, &mem);
-            let only = pre.running_indices();
-            let seized = SeizedProcess::seize(pid, &seize_opts(Some(tids)))?;
-            let t_held = std::time::Instant::now();
-            let held = read_held(
-                &cfg,
-                &mem,
-                &mut pre,
-                thread_regs(&seized),
-                Some(only),
-                &|| seized.check_budget().is_ok(),
-            );
-            let held_time = t_held.elapsed();
-            let budget = seized.check_budget();
-            let stats = seized.detach();
-            budget?;
-            let captured = held.and_then(|h| validate_running(&cfg, &mem, pre, h));
-            (captured, stats, held_time)
-        } else {
-            let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
-            let t_held = std::time::Instant::now();
-            let held = read_held(&cfg, &mem, &mut pre, thread_regs(&seized), None, &|| {
-                seized.check_budget().is_ok()
-            });
-            let held_time = t_held.elapsed();
-            let budget = seized.check_budget();
-            let stats = seized.detach();
-            budget?;
-            (held.map(|h| finish(&cfg, pre, h)), stats, held_time)
-        }
+    let mode = if opts.nonblocking {
+        Mode::Nonblocking
+    } else {
+        Mode::Consistent
     };
+    let mut capture = strategy(mode);
+    let t_pre = std::time::Instant::now();
+    // Read while the process runs: every g, and (default mode) the stacks
+    // of every goroutine off CPU. Nothing is held yet.
+    let hold = capture
+        .before_hold(&cfg, &mem)
+        .map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    let pre_time = t_pre.elapsed();
+    // --nonblocking stops only the threads running Go code, for their
+    // registers and stacks, and confirms everything else with the process
+    // running.
+    let seized = SeizedProcess::seize(
+        pid,
+        &seize_opts(match hold {
+            Hold::All => None,
+            Hold::Threads(tids) => Some(tids),
+        }),
+    )?;
+    let t_held = std::time::Instant::now();
+    let held = capture.while_held(&cfg, &mem, thread_regs(&seized), &|| {
+        seized.check_budget().is_ok()
+    });
+    let held_time = t_held.elapsed();
+    let budget = seized.check_budget();
+    let stats = seized.detach();
+    budget?;
+    let captured: Result<Capture, WalkError> =
+        held.and_then(|()| capture.after_release(&cfg, &mem));
     let captured =
         captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
     if timing() {
@@ -457,13 +444,18 @@ fn snapshot_after_drop(
         gstatus,
         frame_registers: opts.frame_registers,
     };
-    let captured = capture_once(&cfg, &mem, thread_regs(&seized));
+    // Nothing could be read before the hold: no before_hold.
+    let mut capture = strategy(Mode::Held);
+    let held = capture.while_held(&cfg, &mem, thread_regs(&seized), &|| {
+        seized.check_budget().is_ok()
+    });
     let held_time = t_held.elapsed();
     let budget = seized.check_budget();
     let stats = seized.detach();
     budget?;
-    let captured =
-        captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
+    let captured = held
+        .and_then(|()| capture.after_release(&cfg, &mem))
+        .map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
     if timing() {
         eprintln!(
             "gopeek: timing: pause {} us, of which held reads {} us (parse and read, under sudo), stop latency {} us",

@@ -12,7 +12,7 @@ pub mod unwind;
 use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
 use crate::layout::offsets::RuntimeOffsets;
 use crate::binary::program::GoProgram;
-pub use capture::{capture_once, Capture, CaptureStats, GoroutineCopy};
+pub use capture::{Capture, CaptureStats, GoroutineCopy};
 use gstruct::GRecord;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -279,13 +279,4 @@ fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<Cr
         offset: pc - f.entry,
         runtime: hidden,
     })
-}
-
-impl crate::memory::BatchRead for crate::process::LiveMemory {
-    fn read_batch(
-        &self,
-        requests: &mut [(u64, &mut [u8])],
-    ) -> Vec<Result<(), crate::memory::MemoryError>> {
-        crate::process::LiveMemory::read_batch(self, requests)
-    }
 }
