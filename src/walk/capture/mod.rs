@@ -130,8 +130,10 @@ pub enum Mode {
 /// pause budget); a strategy only reads.
 pub trait Strategy<R: BatchRead + Sync + ?Sized> {
     /// Reads done while the process runs, before anything is stopped; says
-    /// which threads to stop. May be skipped: the strategy then reads
-    /// everything while held ([`Mode::Held`] reads nothing here anyway).
+    /// which threads to stop. May be skipped (under sudo nothing can be
+    /// read before the hold): [`Mode::Held`] reads nothing here anyway, and
+    /// the other strategies then have nothing confirmed and read every
+    /// goroutine again.
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError>;
 
     /// Reads done while the chosen threads are stopped (`threads`: their

@@ -50,12 +50,12 @@ pub(super) struct PreRead {
     pub(super) warnings: Vec<String>,
 }
 
-/// Reads every g and the stacks `stacks` asks for. Also returns every
+/// Reads every g and the stacks `which` asks for. Also returns every
 /// decoded g, by index in `allgs`.
 pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
-    stacks: Stacks<'_>,
+    which: Stacks<'_>,
 ) -> Result<(PreRead, Vec<Option<GRecord>>), WalkError> {
     let off = cfg.off;
     let t0 = std::time::Instant::now();
@@ -77,7 +77,7 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     if !read.is_empty() && !read.iter().any(|g| g.looks_valid()) {
         return Err(WalkError::Implausible("no entry has g.sched.g == g".into()));
     }
-    let (threads, wanted_status): (&[ThreadRegs], fn(&GRecord) -> bool) = match stacks {
+    let (threads, wanted_status): (&[ThreadRegs], fn(&GRecord) -> bool) = match which {
         Stacks::None => (&[], |_| false),
         Stacks::Parked => (&[], |g| g.is_off_cpu() || g.base_status() == G_SYSCALL),
         Stacks::All(threads) => (threads, |_| true),
