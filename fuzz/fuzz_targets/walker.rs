@@ -11,7 +11,8 @@ use gopeek::binary::elf::GoBinary;
 use gopeek::layout::offsets::RuntimeOffsets;
 use gopeek::memory::RegionMemory;
 use gopeek::binary::program::GoProgram;
-use gopeek::walk::{build_goroutines, capture_once, WalkConfig};
+use gopeek::walk::capture::{strategy, Mode};
+use gopeek::walk::{build_goroutines, WalkConfig};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -31,7 +32,7 @@ fn target() -> &'static Target {
         let path = std::env::var("GOPEEK_FUZZ_BINARY")
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/parked").to_string());
         let bin: &'static GoBinary = Box::leak(Box::new(GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures)")));
-        let (prog, layout) = crate::layout::load_program(bin).expect("a Go binary");
+        let (prog, layout) = gopeek::layout::load_program(bin).expect("a Go binary");
         let off = layout.expect("layout").offsets().expect("offsets");
         Target { prog, off }
     })
@@ -71,7 +72,12 @@ fuzz_target!(|data: &[u8]| {
         gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
         frame_registers: false,
     };
-    if let Ok(cap) = capture_once(&cfg, &mem, Vec::new()) {
+    // The fake memory is consistent already: the sudo path's single pass.
+    let mut capture = strategy(Mode::Held);
+    let captured = capture
+        .while_held(&cfg, &mem, Vec::new(), &|| true)
+        .and_then(|()| capture.after_release(&cfg, &mem));
+    if let Ok(cap) = captured {
         let _ = build_goroutines(&cfg, &cap);
     }
 });

@@ -36,15 +36,15 @@ impl std::fmt::Display for LocateMethod {
 
 /// A global's link-time address and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub(crate) struct Located {
-    pub(crate) addr: u64,
+pub struct Located {
+    pub addr: u64,
     pub(crate) how: LocateMethod,
 }
 
 /// The runtime globals gopeek reads; `None` where no route worked.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub(crate) struct RuntimeGlobals {
-    pub(crate) allgs: Option<Located>,
+pub struct RuntimeGlobals {
+    pub allgs: Option<Located>,
     pub(crate) allglen: Option<Located>,
     pub(crate) allm: Option<Located>,
     pub(crate) allp: Option<Located>,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// about a PC; the strings are shared (`Arc<str>`) because the walker
 /// hands them to many goroutines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct SymFrame {
+pub struct SymFrame {
     /// Raw symbol name, e.g. `main.(*T[go.shape.int]).Wait`.
     pub(crate) name: Arc<str>,
     /// Go's traceback form, e.g. `main.(*T[...]).Wait`.
@@ -118,7 +118,7 @@ fn frame_from(f: &InlineFrame<'_>) -> SymFrame {
 /// symbols), or the alignment padding after a function's last
 /// instruction — there is one frame at `?:0`, which is what Go's own
 /// `funcline` answers there.
-pub(crate) fn frames_at(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
+pub fn frames_at(f: &Func<'_, '_>, pc: u64) -> Result<Vec<SymFrame>, PclntabError> {
     match f.frames_at(pc) {
         Ok(frames) => Ok(frames.iter().map(frame_from).collect()),
         Err(PclntabError::PcNotCovered { .. }) => {

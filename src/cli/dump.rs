@@ -9,7 +9,7 @@ use gopeek::dump::DumpSnapshot;
 use gopeek::output::{
     write_json, FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput,
 };
-use gopeek::snapshot::{snapshot_pid, SnapshotError, SnapshotOptions};
+use gopeek::snapshot::{take, SnapshotError, SnapshotOptions};
 use gopeek::sudo::privilege::{create_output, SudoContext};
 use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
@@ -100,7 +100,12 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         // sudo: re-check the policy and drop privileges once seized.
         after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
-    let result = snapshot_pid(a.pid, &opts);
+    let result = take(a.pid, &opts).map(|s| {
+        if super::timing::wanted() {
+            super::timing::print(&s.timing);
+        }
+        s.dump
+    });
     if let Some(s) = &session {
         s.finish(match &result {
             Ok(d) => Ok(format!(
@@ -129,7 +134,7 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
     let t_out = std::time::Instant::now();
     write_dump(&dump, &a, pretty, &mut w).doing("writing the dump")?;
     w.flush()?;
-    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
+    if super::timing::wanted() {
         eprintln!("gopeek: timing: output {} us", t_out.elapsed().as_micros());
     }
     let broken = dump

@@ -7,7 +7,7 @@ use super::forbid_writes;
 use gopeek::analyze::leaks;
 use gopeek::exit::LEAK_FOUND;
 use gopeek::output::write_json;
-use gopeek::snapshot::{snapshot_pid, SnapshotOptions};
+use gopeek::snapshot::{take, SnapshotOptions};
 use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -89,7 +89,11 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
             std::thread::sleep(due - now);
         }
         let t = start.elapsed().as_secs_f64();
-        let dump = snapshot_pid(args.pid, &opts)?;
+        let snap = take(args.pid, &opts)?;
+        if super::timing::wanted() {
+            super::timing::print(&snap.timing);
+        }
+        let dump = snap.dump;
         if progress {
             eprint!(
                 "\rgopeek: sample {}/{n}: {} goroutines, target held {} us   ",

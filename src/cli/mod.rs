@@ -5,8 +5,9 @@
 pub(crate) mod analysis;
 pub(crate) mod dump;
 pub(crate) mod error;
-pub mod info;
-pub mod leaks;
+pub(crate) mod info;
+pub(crate) mod timing;
+pub(crate) mod leaks;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use error::{CliError, Doing};

@@ -1,12 +1,22 @@
 //! The one small memory interface every walker is generic over.
 //!
-//! A live process ([`crate::process::LiveMemory`]), the copy taken while the
-//! target was stopped ([`RegionMemory`]), the static image of an executable
-//! ([`crate::binary::elf::GoBinary`]) and the fakes of unit tests all implement
-//! [`Memory`], so the goroutine walker and the unwinder run unchanged on any
-//! of them and can be tested without a process.
+//! A live process ([`crate::process::LiveMemory`]), the static image of an
+//! executable ([`crate::binary::elf::GoBinary`]), one copied goroutine stack
+//! ([`SliceMemory`]) and the fake target of unit tests and the fuzzer
+//! ([`RegionMemory`]) all implement [`Memory`], so the goroutine walker and
+//! the unwinder run unchanged on any of them and can be tested without a
+//! process.
+//!
+//! A live process is read while it runs and read again, to confirm, while
+//! it is held (the walker's capture strategies); [`BatchRead`] is what
+//! makes those reads cheap: a few hundred syscalls for 100k goroutines.
 
-use std::collections::BTreeMap;
+#![warn(missing_docs)]
+
+mod region;
+
+pub use region::RegionMemory;
+
 use thiserror::Error;
 
 /// A read that could not be satisfied: the address is unmapped, was not
@@ -14,12 +24,16 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("cannot read {len} bytes at {addr:#x}: {reason}")]
 pub struct MemoryError {
+    /// Start of the failed read, as asked for.
     pub addr: u64,
+    /// Bytes asked for.
     pub len: usize,
+    /// Why, in words for the user (the errno, "not in the snapshot").
     pub reason: String,
 }
 
 impl MemoryError {
+    /// The error for a read of `len` bytes at `addr`.
     pub fn new(addr: u64, len: usize, reason: impl Into<String>) -> Self {
         MemoryError {
             addr,
@@ -31,6 +45,8 @@ impl MemoryError {
 
 /// Reads the target's address space. Implementations fill all of `buf` or fail.
 pub trait Memory {
+    /// Fills `buf` from `addr`, or fails without saying how much was read:
+    /// a partial copy of target memory is never used.
     fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
 }
 
@@ -43,16 +59,19 @@ impl<M: Memory + ?Sized> Memory for &M {
 /// Typed little-endian helpers over [`Memory`] (linux/amd64 and arm64 are
 /// both little-endian with 8-byte pointers).
 pub trait MemoryExt: Memory {
+    /// A byte at `addr`.
     fn read_u8(&self, addr: u64) -> Result<u8, MemoryError> {
         let mut b = [0u8; 1];
         self.read_at(addr, &mut b)?;
         Ok(b[0])
     }
+    /// A little-endian `u32` at `addr`.
     fn read_u32(&self, addr: u64) -> Result<u32, MemoryError> {
         let mut b = [0u8; 4];
         self.read_at(addr, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
+    /// A little-endian `u64` at `addr` (a pointer, a length).
     fn read_u64(&self, addr: u64) -> Result<u64, MemoryError> {
         let mut b = [0u8; 8];
         self.read_at(addr, &mut b)?;
@@ -86,143 +105,6 @@ pub trait MemoryExt: Memory {
 
 impl<M: Memory + ?Sized> MemoryExt for M {}
 
-/// A set of copied address ranges: what gopeek took from a stopped target
-/// (read later, after detach) and what unit tests build by hand.
-///
-/// Ranges live in a few large buffers ("arenas"), one per batch copied,
-/// rather than one allocation per range: a 100k-goroutine snapshot holds
-/// 200k ranges, and allocating them one by one while the target is held
-/// cost more than the copying itself.
-#[derive(Debug, Default, Clone)]
-pub struct RegionMemory {
-    regions: BTreeMap<u64, Slot>,
-    arenas: Vec<Vec<u8>>,
-    bytes: usize,
-}
-
-/// Where one range's bytes sit.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    arena: usize,
-    off: usize,
-    len: usize,
-}
-
-impl RegionMemory {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a range; later ranges win where they overlap earlier ones only
-    /// if they start at the same address (the walker never overlaps copies
-    /// except for identical re-reads).
-    pub fn insert(&mut self, addr: u64, data: Vec<u8>) {
-        let len = data.len();
-        self.arenas.push(data);
-        self.put(
-            addr,
-            Slot {
-                arena: self.arenas.len() - 1,
-                off: 0,
-                len,
-            },
-        );
-    }
-
-    /// Adds many ranges backed by one buffer: `pieces` are
-    /// `(address, offset in buffer, length)`; pieces outside the buffer
-    /// are ignored.
-    pub fn insert_arena(&mut self, buffer: Vec<u8>, pieces: &[(u64, usize, usize)]) {
-        let arena = self.arenas.len();
-        let size = buffer.len();
-        self.arenas.push(buffer);
-        for &(addr, off, len) in pieces {
-            if off.checked_add(len).is_some_and(|e| e <= size) {
-                self.put(addr, Slot { arena, off, len });
-            }
-        }
-    }
-
-    fn put(&mut self, addr: u64, slot: Slot) {
-        self.bytes += slot.len;
-        if let Some(old) = self.regions.insert(addr, slot) {
-            self.bytes -= old.len;
-        }
-    }
-
-    fn slice(&self, slot: Slot) -> &[u8] {
-        &self.arenas[slot.arena][slot.off..slot.off + slot.len]
-    }
-
-    /// Total bytes held, for the memory budget and the report.
-    pub fn total_bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn region_count(&self) -> usize {
-        self.regions.len()
-    }
-}
-
-impl Memory for RegionMemory {
-    fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let end = addr
-            .checked_add(buf.len() as u64)
-            .ok_or_else(|| MemoryError::new(addr, buf.len(), "address wraps around"))?;
-        // Ranges may be adjacent; assemble the read across them.
-        let mut cur = addr;
-        let mut out = 0usize;
-        while cur < end {
-            let (start, slot) = self
-                .regions
-                .range(..=cur)
-                .next_back()
-                .ok_or_else(|| MemoryError::new(addr, buf.len(), "not in the snapshot"))?;
-            let data = self.slice(*slot);
-            let off = (cur - start) as usize;
-            if off >= data.len() {
-                return Err(MemoryError::new(addr, buf.len(), "not in the snapshot"));
-            }
-            let n = (data.len() - off).min((end - cur) as usize);
-            buf[out..out + n].copy_from_slice(&data[off..off + n]);
-            out += n;
-            cur += n as u64;
-        }
-        Ok(())
-    }
-}
-
-impl RegionMemory {
-    /// Moves every range of `other` into `self`.
-    pub fn absorb(&mut self, other: RegionMemory) {
-        let shift = self.arenas.len();
-        self.arenas.extend(other.arenas);
-        for (addr, slot) in other.regions {
-            self.put(
-                addr,
-                Slot {
-                    arena: slot.arena + shift,
-                    ..slot
-                },
-            );
-        }
-    }
-
-    /// Copies the listed ranges out of this memory into a new one,
-    /// skipping those that are not held (the copier for tests and for
-    /// re-reading a snapshot).
-    pub fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
-        let mut out = RegionMemory::new();
-        for &(addr, len) in ranges {
-            let mut buf = vec![0u8; len];
-            if self.read_at(addr, &mut buf).is_ok() {
-                out.insert(addr, buf);
-            }
-        }
-        out
-    }
-}
-
 /// Something that reads many ranges in one go (batched
 /// `process_vm_readv` for a live process), so the walker reads 100k
 /// goroutines with a few hundred syscalls, not 200k. One result per
@@ -237,8 +119,6 @@ pub trait BatchRead: Memory {
     }
 }
 
-impl BatchRead for RegionMemory {}
-
 /// One contiguous copy of target memory (a goroutine's live stack), read
 /// where it was copied from. Reads outside it fail like reads of memory
 /// that was never copied.
@@ -246,6 +126,7 @@ impl BatchRead for RegionMemory {}
 pub struct SliceMemory<'a> {
     /// Target address of `data[0]`.
     pub base: u64,
+    /// The bytes copied from `base` on.
     pub data: &'a [u8],
 }
 
@@ -269,23 +150,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn region_reads_span_adjacent_ranges() {
-        let mut m = RegionMemory::new();
-        m.insert(0x1000, vec![1, 2, 3, 4]);
-        m.insert(0x1004, vec![5, 6, 7, 8]);
-        let mut b = [0u8; 6];
-        m.read_at(0x1001, &mut b).unwrap();
-        assert_eq!(b, [2, 3, 4, 5, 6, 7]);
-        assert!(m.read_at(0x1006, &mut [0u8; 4]).is_err());
-        assert!(m.read_at(0xfff, &mut [0u8; 1]).is_err());
-        assert!(m.read_at(u64::MAX, &mut [0u8; 2]).is_err());
-        assert_eq!(m.read_u32(0x1000).unwrap(), 0x04030201);
-        assert_eq!(m.total_bytes(), 8);
-    }
-
-    #[test]
     fn read_vec_refuses_huge_lengths() {
         let m = RegionMemory::new();
         assert!(m.read_vec(0, 1 << 40, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn slice_memory_reads_only_its_copy() {
+        let m = SliceMemory {
+            base: 0x1000,
+            data: &[1, 2, 3, 4],
+        };
+        let mut b = [0u8; 2];
+        m.read_at(0x1002, &mut b).unwrap();
+        assert_eq!(b, [3, 4]);
+        assert!(m.read_at(0x1003, &mut b).is_err());
+        assert!(m.read_at(0xfff, &mut b).is_err());
+        assert!(m.read_at(u64::MAX, &mut b).is_err());
     }
 }

@@ -11,7 +11,7 @@
 //! Nothing here can write: there is no `process_vm_writev` and the mem file
 //! is never opened for writing (the seccomp filter enforces the same).
 
-use crate::memory::{Memory, MemoryError, RegionMemory};
+use crate::memory::{BatchRead, Memory, MemoryError, RegionMemory};
 use nix::errno::Errno;
 use std::fs::File;
 use std::io;
@@ -327,6 +327,14 @@ impl LiveMemory {
 impl Memory for LiveMemory {
     fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.read_one(addr, buf)
+    }
+}
+
+/// The walker reads through [`BatchRead`]; a live process answers with
+/// batched `process_vm_readv` ([`LiveMemory::read_batch`]).
+impl BatchRead for LiveMemory {
+    fn read_batch(&self, requests: &mut [(u64, &mut [u8])]) -> Vec<Result<(), MemoryError>> {
+        LiveMemory::read_batch(self, requests)
     }
 }
 

@@ -217,9 +217,14 @@ pub fn load_bias(pid: i32, bin: &GoBinary) -> Result<u64, ProcessError> {
     if !bin.is_position_independent() {
         return Ok(0);
     }
-    let lowest = bin.lowest_load_address().unwrap_or(0);
-    let m = exe_mapping(pid)?;
-    Ok(m.start.wrapping_sub(lowest))
+    Ok(bias_of(exe_mapping(pid)?.start, bin))
+}
+
+/// [`load_bias`] from the start of the executable's mapping read earlier
+/// (under sudo it is read before the privilege drop makes the maps file
+/// unreadable). Only meaningful for a PIE.
+pub(crate) fn bias_of(mapping_start: u64, bin: &GoBinary) -> u64 {
+    mapping_start.wrapping_sub(bin.lowest_load_address().unwrap_or(0))
 }
 
 /// The thread ids of the process, sorted (from `/proc/PID/task`).
@@ -281,13 +286,6 @@ pub fn process_state(pid: i32) -> io::Result<char> {
 /// True when `pid` is a kernel thread (PF_KTHREAD in the flags of
 /// `/proc/PID/stat`): it has no executable and no user memory, so there is
 /// nothing to inspect. False when the process is gone or unreadable.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for snapshot::is_kernel_thread, which still parses /proc/PID/stat itself"
-    )
-)]
 pub(crate) fn is_kernel_thread(pid: i32) -> bool {
     read_stat(&format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.flags & StatFlags::PF_KTHREAD.bits() != 0)

@@ -1,14 +1,26 @@
-//! One `gopeek dump --pid`: from a PID to a [`DumpSnapshot`], holding the
-//! target only while its memory is copied.
+//! One snapshot: from a target to a [`DumpSnapshot`], holding it only
+//! while the capture strategy needs it still. The pipeline ([`take`]) is
+//! written against a [`Source`] (the live process today, [`live`]; a core
+//! file next) and picks a capture strategy by mode: consistent (read
+//! while running, confirm while held), nonblocking (hold only running
+//! threads), or, under sudo, held (hold first, drop privileges, then parse
+//! and read). Timing is returned as data, for the command line to print.
 
-use crate::binary::elf::{ElfError, GoBinary};
+mod godebug;
+mod live;
+mod source;
+
+use crate::binary::elf::ElfError;
 use crate::binary::program::{GoProgram, ProgramError};
 use crate::dump::{rfc3339, DumpSnapshot};
-use crate::layout::{gstatus_table, wait_reason_table, LayoutError};
-use crate::process::{proc_fs, LiveMemory, ProcessError, SeizeOptions, SeizedProcess};
-use crate::walk::capture::{finish, pre_read, pre_read_gs, read_held, validate_running};
-use crate::walk::{build_goroutines, capture_once, Capture, ThreadRegs, WalkConfig, WalkError};
-use std::time::{Duration, SystemTime};
+use crate::gotrace::status::DEFAULT_GSTATUS_NAMES;
+use crate::layout::{gstatus_table, load_program, wait_reason_table, LayoutError};
+use crate::process::{PauseStats, ProcessError};
+use crate::walk::capture::{self, CaptureStats, Hold, Mode};
+use crate::walk::{build_goroutines, Capture, WalkConfig, WalkError};
+use live::LiveProcess;
+use source::{Source, Stopped};
+use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
 /// What a failed [`AfterSeize`] hook returns (under sudo: a policy re-check or a
@@ -74,50 +86,6 @@ impl crate::exit::ExitStatus for SnapshotError {
     }
 }
 
-/// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
-/// kernel thread.
-fn classify_missing(pid: i32) -> SnapshotError {
-    match proc_fs::process_state(pid) {
-        Err(_) => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
-        Ok('Z') | Ok('X') => SnapshotError::Process(ProcessError::Zombie { pid }),
-        Ok(_) if is_kernel_thread(pid) => SnapshotError::NoExecutable { pid },
-        // Still listed but its memory is gone: it is exiting right now.
-        Ok(_) => SnapshotError::Process(ProcessError::Exited { pid }),
-    }
-}
-
-/// PF_KTHREAD in the flags field (9th) of `/proc/PID/stat`.
-fn is_kernel_thread(pid: i32) -> bool {
-    const PF_KTHREAD: u64 = 0x0020_0000;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Fields after the parenthesised comm, which may contain spaces.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return false;
-    };
-    rest.split_whitespace()
-        .nth(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .is_some_and(|f| f & PF_KTHREAD != 0)
-}
-
-/// Maps a failure while the target was held to "the process exited" when
-/// that is what happened (its memory vanished under us).
-/// A process killed while held takes a moment to become a zombie, so the
-/// state is polled briefly (only on this error path).
-fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
-    for _ in 0..20 {
-        match proc_fs::process_state(pid) {
-            Err(_) | Ok('Z') | Ok('X') => {
-                return SnapshotError::Process(ProcessError::Exited { pid })
-            }
-            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-        }
-    }
-    e
-}
-
 /// Knobs of one snapshot.
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
@@ -129,8 +97,9 @@ pub struct SnapshotOptions {
     /// Keep every frame's SP and FP (for `--system` text); costs one
     /// frame list per goroutine instead of one per distinct stack.
     pub frame_registers: bool,
-    /// Under sudo: run once the target is seized, before its memory is read
-    /// (policy re-check + privilege drop, see `crate::sudo::privilege`).
+    /// Under sudo: run once the target is seized, before anything of it
+    /// is parsed or read (policy re-check + privilege drop). With a hook,
+    /// the whole snapshot is read while held.
     pub after_seize: Option<AfterSeize>,
 }
 
@@ -145,87 +114,149 @@ impl Default for SnapshotOptions {
     }
 }
 
-fn thread_regs(seized: &SeizedProcess) -> Vec<ThreadRegs> {
-    seized
-        .threads()
-        .iter()
-        .map(|t| ThreadRegs {
-            tid: t.tid,
-            pc: t.regs.pc(),
-            sp: t.regs.sp(),
-            tls_base: t.regs.tls_base(),
-        })
-        .collect()
+impl SnapshotOptions {
+    /// The capture strategy these options ask for.
+    fn mode(&self) -> Result<Mode, SnapshotError> {
+        match (self.after_seize.is_some(), self.nonblocking) {
+            (true, true) => Err(SnapshotError::NonblockingUnderSudo),
+            (true, false) => Ok(Mode::Held),
+            (false, true) => Ok(Mode::Nonblocking),
+            (false, false) => Ok(Mode::Consistent),
+        }
+    }
 }
 
-fn timing() -> bool {
-    std::env::var_os("GOPEEK_DEBUG_TIMING").is_some()
+/// Where one snapshot's time went, for `GOPEEK_DEBUG_TIMING` and the
+/// benchmark (printed by the command line, not here).
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// How the goroutines were read.
+    pub mode: Mode,
+    /// Opening and parsing the executable, before the first read of the
+    /// target (under sudo the parse happens while held, inside `held`).
+    pub load: Duration,
+    /// Reads while the target ran, before the hold.
+    pub read_running: Duration,
+    /// What the hold cost the target (pause, stop latency).
+    pub pause: PauseStats,
+    /// Time spent reading while held (under sudo: parse and read).
+    pub held: Duration,
+    /// Symbolizing and applying Go's printing rules, after release.
+    pub symbolize: Duration,
+    /// The whole snapshot.
+    pub total: Duration,
+    /// What the capture reused, re-read and retried.
+    pub capture: CaptureStats,
 }
 
-/// Whether the target's runtime prints pprof labels in traceback headers:
-/// `GODEBUG` in its environment wins, then the binary's `DefaultGODEBUG`,
-/// then the release default (on from Go 1.27).
-pub fn traceback_labels(pid: i32, prog: &GoProgram<'_>) -> bool {
-    traceback_labels_in(
-        std::fs::read(format!("/proc/{pid}/environ"))
-            .ok()
-            .as_deref(),
-        prog,
-    )
+/// A snapshot and how long it took.
+pub struct Snapshot {
+    /// The goroutines, as plain data.
+    pub dump: DumpSnapshot,
+    /// Where the time went.
+    pub timing: Timing,
 }
 
-/// [`traceback_labels`] from the bytes of `/proc/PID/environ` read earlier
-/// (under sudo they are read before the privilege drop, which makes the
-/// file unreadable).
-pub fn traceback_labels_in(environ: Option<&[u8]>, prog: &GoProgram<'_>) -> bool {
-    let find = |s: &str| {
-        s.split(',')
-            .find_map(|kv| kv.trim().strip_prefix("tracebacklabels="))
-            .map(|v| v == "1")
+/// Takes a snapshot of every goroutine of the live process `pid`.
+pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
+    take(pid, opts).map(|s| s.dump)
+}
+
+/// [`snapshot_pid`], with the timing.
+pub fn take(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError> {
+    let t_start = Instant::now();
+    let mode = opts.mode()?;
+    let src = LiveProcess::open(pid)?;
+    run(&src, mode, opts, t_start)
+}
+
+/// The one pipeline: parse the executable, read the goroutines with the
+/// chosen strategy around one hold, release, symbolize. Under sudo
+/// ([`Mode::Held`]) the hold comes first and the hook drops privileges
+/// before anything of the target is parsed; otherwise the executable is
+/// parsed and most of the target read before the hold.
+fn run<S: Source>(
+    src: &S,
+    mode: Mode,
+    opts: &SnapshotOptions,
+    t_start: Instant,
+) -> Result<Snapshot, SnapshotError> {
+    let mem = src.memory();
+    let mut taken_at = None;
+    let early = if mode == Mode::Held {
+        taken_at = Some(rfc3339(SystemTime::now()));
+        let stopped = src.stop(Hold::All, opts.max_pause)?;
+        // On any error below `stopped` is dropped, which releases.
+        if let Some(hook) = &opts.after_seize {
+            (hook.0)(src.pid()).map_err(SnapshotError::AfterSeize)?;
+        }
+        Some((stopped, Instant::now()))
+    } else {
+        None
     };
-    if let Some(env) = environ {
-        for var in env.split(|&b| b == 0) {
-            if let Some(v) = std::str::from_utf8(var)
-                .ok()
-                .and_then(|s| s.strip_prefix("GODEBUG="))
-            {
-                if let Some(on) = find(v) {
-                    return on;
-                }
-            }
+    let bin = src.parse_executable()?;
+    let (prog, layout) =
+        load_program(&bin).map_err(|source| SnapshotError::NotGo { pid: src.pid(), source })?;
+    let off = layout?.offsets()?;
+    let (wait_reasons, gstatus) = walk_tables(&prog);
+    let cfg = WalkConfig {
+        prog: &prog,
+        off: &off,
+        bias: src.load_bias(&bin)?,
+        wait_reasons,
+        gstatus,
+        frame_registers: opts.frame_registers,
+    };
+    let header_labels =
+        prog.version.minor >= 26 && godebug::traceback_labels(src.environ(), &prog);
+    let mut strategy = capture::strategy::<S::Memory>(mode);
+    let t_read = Instant::now();
+    let load = t_read.duration_since(t_start);
+    let (stopped, t_held) = match early {
+        Some(held) => held,
+        None => {
+            taken_at = Some(rfc3339(SystemTime::now()));
+            let which = strategy
+                .before_hold(&cfg, mem)
+                .map_err(|e| src.walk_error(e))?;
+            (src.stop(which, opts.max_pause)?, Instant::now())
         }
-    }
-    if let Some(on) = prog.build_info.setting("DefaultGODEBUG").and_then(find) {
-        return on;
-    }
-    prog.version.minor >= 27
-}
-
-/// Opens (does not parse) the target's executable, with the errors a user
-/// should see: gone, a zombie or kernel thread, or not permitted.
-fn open_exe(pid: i32) -> Result<(std::path::PathBuf, std::fs::File), SnapshotError> {
-    let path = proc_fs::exe_open_path(pid);
-    match std::fs::File::open(&path) {
-        Ok(f) => Ok((path, f)),
-        Err(io) if io.kind() == std::io::ErrorKind::NotFound => Err(classify_missing(pid)),
-        // Reading /proc/PID/exe needs the same privilege as ptrace.
-        Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
-            Err(SnapshotError::Process(ProcessError::PermissionDenied {
-                pid,
-                ptrace_scope: proc_fs::ptrace_scope(),
-                target_uid: proc_fs::process_uid(pid).ok(),
-                // SAFETY: geteuid cannot fail.
-                our_euid: unsafe { libc::geteuid() },
-            }))
-        }
-        Err(source) => Err(SnapshotError::Exe {
-            pid,
-            source: ElfError::Open {
-                path: path.clone(),
-                source,
-            },
-        }),
-    }
+    };
+    let read_running = if mode == Mode::Held {
+        Duration::ZERO
+    } else {
+        t_held.duration_since(t_read)
+    };
+    let read = strategy.while_held(&cfg, mem, stopped.threads(), &|| stopped.within_budget());
+    let held = t_held.elapsed();
+    let pause = stopped.release()?;
+    let captured = read
+        .and_then(|()| strategy.after_release(&cfg, mem))
+        .map_err(|e| src.walk_error(e))?;
+    let t_build = Instant::now();
+    let dump = assemble(
+        &cfg,
+        &captured,
+        &pause,
+        opts,
+        src,
+        taken_at.unwrap_or_default(),
+        header_labels,
+    );
+    let symbolize = t_build.elapsed();
+    Ok(Snapshot {
+        dump,
+        timing: Timing {
+            mode,
+            load,
+            read_running,
+            pause,
+            held,
+            symbolize,
+            total: t_start.elapsed(),
+            capture: captured.stats.clone(),
+        },
+    })
 }
 
 /// Wait-reason and status names of the target's Go version.
@@ -238,155 +269,20 @@ fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
             .unwrap_or_default(),
     };
     let gstatus: Vec<String> = gstatus_table(minor)
-        .map(|t| t.iter().map(|s| s.to_string()).collect())
-        .unwrap_or_else(|| {
-            crate::gotrace::status::DEFAULT_GSTATUS_NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
+        .unwrap_or(&DEFAULT_GSTATUS_NAMES[..])
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     (wait_reasons, gstatus)
 }
 
-/// Takes a consistent snapshot of every goroutine of `pid`.
-pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, SnapshotError> {
-    let t_start = std::time::Instant::now();
-    let exe_path = proc_fs::exe_path(pid)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
-    if opts.after_seize.is_some() {
-        return snapshot_after_drop(pid, opts, t_start, exe_path);
-    }
-    let (exe_file_path, exe_file) = open_exe(pid)?;
-    let bin = GoBinary::from_file(&exe_file_path, &exe_file)
-        .map_err(|source| SnapshotError::Exe { pid, source })?;
-    // The layout (it needs only the version) also lets the locator find
-    // runtime.sched.
-    let (prog, layout) =
-        crate::layout::load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let off = layout?.offsets()?;
-    let minor = prog.version.minor;
-    let (wait_reasons, gstatus) = walk_tables(&prog);
-    let bias = proc_fs::load_bias(pid, &bin)?;
-    let cfg = WalkConfig {
-        prog: &prog,
-        off: &off,
-        bias,
-        wait_reasons,
-        gstatus,
-        frame_registers: opts.frame_registers,
-    };
-    let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
-        Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
-        _ => SnapshotError::Memory { pid, source },
-    })?;
-    let taken_at = rfc3339(SystemTime::now());
-    let header_labels = minor >= 26 && traceback_labels(pid, &prog);
-
-    let seize_opts = |only: Option<Vec<i32>>| SeizeOptions {
-        max_pause: opts.max_pause,
-        only_threads: only,
-        ..SeizeOptions::default()
-    };
-    let t_pre = std::time::Instant::now();
-    let pre_time;
-    let (captured, stats, held_time): (Result<Capture, WalkError>, _, _) = {
-        // Read while the process runs: every g, and (default mode) the
-        // stacks of every goroutine off CPU. Nothing is held yet.
-        let pre = if opts.nonblocking {
-            pre_read_gs(&cfg, &mem)
-        } else {
-            pre_read(&cfg, &mem, &[], false)
-        };
-        let mut pre = pre.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
-        pre_time = t_pre.elapsed();
-        if opts.nonblocking {
-            // Stop only the threads running Go code, for their registers
-            // and stacks; confirm everything else with the process running.
-            let tids = pre.running_threads(&cfg, &mem);
-            let only = pre.running_indices();
-            let seized = SeizedProcess::seize(pid, &seize_opts(Some(tids)))?;
-            let t_held = std::time::Instant::now();
-            let held = read_held(
-                &cfg,
-                &mem,
-                &mut pre,
-                thread_regs(&seized),
-                Some(only),
-                &|| seized.check_budget().is_ok(),
-            );
-            let held_time = t_held.elapsed();
-            let budget = seized.check_budget();
-            let stats = seized.detach();
-            budget?;
-            let captured = held.and_then(|h| validate_running(&cfg, &mem, pre, h));
-            (captured, stats, held_time)
-        } else {
-            let seized = SeizedProcess::seize(pid, &seize_opts(None))?;
-            let t_held = std::time::Instant::now();
-            let held = read_held(&cfg, &mem, &mut pre, thread_regs(&seized), None, &|| {
-                seized.check_budget().is_ok()
-            });
-            let held_time = t_held.elapsed();
-            let budget = seized.check_budget();
-            let stats = seized.detach();
-            budget?;
-            (held.map(|h| finish(&cfg, pre, h)), stats, held_time)
-        }
-    };
-    let captured =
-        captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
-    if timing() {
-        let c = &captured.stats;
-        eprintln!(
-            "gopeek: timing: pause {} us, of which held reads {} us, stop latency {} us; \
-             read while running {} us; reused {} stacks, re-read {} ({} bytes, {} ranges held), \
-             retry rounds {}, changed {}, changing {}",
-            stats.pause_us(),
-            held_time.as_micros(),
-            stats.stop_latency.as_micros(),
-            pre_time.as_micros(),
-            c.reused,
-            c.reread,
-            c.held_bytes,
-            c.held_ranges,
-            c.retry_rounds,
-            c.changed,
-            c.changing
-        );
-    }
-
-    let t_build = std::time::Instant::now();
-    let dump = assemble(
-        &cfg,
-        &captured,
-        &stats,
-        opts,
-        pid,
-        exe_path,
-        taken_at,
-        header_labels,
-    );
-    if timing() {
-        eprintln!(
-            "gopeek: timing: load {} us, symbolize {} us, total {} us",
-            t_pre.duration_since(t_start).as_micros(),
-            t_build.elapsed().as_micros(),
-            t_start.elapsed().as_micros()
-        );
-    }
-    Ok(dump)
-}
-
 /// The snapshot as plain data, once everything is read.
-#[allow(clippy::too_many_arguments)]
-fn assemble(
+fn assemble<S: Source>(
     cfg: &WalkConfig<'_, '_>,
     captured: &Capture,
-    stats: &crate::process::PauseStats,
+    stats: &PauseStats,
     opts: &SnapshotOptions,
-    pid: i32,
-    exe: String,
+    src: &S,
     taken_at: String,
     header_labels: bool,
 ) -> DumpSnapshot {
@@ -403,8 +299,8 @@ fn assemble(
     }
     DumpSnapshot {
         schema: "gopeek.dump/1",
-        pid,
-        exe,
+        pid: src.pid(),
+        exe: src.exe_display(),
         go_version: cfg.prog.version.raw.clone(),
         go_minor: cfg.prog.version.minor,
         header_labels,
@@ -419,97 +315,4 @@ fn assemble(
         warnings,
         note: None,
     }
-}
-
-/// Under sudo: nothing the target controls is parsed with root's
-/// privileges. Root opens the executable, `/proc/PID/mem`, and reads the
-/// raw bytes of what becomes unreadable after the drop (the exe mapping's
-/// address, the environment); then it seizes the target and the session's
-/// hook drops to the invoking user for good. Only then is the executable
-/// parsed and the target's memory read, all while the target is held (the
-/// pause of a full copy plus the parse: the price of never parsing as
-/// root; `--nonblocking` cannot work this way and is refused).
-fn snapshot_after_drop(
-    pid: i32,
-    opts: &SnapshotOptions,
-    t_start: std::time::Instant,
-    exe_path: String,
-) -> Result<DumpSnapshot, SnapshotError> {
-    let Some(hook) = &opts.after_seize else {
-        return Err(SnapshotError::NonblockingUnderSudo);
-    };
-    if opts.nonblocking {
-        return Err(SnapshotError::NonblockingUnderSudo);
-    }
-    let (exe_file_path, exe_file) = open_exe(pid)?;
-    let exe_start = proc_fs::exe_mapping(pid).map(|m| m.start);
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok();
-    let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
-        Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
-        _ => SnapshotError::Memory { pid, source },
-    })?;
-    let taken_at = rfc3339(SystemTime::now());
-    let seized = SeizedProcess::seize(
-        pid,
-        &SeizeOptions {
-            max_pause: opts.max_pause,
-            ..SeizeOptions::default()
-        },
-    )?;
-    // Re-check the policy and drop to the invoking user (issue 4). Memory
-    // is then read through the /proc/PID/mem fd opened above
-    // (process_vm_readv gets EPERM; LiveMemory falls back by itself), and
-    // ptrace requests keep working because this process is the tracer. On
-    // any error below `seized` is dropped, which detaches.
-    (hook.0)(seized.pid()).map_err(SnapshotError::AfterSeize)?;
-    let t_held = std::time::Instant::now();
-    let bin = GoBinary::from_file(&exe_file_path, &exe_file)
-        .map_err(|source| SnapshotError::Exe { pid, source })?;
-    let (prog, layout) =
-        crate::layout::load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let off = layout?.offsets()?;
-    let (wait_reasons, gstatus) = walk_tables(&prog);
-    let bias = if bin.is_position_independent() {
-        exe_start?.wrapping_sub(bin.lowest_load_address().unwrap_or(0))
-    } else {
-        0
-    };
-    let cfg = WalkConfig {
-        prog: &prog,
-        off: &off,
-        bias,
-        wait_reasons,
-        gstatus,
-        frame_registers: opts.frame_registers,
-    };
-    let captured = capture_once(&cfg, &mem, thread_regs(&seized));
-    let held_time = t_held.elapsed();
-    let budget = seized.check_budget();
-    let stats = seized.detach();
-    budget?;
-    let captured =
-        captured.map_err(|source| exited_or(pid, SnapshotError::Walk { pid, source }))?;
-    if timing() {
-        eprintln!(
-            "gopeek: timing: pause {} us, of which held reads {} us (parse and read, under sudo), stop latency {} us",
-            stats.pause_us(),
-            held_time.as_micros(),
-            stats.stop_latency.as_micros()
-        );
-    }
-    let header_labels = prog.version.minor >= 26 && traceback_labels_in(environ.as_deref(), &prog);
-    let dump = assemble(
-        &cfg,
-        &captured,
-        &stats,
-        opts,
-        pid,
-        exe_path,
-        taken_at,
-        header_labels,
-    );
-    if timing() {
-        eprintln!("gopeek: timing: total {} us", t_start.elapsed().as_micros());
-    }
-    Ok(dump)
 }

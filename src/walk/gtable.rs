@@ -14,21 +14,21 @@ use crate::memory::BatchRead;
 
 /// Two g's at most this far apart (end of one window to the start of the
 /// next) are read as one range: the gap costs less to copy than an iovec.
-pub const MAX_GAP: u64 = 1024;
+const MAX_GAP: u64 = 1024;
 /// Longest single range: keeps one failing run cheap to retry.
-pub const MAX_RUN: u64 = 4 << 20;
+const MAX_RUN: u64 = 4 << 20;
 
 /// The first `window` bytes of every g of a list, by index in that list.
 #[derive(Debug, Default)]
-pub struct GTable {
+pub(crate) struct GTable {
     window: usize,
     buf: Vec<u8>,
     /// Offset of each g's window in `buf`, or `usize::MAX` if unreadable.
     slot: Vec<usize>,
     /// Ranges actually read (runs plus per-g retries), for the report.
-    pub ranges: usize,
+    pub(crate) ranges: usize,
     /// Bytes copied.
-    pub bytes: usize,
+    pub(crate) bytes: usize,
 }
 
 /// One run of nearby g's: `order[first..end]` (indices sorted by
@@ -55,7 +55,7 @@ impl GTable {
     /// Reads `window` bytes at each address of `gs`. `reuse` is a buffer
     /// from an earlier table (its pages are already faulted in, which keeps
     /// page faults out of a read made while the target is held).
-    pub fn read<R: BatchRead + Sync + ?Sized>(
+    pub(crate) fn read<R: BatchRead + Sync + ?Sized>(
         src: &R,
         gs: &[u64],
         window: usize,
@@ -68,7 +68,7 @@ impl GTable {
     /// thread that read it, right after its batch arrived (while the bytes
     /// are still in that core's cache); returns the indices for which
     /// `visit` said `true`, in no particular order.
-    pub fn read_visit<R, F>(
+    pub(crate) fn read_visit<R, F>(
         src: &R,
         gs: &[u64],
         window: usize,
@@ -130,20 +130,13 @@ impl GTable {
             }
         }
         // Split the runs (and the buffer with them) across threads.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores.min(4).min(total / PARALLEL_MIN_BYTES).max(1);
+        let threads = reader_threads(total);
         let share = total.div_ceil(threads).max(1);
         let mut pieces: Vec<(&[Run], &mut [u8])> = Vec::with_capacity(threads);
         {
             let mut rest_runs: &[Run] = &runs;
             let mut rest_buf: &mut [u8] = &mut buf;
-            while !rest_runs.is_empty() {
-                let mut acc = 0usize;
-                let mut k = 0;
-                while k < rest_runs.len() && (acc < share || k == 0) {
-                    acc += rest_runs[k].len();
-                    k += 1;
-                }
+            for (k, acc) in shares(runs.iter().map(Run::len), share) {
                 let (head_runs, tail_runs) = rest_runs.split_at(k);
                 let (head_buf, tail_buf) = std::mem::take(&mut rest_buf).split_at_mut(acc);
                 pieces.push((head_runs, head_buf));
@@ -190,7 +183,7 @@ impl GTable {
     }
 
     /// The window of the `i`-th g, if it was read.
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         let off = *self.slot.get(i)?;
         if off == usize::MAX {
             return None;
@@ -199,7 +192,7 @@ impl GTable {
     }
 
     /// Gives the buffer back for reuse by the next table.
-    pub fn into_buffer(self) -> Vec<u8> {
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
 }
@@ -211,28 +204,49 @@ impl GTable {
 /// idle, so splitting a 48 MB table over two cores halves the pause.
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
+/// Threads to read `total` bytes with: one per [`PARALLEL_MIN_BYTES`], at
+/// most 4 and no more than there are cores.
+fn reader_threads(total: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(4).min(total / PARALLEL_MIN_BYTES).max(1)
+}
+
+/// Splits items of the given byte lengths, in order, into consecutive
+/// pieces of about `share` bytes each (at least one item per piece):
+/// `(items, bytes)` of each piece, one piece per reading thread.
+fn shares(lens: impl Iterator<Item = usize>, share: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut k, mut acc) = (0usize, 0usize);
+    for len in lens {
+        if k > 0 && acc >= share {
+            out.push((k, acc));
+            (k, acc) = (0, 0);
+        }
+        acc += len;
+        k += 1;
+    }
+    if k > 0 {
+        out.push((k, acc));
+    }
+    out
+}
+
 /// [`BatchRead::read_batch`] split across cores for large batches (the
 /// same reasoning as the table: copying is bound by the calling CPU).
-pub fn read_batch_parallel<R: BatchRead + Sync + ?Sized>(
+pub(crate) fn read_batch_parallel<R: BatchRead + Sync + ?Sized>(
     src: &R,
     reqs: &mut [(u64, &mut [u8])],
 ) -> Vec<Result<(), crate::memory::MemoryError>> {
     let total: usize = reqs.iter().map(|r| r.1.len()).sum();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(4).min(total / PARALLEL_MIN_BYTES).max(1);
+    let threads = reader_threads(total);
     if threads == 1 || reqs.len() < 2 {
         return src.read_batch(reqs);
     }
     let share = total.div_ceil(threads);
     let mut pieces: Vec<&mut [(u64, &mut [u8])]> = Vec::with_capacity(threads);
+    let sizes = shares(reqs.iter().map(|r| r.1.len()), share);
     let mut rest = reqs;
-    while !rest.is_empty() {
-        let mut acc = 0usize;
-        let mut k = 0;
-        while k < rest.len() && (acc < share || k == 0) {
-            acc += rest[k].1.len();
-            k += 1;
-        }
+    for (k, _) in sizes {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(k);
         pieces.push(head);
         rest = tail;
@@ -350,12 +364,6 @@ where
     out
 }
 
-/// What reading a table reports besides its bytes: kept apart so that a
-/// caller can count unreadable g's without holding the table.
-pub fn unreadable(table: &GTable, n: usize) -> usize {
-    (0..n).filter(|&i| table.get(i).is_none()).count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,7 +401,7 @@ mod tests {
         assert_eq!(t.get(1).unwrap()[0], 0x00);
         assert_eq!(t.get(1).unwrap()[2], 0x02);
         assert!(t.get(2).is_none(), "0x1180 is unmapped");
-        assert_eq!(unreadable(&t, gs.len()), 1);
+        assert_eq!((0..gs.len()).filter(|&i| t.get(i).is_none()).count(), 1);
     }
 
     #[test]
@@ -443,6 +451,17 @@ mod tests {
             .filter(|&i| i % 7 == 0 && t.get(i).is_some())
             .collect();
         assert_eq!(flagged, want);
+    }
+
+    #[test]
+    fn shares_hand_out_items_in_order_until_each_piece_is_full() {
+        assert_eq!(
+            shares([3, 3, 3, 3, 3].into_iter(), 5),
+            [(2, 6), (2, 6), (1, 3)]
+        );
+        assert_eq!(shares([10, 1].into_iter(), 5), [(1, 10), (1, 1)]);
+        assert_eq!(shares([0, 0].into_iter(), 5), [(2, 0)]);
+        assert!(shares(std::iter::empty(), 5).is_empty());
     }
 
     #[test]

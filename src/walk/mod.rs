@@ -14,7 +14,7 @@ use crate::dump::{CreatedBy, Frame, GoroutineSnapshot};
 use crate::gotrace::frames::{is_system_start, mark_hidden, shows_frame, FuncIds, RawFrame};
 use crate::gotrace::status::{status_text, wait_minutes};
 use crate::layout::offsets::RuntimeOffsets;
-pub use capture::{capture_once, Capture, CaptureStats, GoroutineCopy};
+pub use capture::{Capture, CaptureStats, GoroutineCopy};
 use gstruct::GRecord;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -240,13 +240,4 @@ fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<Cr
         offset: pc - f.entry,
         runtime: hidden,
     })
-}
-
-impl crate::memory::BatchRead for crate::process::LiveMemory {
-    fn read_batch(
-        &self,
-        requests: &mut [(u64, &mut [u8])],
-    ) -> Vec<Result<(), crate::memory::MemoryError>> {
-        crate::process::LiveMemory::read_batch(self, requests)
-    }
 }

@@ -33,9 +33,9 @@ pub struct Func<'t, 'a> {
     /// Index in the function table.
     pub(crate) index: usize,
     /// First instruction.
-    pub(crate) entry: u64,
+    pub entry: u64,
     /// One past the last instruction (the next function's entry).
-    pub(crate) end: u64,
+    pub end: u64,
     name_off: i32,
     pcsp: u32,
     pcfile: u32,

@@ -75,7 +75,7 @@ impl<'t, 'a> Func<'t, 'a> {
     ///
     /// Without the `go:func.*` area (no module data found) this degrades
     /// to the physical frame with the innermost file:line.
-    pub(crate) fn frames_at(&self, pc: u64) -> Result<Vec<InlineFrame<'a>>, PclntabError> {
+    pub fn frames_at(&self, pc: u64) -> Result<Vec<InlineFrame<'a>>, PclntabError> {
         let mut out = Vec::new();
         let tree = self.funcdata(INL_TREE_FUNCDATA)?;
         let mut pc = pc;

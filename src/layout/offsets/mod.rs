@@ -20,7 +20,7 @@ use super::{LayoutError, LayoutSource, RuntimeLayout};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GOffsets {
     /// `sizeof(g)`: lets the walker copy a whole g in one read.
-    pub(crate) size: u64,
+    pub size: u64,
     /// `g.stack.lo` (uintptr): bottom of the goroutine stack; with `hi`, it
     /// bounds every stack read and tells whether a thread's SP is on this g.
     pub(crate) stack_lo: u64,

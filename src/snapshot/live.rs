@@ -1,0 +1,193 @@
+//! The live process as a snapshot [`Source`]: `/proc/PID/exe`, its
+//! mapping and environment read when it is opened (under sudo that is
+//! before the privilege drop makes them unreadable), memory through
+//! [`LiveMemory`], and [`SeizedProcess`] as the hold.
+
+use super::source::{Source, Stopped};
+use super::SnapshotError;
+use crate::binary::elf::{ElfError, GoBinary};
+use crate::process::{proc_fs, LiveMemory, PauseStats, ProcessError, SeizeOptions, SeizedProcess};
+use crate::walk::capture::Hold;
+use crate::walk::{ThreadRegs, WalkError};
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A process opened for a snapshot (nothing is attached yet).
+pub(crate) struct LiveProcess {
+    pid: i32,
+    exe_display: String,
+    exe_path: PathBuf,
+    exe: File,
+    /// Where the executable is mapped, read at open (unreadable after a
+    /// privilege drop).
+    exe_start: Option<u64>,
+    environ: Option<Vec<u8>>,
+    mem: LiveMemory,
+}
+
+impl LiveProcess {
+    /// Opens what a snapshot needs, with the errors a user should see:
+    /// gone, a zombie or kernel thread, or not permitted.
+    pub(crate) fn open(pid: i32) -> Result<LiveProcess, SnapshotError> {
+        let exe_display = proc_fs::exe_path(pid)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
+        let (exe_path, exe) = open_exe(pid)?;
+        let exe_start = proc_fs::exe_mapping(pid).ok().map(|m| m.start);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok();
+        let mem = LiveMemory::open(pid).map_err(|source| match source.raw_os_error() {
+            Some(libc::ESRCH) | Some(libc::ENOENT) => classify_missing(pid),
+            _ => SnapshotError::Memory { pid, source },
+        })?;
+        Ok(LiveProcess {
+            pid,
+            exe_display,
+            exe_path,
+            exe,
+            exe_start,
+            environ,
+            mem,
+        })
+    }
+}
+
+impl Source for LiveProcess {
+    type Memory = LiveMemory;
+    type Stopped<'s> = Seized;
+
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn exe_display(&self) -> String {
+        self.exe_display.clone()
+    }
+
+    fn parse_executable(&self) -> Result<GoBinary, SnapshotError> {
+        GoBinary::from_file(&self.exe_path, &self.exe).map_err(|source| SnapshotError::Exe {
+            pid: self.pid,
+            source,
+        })
+    }
+
+    fn environ(&self) -> Option<&[u8]> {
+        self.environ.as_deref()
+    }
+
+    fn load_bias(&self, bin: &GoBinary) -> Result<u64, SnapshotError> {
+        if !bin.is_position_independent() {
+            return Ok(0);
+        }
+        let start = match self.exe_start {
+            Some(s) => s,
+            // Read again for the error it gives.
+            None => proc_fs::exe_mapping(self.pid)?.start,
+        };
+        Ok(proc_fs::bias_of(start, bin))
+    }
+
+    fn memory(&self) -> &LiveMemory {
+        &self.mem
+    }
+
+    fn stop(&self, which: Hold, max_pause: Duration) -> Result<Seized, SnapshotError> {
+        let opts = SeizeOptions {
+            max_pause,
+            only_threads: match which {
+                Hold::All => None,
+                Hold::Threads(tids) => Some(tids),
+            },
+            ..SeizeOptions::default()
+        };
+        Ok(Seized(SeizedProcess::seize(self.pid, &opts)?))
+    }
+
+    fn walk_error(&self, source: WalkError) -> SnapshotError {
+        exited_or(self.pid, SnapshotError::Walk { pid: self.pid, source })
+    }
+}
+
+/// The live hold: every (or the named) thread seized by ptrace.
+pub(crate) struct Seized(SeizedProcess);
+
+impl Stopped for Seized {
+    fn threads(&self) -> Vec<ThreadRegs> {
+        self.0
+            .threads()
+            .iter()
+            .map(|t| ThreadRegs {
+                tid: t.tid,
+                pc: t.regs.pc(),
+                sp: t.regs.sp(),
+                tls_base: t.regs.tls_base(),
+            })
+            .collect()
+    }
+
+    fn within_budget(&self) -> bool {
+        self.0.check_budget().is_ok()
+    }
+
+    fn release(self) -> Result<PauseStats, SnapshotError> {
+        let budget = self.0.check_budget();
+        let stats = self.0.detach();
+        budget?;
+        Ok(stats)
+    }
+}
+
+/// Why a PID has no readable `/proc/PID/exe`: gone, a zombie, or a
+/// kernel thread.
+fn classify_missing(pid: i32) -> SnapshotError {
+    match proc_fs::process_state(pid) {
+        Err(_) => SnapshotError::Process(ProcessError::NoSuchProcess { pid }),
+        Ok('Z') | Ok('X') => SnapshotError::Process(ProcessError::Zombie { pid }),
+        Ok(_) if proc_fs::is_kernel_thread(pid) => SnapshotError::NoExecutable { pid },
+        // Still listed but its memory is gone: it is exiting right now.
+        Ok(_) => SnapshotError::Process(ProcessError::Exited { pid }),
+    }
+}
+
+/// Maps a failure while the target was held to "the process exited" when
+/// that is what happened (its memory vanished under us).
+/// A process killed while held takes a moment to become a zombie, so the
+/// state is polled briefly (only on this error path).
+fn exited_or(pid: i32, e: SnapshotError) -> SnapshotError {
+    for _ in 0..20 {
+        match proc_fs::process_state(pid) {
+            Err(_) | Ok('Z') | Ok('X') => {
+                return SnapshotError::Process(ProcessError::Exited { pid })
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    e
+}
+
+/// Opens (does not parse) the target's executable, with the errors a user
+/// should see: gone, a zombie or kernel thread, or not permitted.
+fn open_exe(pid: i32) -> Result<(PathBuf, File), SnapshotError> {
+    let path = proc_fs::exe_open_path(pid);
+    match File::open(&path) {
+        Ok(f) => Ok((path, f)),
+        Err(io) if io.kind() == std::io::ErrorKind::NotFound => Err(classify_missing(pid)),
+        // Reading /proc/PID/exe needs the same privilege as ptrace.
+        Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(SnapshotError::Process(ProcessError::PermissionDenied {
+                pid,
+                ptrace_scope: proc_fs::ptrace_scope(),
+                target_uid: proc_fs::process_uid(pid).ok(),
+                // SAFETY: geteuid cannot fail and touches no memory.
+                our_euid: unsafe { libc::geteuid() },
+            }))
+        }
+        Err(source) => Err(SnapshotError::Exe {
+            pid,
+            source: ElfError::Open {
+                path: path.clone(),
+                source,
+            },
+        }),
+    }
+}

@@ -1,0 +1,304 @@
+//! `--nonblocking`: the process is never held as a whole.
+//!
+//! Before the hold, every g is read (no stacks). Only the threads running
+//! Go code are stopped, for their registers and the stacks of the
+//! goroutines on them. After release, every other goroutine is confirmed
+//! with the process running ([`confirm_parked`]): its g is read again, its
+//! stack read between two reads of its g, until two reads agree, at most
+//! [`MAX_RETRIES`] rounds; one that keeps changing is reported as such,
+//! never shown with a torn stack.
+
+use super::batch::{copy_stacks, live_range, stack_job, StackJob};
+use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
+use super::reads::{
+    copy_of, decode_table, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
+};
+use super::{Capture, Hold, Strategy};
+use crate::memory::BatchRead;
+use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
+use crate::walk::gtable::GTable;
+use crate::walk::unwind::SharedStack;
+use crate::walk::{ThreadRegs, WalkConfig, WalkError};
+use std::collections::HashMap;
+
+/// Rounds of re-reading a goroutine that keeps changing.
+pub(super) const MAX_RETRIES: usize = 8;
+/// Goroutines (and stack bytes) confirmed together: small, so that little
+/// time passes between a stack read and the re-read of its g.
+const CONFIRM_BATCH: usize = 256;
+const CONFIRM_BATCH_BYTES: usize = 1 << 20;
+
+/// State of a `--nonblocking` snapshot between its phases.
+#[derive(Default)]
+pub(super) struct Nonblocking {
+    pre: Option<PreRead>,
+    /// Indices (in `allgs`) of the goroutines that were running before
+    /// the hold: the ones read while their threads are stopped.
+    running: Vec<usize>,
+    held: Option<HeldRead>,
+}
+
+/// What was read while the running threads were stopped.
+struct HeldRead {
+    /// The records of the `running` g's, by index.
+    recs: HashMap<usize, GRecord>,
+    stacks: HeldStacks,
+    nanotime: i64,
+}
+
+impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Nonblocking {
+    /// Reads every g and picks the threads to stop: those running Go code.
+    fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError> {
+        let (pre, _) = pre_read(cfg, mem, Stacks::None)?;
+        let tids = pre.running_threads(cfg, mem);
+        self.running = pre.running_indices();
+        self.pre = Some(pre);
+        Ok(Hold::Threads(tids))
+    }
+
+    /// Reads the g's that were running, and the stacks of those still
+    /// valid, while their threads are stopped.
+    fn while_held(
+        &mut self,
+        cfg: &WalkConfig<'_, '_>,
+        mem: &R,
+        threads: Vec<ThreadRegs>,
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<(), WalkError> {
+        let nanotime = monotonic_ns();
+        let pre = self.pre.get_or_insert_with(|| PreRead::nothing(cfg));
+        let off = cfg.off;
+        let mut recs: HashMap<usize, GRecord> = HashMap::new();
+        let mut need: Vec<(usize, GRecord)> = Vec::new();
+        let picked: Vec<u64> = self.running.iter().map(|&i| pre.gs[i]).collect();
+        let table = GTable::read(mem, &picked, pre.window, Vec::new());
+        for (k, &i) in self.running.iter().enumerate() {
+            let Some(b) = table.get(k) else { continue };
+            let g = GRecord::decode(pre.gs[i], b, &off.g);
+            if !g.is_dead() && g.looks_valid() {
+                need.push((i, g.clone()));
+            }
+            recs.insert(i, g);
+        }
+        let stacks = pre.copy_held_stacks(cfg, mem, &need, threads, keep_going)?;
+        self.held = Some(HeldRead {
+            recs,
+            stacks,
+            nanotime,
+        });
+        Ok(())
+    }
+
+    fn after_release(
+        self: Box<Self>,
+        cfg: &WalkConfig<'_, '_>,
+        mem: &R,
+    ) -> Result<Capture, WalkError> {
+        let Nonblocking { pre, running, held } = *self;
+        let held = held.ok_or(WalkError::Abandoned)?;
+        let pre = pre.unwrap_or_else(|| PreRead::nothing(cfg));
+        confirm_parked(cfg, mem, pre, &running, held)
+    }
+}
+
+/// Goroutines settled, by index in `allgs`: a vector rather than a map,
+/// since there may be a million of them.
+#[derive(Default)]
+struct Done(Vec<Option<(GRecord, Result<SharedStack, String>)>>);
+
+impl Done {
+    fn insert(&mut self, i: usize, v: (GRecord, Result<SharedStack, String>)) {
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i] = Some(v);
+    }
+
+    fn contains_key(&self, i: &usize) -> bool {
+        self.0.get(*i).is_some_and(Option::is_some)
+    }
+}
+
+/// With the process running again: keeps the running goroutines read
+/// while their threads were stopped, and confirms every other goroutine
+/// (parked, in a syscall, or running on a thread that was not stopped) by
+/// reading its g again, re-reading its stack between two reads of its g
+/// until they agree.
+fn confirm_parked<R: BatchRead + Sync + ?Sized>(
+    cfg: &WalkConfig<'_, '_>,
+    src: &R,
+    mut pre: PreRead,
+    stopped: &[usize],
+    held: HeldRead,
+) -> Result<Capture, WalkError> {
+    let off = cfg.off;
+    let (mut stats, mut fresh) = pre.unwind_held(cfg, &held.stacks);
+    let mut final_ = Done::default();
+    for &i in stopped {
+        let Some(g) = held.recs.get(&i).cloned() else {
+            continue;
+        };
+        // Still running when its thread was stopped: that copy is exact.
+        if g.base_status() == G_RUNNING {
+            if let Some(uw) = fresh.remove(&i) {
+                final_.insert(i, (g, Ok(uw)));
+            }
+        }
+    }
+    // Confirm everything else against a fresh read of every g.
+    let gs = read_allgs(cfg, src)?;
+    let buffer = std::mem::take(&mut pre.buffer);
+    let table = GTable::read(src, &gs, pre.window, buffer);
+    let mut latest = decode_table(&table, &gs, off);
+    drop(table);
+    let confirmable = |g: &GRecord| g.is_off_cpu() || g.base_status() == G_SYSCALL;
+    let mut pending: Vec<usize> = Vec::new();
+    for (i, g) in latest.iter().enumerate() {
+        let Some(g) = g else { continue };
+        if g.is_dead() || final_.contains_key(&i) {
+            continue;
+        }
+        let confirmed = confirmable(g)
+            && pre.gs.get(i) == Some(&g.addr)
+            && pre.stacks.get(i).is_some_and(|s| s.is_some())
+            && pre.fps.get(i).copied().flatten() == Some(GFingerprint::of(g));
+        if !g.looks_valid() {
+            final_.insert(i, (g.clone(), Err(inconsistent(g))));
+        } else if confirmed {
+            let uw = pre.stacks[i].take().unwrap_or_default();
+            stats.reused += 1;
+            final_.insert(i, (g.clone(), Ok(uw)));
+        } else {
+            pending.push(i);
+        }
+    }
+    let minor = cfg.prog.version.minor;
+    let mut stack_buf = Vec::new();
+    for round in 0..MAX_RETRIES {
+        if pending.is_empty() {
+            break;
+        }
+        stats.retry_rounds += 1;
+        if round > 0 {
+            // Refresh the g's that were running or unreadable last round.
+            let stale: Vec<usize> = pending
+                .iter()
+                .copied()
+                .filter(|&i| latest[i].as_ref().is_none_or(|g| !confirmable(g)))
+                .collect();
+            let picked: Vec<u64> = stale.iter().map(|&i| gs[i]).collect();
+            let table = GTable::read(src, &picked, pre.window, Vec::new());
+            for (k, &i) in stale.iter().enumerate() {
+                if let Some(b) = table.get(k) {
+                    latest[i] = Some(GRecord::decode(gs[i], b, &off.g));
+                }
+            }
+        }
+        let ms = read_ms(
+            src,
+            off,
+            pending
+                .iter()
+                .filter_map(|&i| latest[i].as_ref().map(|g| g.m)),
+        );
+        pre.ms.extend(ms);
+        let mut still = Vec::new();
+        let mut k = 0;
+        while k < pending.len() {
+            // A small batch: its stacks, then its g's again right away, so
+            // that the window in which a goroutine may wake is short.
+            let mut batch: Vec<(usize, StackJob)> = Vec::new();
+            let mut bytes = 0usize;
+            while k < pending.len() && batch.len() < CONFIRM_BATCH && bytes < CONFIRM_BATCH_BYTES {
+                let i = pending[k];
+                k += 1;
+                let Some(g) = latest[i].as_ref() else {
+                    still.push(i);
+                    continue;
+                };
+                if g.is_dead() {
+                    continue; // exited meanwhile
+                }
+                if !confirmable(g) {
+                    still.push(i); // running now: next round
+                    continue;
+                }
+                match stack_job(g, &pre.ms, &[]) {
+                    Ok(job) => {
+                        bytes += live_range(&job).1;
+                        batch.push((i, job));
+                    }
+                    Err(e) => {
+                        final_.insert(i, (g.clone(), Err(e)));
+                    }
+                }
+            }
+            let ranges = copy_stacks(batch.iter().map(|(_, job)| job), &mut stack_buf, |reqs| {
+                src.read_batch(reqs)
+            });
+            let picked: Vec<u64> = batch.iter().map(|&(i, _)| gs[i]).collect();
+            let table = GTable::read(src, &picked, pre.window, Vec::new());
+            for (b, ((i, job), range)) in batch.iter().zip(ranges).enumerate() {
+                let now = table
+                    .get(b)
+                    .map(|bytes| GRecord::decode(gs[*i], bytes, &off.g));
+                let same = match (&latest[*i], &now) {
+                    (Some(before), Some(n)) => before.same_state(n),
+                    _ => false,
+                };
+                match now {
+                    Some(n) if same => {
+                        let data = range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]);
+                        let stack = pre.unwind_copy(cfg, job, data);
+                        stats.reread += 1;
+                        final_.insert(*i, (n, Ok(stack)));
+                    }
+                    Some(n) if n.is_dead() => {}
+                    Some(n) => {
+                        stats.changed += 1;
+                        latest[*i] = Some(n);
+                        still.push(*i);
+                    }
+                    None => still.push(*i),
+                }
+            }
+        }
+        pending = still;
+    }
+    for i in pending {
+        let Some(g) = latest[i].take() else { continue };
+        stats.changing += 1;
+        let what = if g.base_status() == G_RUNNING {
+            "running on a thread that was not stopped"
+        } else {
+            "changing"
+        };
+        final_.insert(
+            i,
+            (
+                g,
+                Err(format!(
+                    "{what} while read with --nonblocking ({MAX_RETRIES} attempts); \
+                     run again, or without --nonblocking for a consistent snapshot"
+                )),
+            ),
+        );
+    }
+    let mut goroutines = Vec::with_capacity(final_.0.len());
+    for (g, stack) in final_.0.into_iter().flatten() {
+        labels_for(src, minor, &mut pre.labels, g.labels);
+        goroutines.push(copy_of(
+            g,
+            &pre.ms,
+            &held.stacks.threads,
+            stack,
+            &pre.labels,
+        ));
+    }
+    Ok(Capture {
+        goroutines,
+        nanotime: held.nanotime,
+        warnings: pre.warnings,
+        stats,
+    })
+}
