@@ -51,6 +51,7 @@ pub struct GoProgram<'a> {
     pub(crate) moduledata: Option<ModuleData>,
     /// Why the module data is missing, when it is.
     pub(crate) moduledata_error: Option<String>,
+    /// Where `allgs`, `allm`, `sched`... live (symbol table or disassembly).
     pub globals: RuntimeGlobals,
     /// `runtime.waitReasonStrings` as the binary holds it, when found.
     pub(crate) wait_reasons_from_binary: Option<Vec<String>>,

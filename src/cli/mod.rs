@@ -6,8 +6,8 @@ pub(crate) mod analysis;
 pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod info;
-pub(crate) mod timing;
 pub(crate) mod leaks;
+pub(crate) mod timing;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use error::{CliError, Doing};

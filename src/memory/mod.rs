@@ -25,11 +25,11 @@ use thiserror::Error;
 #[error("cannot read {len} bytes at {addr:#x}: {reason}")]
 pub struct MemoryError {
     /// Start of the failed read, as asked for.
-    pub addr: u64,
+    pub(crate) addr: u64,
     /// Bytes asked for.
-    pub len: usize,
+    pub(crate) len: usize,
     /// Why, in words for the user (the errno, "not in the snapshot").
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl MemoryError {
@@ -123,11 +123,11 @@ pub trait BatchRead: Memory {
 /// where it was copied from. Reads outside it fail like reads of memory
 /// that was never copied.
 #[derive(Debug, Clone, Copy)]
-pub struct SliceMemory<'a> {
+pub(crate) struct SliceMemory<'a> {
     /// Target address of `data[0]`.
-    pub base: u64,
+    pub(crate) base: u64,
     /// The bytes copied from `base` on.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
 }
 
 impl Memory for SliceMemory<'_> {

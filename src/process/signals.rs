@@ -88,7 +88,7 @@ pub(crate) struct StopSignalDeferral {
 impl StopSignalDeferral {
     /// Starts deferring SIGTSTP (process-wide; nested guards share one
     /// handler).
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         let mut st = DEFER.lock().unwrap_or_else(|e| e.into_inner());
         if st.users == 0 {
             // SAFETY: sigaction structs are plain data; zeroed is a valid

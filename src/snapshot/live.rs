@@ -104,7 +104,13 @@ impl Source for LiveProcess {
     }
 
     fn walk_error(&self, source: WalkError) -> SnapshotError {
-        exited_or(self.pid, SnapshotError::Walk { pid: self.pid, source })
+        exited_or(
+            self.pid,
+            SnapshotError::Walk {
+                pid: self.pid,
+                source,
+            },
+        )
     }
 }
 
@@ -120,7 +126,6 @@ impl Stopped for Seized {
                 tid: t.tid,
                 pc: t.regs.pc(),
                 sp: t.regs.sp(),
-                tls_base: t.regs.tls_base(),
             })
             .collect()
     }

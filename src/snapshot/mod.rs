@@ -26,7 +26,7 @@ use thiserror::Error;
 /// What a failed [`AfterSeize`] hook returns (under sudo: a policy re-check or a
 /// privilege drop error), with its own exit code; `snapshot_pid` wraps it in
 /// `SnapshotError::AfterSeize`.
-pub type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
+pub(crate) type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
 
 /// A step `snapshot_pid` runs once every thread of the target is seized
 /// and stopped, before it reads the target's memory: under sudo, re-check
@@ -44,6 +44,7 @@ impl std::fmt::Debug for AfterSeize {
 }
 
 /// Why a snapshot failed as a whole.
+#[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error)]
 pub enum SnapshotError {
     #[error(transparent)]
@@ -195,8 +196,10 @@ fn run<S: Source>(
         None
     };
     let bin = src.parse_executable()?;
-    let (prog, layout) =
-        load_program(&bin).map_err(|source| SnapshotError::NotGo { pid: src.pid(), source })?;
+    let (prog, layout) = load_program(&bin).map_err(|source| SnapshotError::NotGo {
+        pid: src.pid(),
+        source,
+    })?;
     let off = layout?.offsets()?;
     let (wait_reasons, gstatus) = walk_tables(&prog);
     let cfg = WalkConfig {
@@ -207,8 +210,7 @@ fn run<S: Source>(
         gstatus,
         frame_registers: opts.frame_registers,
     };
-    let header_labels =
-        prog.version.minor >= 26 && godebug::traceback_labels(src.environ(), &prog);
+    let header_labels = prog.version.minor >= 26 && godebug::traceback_labels(src.environ(), &prog);
     let mut strategy = capture::strategy::<S::Memory>(mode);
     let t_read = Instant::now();
     let load = t_read.duration_since(t_start);

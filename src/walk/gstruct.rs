@@ -18,7 +18,7 @@ pub(crate) use crate::gotrace::status::{
 /// prove that stack was not written meanwhile: that is how gopeek reads
 /// parked goroutines while the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct GFingerprint {
+pub(crate) struct GFingerprint {
     words: [u64; 12],
     status: u32,
     seq: u8,
@@ -27,7 +27,7 @@ pub struct GFingerprint {
 
 impl GFingerprint {
     /// The fingerprint of a decoded g.
-    pub fn of(g: &GRecord) -> Self {
+    pub(crate) fn of(g: &GRecord) -> Self {
         GFingerprint {
             words: [
                 g.goid,
@@ -50,7 +50,7 @@ impl GFingerprint {
     }
 
     /// [`GRecord::is_off_cpu`] for the fingerprinted state.
-    pub fn is_off_cpu(&self) -> bool {
+    pub(crate) fn is_off_cpu(&self) -> bool {
         GRecord {
             status: self.status,
             ..GRecord::default()
@@ -61,7 +61,7 @@ impl GFingerprint {
     /// The fingerprint straight from a g's raw bytes, reading only the
     /// fields it needs (this runs for every g while the target is held).
     /// Equal to `of(&GRecord::decode(..))` for the same bytes.
-    pub fn from_bytes(b: &[u8], off: &GOffsets) -> Self {
+    pub(crate) fn from_bytes(b: &[u8], off: &GOffsets) -> Self {
         let w = |o: u64| word(b, o);
         GFingerprint {
             words: [
@@ -92,30 +92,30 @@ impl GFingerprint {
 
 /// The fields of a `g` the dump uses, decoded from its copied bytes.
 #[derive(Debug, Clone, Default)]
-pub struct GRecord {
-    pub addr: u64,
-    pub goid: u64,
+pub(crate) struct GRecord {
+    pub(crate) addr: u64,
+    pub(crate) goid: u64,
     /// `atomicstatus` as stored (scan bit included).
-    pub status: u32,
-    pub waitreason: u8,
-    pub waitsince: i64,
-    pub stack_lo: u64,
-    pub stack_hi: u64,
-    pub m: u64,
-    pub sched_sp: u64,
-    pub sched_pc: u64,
-    pub sched_lr: u64,
-    pub sched_g: u64,
-    pub sched_bp: u64,
-    pub syscallsp: u64,
-    pub syscallpc: u64,
-    pub lockedm: u64,
-    pub gopc: u64,
-    pub startpc: u64,
-    pub parent_goid: u64,
-    pub labels: u64,
+    pub(crate) status: u32,
+    pub(crate) waitreason: u8,
+    pub(crate) waitsince: i64,
+    pub(crate) stack_lo: u64,
+    pub(crate) stack_hi: u64,
+    pub(crate) m: u64,
+    pub(crate) sched_sp: u64,
+    pub(crate) sched_pc: u64,
+    pub(crate) sched_lr: u64,
+    pub(crate) sched_g: u64,
+    pub(crate) sched_bp: u64,
+    pub(crate) syscallsp: u64,
+    pub(crate) syscallpc: u64,
+    pub(crate) lockedm: u64,
+    pub(crate) gopc: u64,
+    pub(crate) startpc: u64,
+    pub(crate) parent_goid: u64,
+    pub(crate) labels: u64,
     /// `g.trackingSeq` (0 where the version has none).
-    pub tracking_seq: u8,
+    pub(crate) tracking_seq: u8,
 }
 
 fn word(b: &[u8], off: u64) -> u64 {
@@ -128,7 +128,7 @@ fn word(b: &[u8], off: u64) -> u64 {
 impl GRecord {
     /// Decodes `bytes` (a copy of `off.size` bytes at `addr`); fields past
     /// the end of a short copy read as zero.
-    pub fn decode(addr: u64, bytes: &[u8], off: &GOffsets) -> GRecord {
+    pub(crate) fn decode(addr: u64, bytes: &[u8], off: &GOffsets) -> GRecord {
         let u32_at = |o: u64| {
             bytes
                 .get(o as usize..o as usize + 4)
@@ -166,7 +166,7 @@ impl GRecord {
     /// How many bytes from the start of a g [`GRecord::decode`] looks at:
     /// the copy taken while the target is held stops there (a Go 1.27 g is
     /// 456 bytes, of which the walker needs the first ~360).
-    pub fn bytes_needed(off: &GOffsets) -> u64 {
+    pub(crate) fn bytes_needed(off: &GOffsets) -> u64 {
         let words = [
             off.goid,
             off.waitsince,
@@ -199,7 +199,7 @@ impl GRecord {
 
     /// `true` when `other` (the same g read again later) shows the
     /// goroutine in the same state (see [`GFingerprint`]).
-    pub fn same_state(&self, other: &GRecord) -> bool {
+    pub(crate) fn same_state(&self, other: &GRecord) -> bool {
         self.addr == other.addr && GFingerprint::of(self) == GFingerprint::of(other)
     }
 
@@ -207,7 +207,7 @@ impl GRecord {
     /// preempted, leaked): its stack cannot change until it runs, which
     /// [`Self::same_state`] would see. A copy of it read while the process
     /// ran is as good as one read while it was stopped.
-    pub fn is_off_cpu(&self) -> bool {
+    pub(crate) fn is_off_cpu(&self) -> bool {
         matches!(
             self.base_status(),
             G_RUNNABLE | G_WAITING | G_PREEMPTED | G_LEAKED
@@ -215,18 +215,18 @@ impl GRecord {
     }
 
     /// Status without the scan bit.
-    pub fn base_status(&self) -> u32 {
+    pub(crate) fn base_status(&self) -> u32 {
         crate::gotrace::status::base_status(self.status)
     }
 
     /// Go's tracebacks skip these.
-    pub fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         matches!(self.base_status(), G_DEAD | G_DEAD_EXTRA)
     }
 
     /// Cheap sanity check that the bytes really are a g: the runtime keeps
     /// `g.sched.g == g` for every g, and a live stack has `lo < hi`.
-    pub fn looks_valid(&self) -> bool {
+    pub(crate) fn looks_valid(&self) -> bool {
         (self.sched_g == self.addr || self.sched_g == 0)
             && (self.is_dead()
                 || (self.stack_lo < self.stack_hi && self.stack_hi - self.stack_lo <= 1 << 30))

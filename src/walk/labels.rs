@@ -11,9 +11,9 @@ use crate::memory::{Memory, MemoryExt};
 use std::collections::BTreeMap;
 
 /// Most labels read per goroutine.
-pub const MAX_LABELS: u64 = 64;
+pub(crate) const MAX_LABELS: u64 = 64;
 /// Longest key or value read.
-pub const MAX_LABEL_LEN: u64 = 4096;
+pub(crate) const MAX_LABEL_LEN: u64 = 4096;
 /// Largest `hmap.B` accepted (2^B buckets).
 const MAX_BUCKET_SHIFT: u8 = 6;
 /// Longest overflow chain followed per bucket.
@@ -27,7 +27,7 @@ const MIN_TOP_HASH: u8 = 5;
 
 /// Reads the labels behind `g.labels`; `None` if there are none or they
 /// cannot be read.
-pub fn read_labels<M: Memory>(
+pub(crate) fn read_labels<M: Memory>(
     mem: &M,
     labels_ptr: u64,
     minor: u32,

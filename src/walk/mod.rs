@@ -3,10 +3,10 @@
 //! printing rules ([`build_goroutines`]) after the target runs again.
 
 pub mod capture;
-pub mod gstruct;
-pub mod gtable;
-pub mod labels;
-pub mod unwind;
+pub(crate) mod gstruct;
+pub(crate) mod gtable;
+pub(crate) mod labels;
+pub(crate) mod unwind;
 
 use crate::binary::program::GoProgram;
 use crate::binary::symbolize::{frames_at, SymFrame};
@@ -23,12 +23,13 @@ use thiserror::Error;
 
 /// Most goroutines accepted from `allgs` (a corrupt length beyond this is
 /// refused rather than allocated).
-pub const MAX_GOROUTINES: u64 = 1 << 24;
+pub(crate) const MAX_GOROUTINES: u64 = 1 << 24;
 /// Largest goroutine stack Go allows (runtime.maxstacksize on 64-bit).
-pub const MAX_STACK: u64 = 1 << 30;
+pub(crate) const MAX_STACK: u64 = 1 << 30;
 
 /// Why the goroutine list itself could not be read (one bad goroutine only
 /// marks that goroutine).
+#[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error)]
 pub enum WalkError {
     #[error("runtime.allgs was not found in the binary; cannot list goroutines")]
@@ -57,19 +58,23 @@ impl crate::exit::ExitStatus for WalkError {
 /// Registers of one thread, as much as the walker needs.
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadRegs {
-    pub tid: i32,
-    pub pc: u64,
-    pub sp: u64,
-    pub tls_base: u64,
+    pub(crate) tid: i32,
+    pub(crate) pc: u64,
+    pub(crate) sp: u64,
 }
 
 /// What the walker needs to know about the target besides its memory.
 pub struct WalkConfig<'p, 'a> {
+    /// The executable: symbols, PC tables, version.
     pub prog: &'p GoProgram<'a>,
+    /// Where each runtime field sits in this version.
     pub off: &'p RuntimeOffsets,
     /// PIE load bias (runtime address = link address + bias).
     pub bias: u64,
+    /// `waitReasonStrings` of the target (from the binary, else the
+    /// version's table).
     pub wait_reasons: Vec<String>,
+    /// `gStatusStrings` of the target's version.
     pub gstatus: Vec<String>,
     /// Keep each frame's SP and FP (`--system` text prints them); without
     /// it, goroutines with the same stack share one frame list.

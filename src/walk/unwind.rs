@@ -6,45 +6,45 @@ use crate::memory::{Memory, MemoryExt};
 
 /// Most physical frames followed on one stack. Go's deepest legal stack
 /// (1 GiB of 16-byte frames) is larger, but no traceback needs more.
-pub const MAX_PHYSICAL_FRAMES: usize = 1_000_000;
+pub(crate) const MAX_PHYSICAL_FRAMES: usize = 1_000_000;
 
 /// Where unwinding starts.
 #[derive(Debug, Clone, Copy)]
-pub struct UnwindStart {
+pub(crate) struct UnwindStart {
     /// Runtime PC (load bias included).
-    pub pc: u64,
-    pub sp: u64,
+    pub(crate) pc: u64,
+    pub(crate) sp: u64,
     /// The PC was interrupted, not a return address (thread registers):
     /// symbolize at `pc`, not `pc - 1`.
-    pub trap: bool,
+    pub(crate) trap: bool,
     /// Taken from `g.syscallpc/syscallsp`: an SPWRITE innermost function
     /// (asmcgocall, a raw syscall stub) does not end the walk.
-    pub syscall: bool,
+    pub(crate) syscall: bool,
 }
 
 /// One physical frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PhysFrame {
+pub(crate) struct PhysFrame {
     /// Runtime PC: the resume address for callers, the current PC for the
     /// innermost frame.
-    pub pc: u64,
-    pub sp: u64,
+    pub(crate) pc: u64,
+    pub(crate) sp: u64,
     /// The caller's SP (Go's `frame.fp`); 0 where the walk stopped at this
     /// frame before computing it.
-    pub fp: u64,
+    pub(crate) fp: u64,
     /// Index of the function in the pclntab.
-    pub func: usize,
+    pub(crate) func: usize,
     /// Function entry (link address).
-    pub entry: u64,
+    pub(crate) entry: u64,
     /// Link-time PC to symbolize (`pc - 1` for return addresses).
-    pub sym_pc: u64,
+    pub(crate) sym_pc: u64,
 }
 
 /// A stack, or as much of it as could be read, and why it stops early.
 #[derive(Debug, Clone, Default)]
-pub struct Unwound {
-    pub frames: Vec<PhysFrame>,
-    pub error: Option<String>,
+pub(crate) struct Unwound {
+    pub(crate) frames: Vec<PhysFrame>,
+    pub(crate) error: Option<String>,
 }
 
 /// What the unwinder needs to know about one PC, computed once per PC:
@@ -64,7 +64,7 @@ struct PcInfo {
 /// Memo of [`PcInfo`] by link-time PC, shared across the goroutines of
 /// one dump.
 #[derive(Debug, Default)]
-pub struct UnwindCache {
+pub(crate) struct UnwindCache {
     map: rustc_hash::FxHashMap<u64, Option<PcInfo>>,
 }
 
@@ -101,7 +101,7 @@ fn is_injected(name: &[u8]) -> bool {
 
 /// Walks the stack from `start` within `[stack_lo, stack_hi)`. `bias` is
 /// the PIE load bias (runtime = link + bias).
-pub fn unwind<M: Memory>(
+pub(crate) fn unwind<M: Memory>(
     tab: &Pclntab<'_>,
     cache: &mut UnwindCache,
     bias: u64,
@@ -118,7 +118,7 @@ pub fn unwind<M: Memory>(
 /// [`unwind`] into `out` (cleared first), so that one buffer serves every
 /// goroutine of a snapshot.
 #[allow(clippy::too_many_arguments)]
-pub fn unwind_into<M: Memory>(
+pub(crate) fn unwind_into<M: Memory>(
     tab: &Pclntab<'_>,
     cache: &mut UnwindCache,
     bias: u64,
@@ -229,22 +229,22 @@ pub fn unwind_into<M: Memory>(
 /// different addresses, so they share one (see [`StackInterner`]): a
 /// snapshot holds one copy per distinct stack, not one per goroutine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct StackShape {
+pub(crate) struct StackShape {
     /// `sp`/`fp` hold offsets from [`SharedStack::sp0`] (wrapping).
-    pub frames: Vec<PhysFrame>,
-    pub error: Option<String>,
+    pub(crate) frames: Vec<PhysFrame>,
+    pub(crate) error: Option<String>,
 }
 
 /// One goroutine's stack: a shared shape placed at its innermost SP.
 #[derive(Debug, Clone, Default)]
-pub struct SharedStack {
-    pub shape: std::sync::Arc<StackShape>,
-    pub sp0: u64,
+pub(crate) struct SharedStack {
+    pub(crate) shape: std::sync::Arc<StackShape>,
+    pub(crate) sp0: u64,
 }
 
 impl SharedStack {
     /// The frames with absolute SP and FP (FP 0 stays 0: not computed).
-    pub fn frames(&self) -> impl Iterator<Item = PhysFrame> + '_ {
+    pub(crate) fn frames(&self) -> impl Iterator<Item = PhysFrame> + '_ {
         self.shape.frames.iter().map(move |f| PhysFrame {
             sp: f.sp.wrapping_add(self.sp0),
             fp: if f.fp == 0 {
@@ -261,7 +261,7 @@ impl SharedStack {
 /// allocating for a stack it has seen before (the common case: 100k
 /// goroutines, a dozen stacks).
 #[derive(Debug, Default)]
-pub struct StackInterner {
+pub(crate) struct StackInterner {
     by_hash: rustc_hash::FxHashMap<u64, Vec<std::sync::Arc<StackShape>>>,
     count: usize,
 }
@@ -280,12 +280,12 @@ impl StackInterner {
     }
 
     /// The shared form of an unwound stack.
-    pub fn intern(&mut self, uw: Unwound) -> SharedStack {
+    pub(crate) fn intern(&mut self, uw: Unwound) -> SharedStack {
         self.intern_ref(&uw)
     }
 
     /// [`Self::intern`] from a borrowed stack (a reused buffer).
-    pub fn intern_ref(&mut self, uw: &Unwound) -> SharedStack {
+    pub(crate) fn intern_ref(&mut self, uw: &Unwound) -> SharedStack {
         use std::hash::{Hash, Hasher};
         let sp0 = uw.frames.first().map_or(0, |f| f.sp);
         let mut h = rustc_hash::FxHasher::default();
@@ -318,12 +318,8 @@ impl StackInterner {
     }
 
     /// Distinct stacks seen.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 }
 

@@ -48,24 +48,24 @@ use std::sync::Arc;
 
 /// pprof labels of one goroutine, shared by every goroutine that carries
 /// the same label set (they share the runtime's map too).
-pub type Labels = Arc<BTreeMap<String, String>>;
+pub(crate) type Labels = Arc<BTreeMap<String, String>>;
 
 /// Everything the dump needs about one live goroutine, its stack already
 /// unwound to physical frames; symbolizing comes later, after release.
 #[derive(Debug, Clone)]
 pub struct GoroutineCopy {
     /// The g as read (at the held instant, or when confirmed).
-    pub rec: GRecord,
+    pub(crate) rec: GRecord,
     /// `(m.id, m address)` of the M running it: the dump prints `m=N`.
-    pub m: Option<(i64, u64)>,
+    pub(crate) m: Option<(i64, u64)>,
     /// Thread (TID) of a running or syscall goroutine, to match it with
     /// the thread list.
-    pub thread: Option<i32>,
+    pub(crate) thread: Option<i32>,
     /// The unwound stack (shared with every goroutine parked in the same
     /// code), or why there is none.
-    pub stack: Result<SharedStack, String>,
+    pub(crate) stack: Result<SharedStack, String>,
     /// Its pprof labels, if any.
-    pub labels: Option<Labels>,
+    pub(crate) labels: Option<Labels>,
 }
 
 /// How a snapshot was read, for `GOPEEK_DEBUG_TIMING` and the bench.
@@ -92,14 +92,14 @@ pub struct CaptureStats {
 #[derive(Debug, Default)]
 pub struct Capture {
     /// Live goroutines, in `allgs` order.
-    pub goroutines: Vec<GoroutineCopy>,
+    pub(crate) goroutines: Vec<GoroutineCopy>,
     /// CLOCK_MONOTONIC at the held instant, in ns (Go's `nanotime`): what
     /// `g.waitsince` is compared with.
-    pub nanotime: i64,
+    pub(crate) nanotime: i64,
     /// What the dump should say was incomplete.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// How the capture was read.
-    pub stats: CaptureStats,
+    pub(crate) stats: CaptureStats,
 }
 
 /// Which threads a strategy needs stopped while it reads.

@@ -340,7 +340,6 @@ impl World {
                     tid: TID_BASE + slot as i32,
                     pc: g.pcs[0],
                     sp: Self::sp(slot),
-                    tls_base: 0,
                 })
             })
             .collect()
