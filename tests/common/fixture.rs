@@ -24,11 +24,13 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `path` when it exists. Otherwise `None` and a note (the test skips), or
-/// with GOPEEK_REQUIRE_MATRIX=1 a panic: `{what} {path} is missing: {fix}`.
+/// `path` when it exists, with symbolic links resolved (as the kernel
+/// shows it in /proc/PID/exe: target/fixtures may be a link to a shared
+/// build). Otherwise `None` and a note (the test skips), or with
+/// GOPEEK_REQUIRE_MATRIX=1 a panic: `{what} {path} is missing: {fix}`.
 pub fn present(path: PathBuf, what: &str, fix: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
+    if let Ok(p) = std::fs::canonicalize(&path) {
+        return Some(p);
     }
     if std::env::var("GOPEEK_REQUIRE_MATRIX").as_deref() == Ok("1") {
         panic!("{what} {} is missing: {fix}", path.display());
@@ -76,7 +78,7 @@ pub fn newest_fixture(mode: &str, name: &str) -> Option<PathBuf> {
                 .join(format!("go{v}"))
                 .join(mode)
                 .join(name);
-            p.exists().then_some(p)
+            std::fs::canonicalize(p).ok()
         })
         .or_else(|| fixture(GO_VERSIONS[GO_VERSIONS.len() - 1], mode, name))
 }
