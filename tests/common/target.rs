@@ -66,6 +66,11 @@ impl Launch {
         }
     }
 
+    /// Its working directory (for files it should find there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn args(mut self, args: &[&str]) -> Launch {
         self.cmd.args(args);
         self
