@@ -43,12 +43,15 @@ impl Running {
     }
 }
 
+/// Called with each line of the target's stdout.
+type LineFn = Box<dyn FnMut(&str) + Send>;
+
 /// A target to start; see the module documentation.
 pub struct Launch {
     bin: PathBuf,
     cmd: Command,
     dir: tempfile::TempDir,
-    on_line: Option<Box<dyn FnMut(&str) + Send>>,
+    on_line: Option<LineFn>,
 }
 
 impl Launch {
