@@ -16,17 +16,23 @@
 //! in `dump_survives_random_kills` (default 200), GOPEEK_FAULT_EXIT_ITERS
 //! the number of target exits per target in `target_exits_mid_snapshot`
 //! (default 40).
+//!
+//! The `busy` harness and the aimed gopeek runs are in
+//! tests/fault_dump/support.rs; the shared harness is tests/common.
 
 mod common;
+#[path = "fault_dump/support.rs"]
+mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
+use common::{
+    describe_threads, threads, wait_running_untraced, wait_stopped_untraced, wait_timeout, zombie,
+    Launch,
+};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use support::*;
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -47,394 +53,7 @@ fn serial() -> MutexGuard<'static, ()> {
 /// The two targets of the fault tests: a current toolchain with symbols and
 /// an old one without.
 fn targets() -> Vec<(String, PathBuf)> {
-    [("1.27", "default"), ("1.19", "stripped")]
-        .into_iter()
-        .filter_map(|(v, m)| common::fixture(v, m, "busy").map(|p| (format!("go{v}/{m}"), p)))
-        .collect()
-}
-
-/// xorshift64* (no new crates).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut s =
-            seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        if s == 0 {
-            s = 1;
-        }
-        let mut r = Rng(s);
-        r.next();
-        r
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `0..=max`.
-    fn duration(&mut self, max: Duration) -> Duration {
-        let ns = max.as_nanos() as u64;
-        Duration::from_nanos(self.next() % (ns + 1))
-    }
-}
-
-/// A running `busy` fixture whose heartbeat is read continuously; killed
-/// (and reaped) on drop.
-struct Busy {
-    child: Child,
-    pid: i32,
-    ticks: Arc<AtomicU64>,
-    label: String,
-}
-
-impl Busy {
-    fn start(label: &str, bin: &Path) -> Busy {
-        let mut child = Command::new(bin)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let stdout = child.stdout.take().unwrap();
-        let ticks = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = mpsc::channel();
-        let t = ticks.clone();
-        // Keep reading for the whole life of the target: a full pipe would
-        // block it and look like a stopped heartbeat.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(n) = line
-                    .strip_prefix("tick ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                {
-                    t.store(n, Ordering::SeqCst);
-                } else if line.starts_with("ready ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} did not print ready within 30 s", bin.display());
-        }
-        let pid = child.id() as i32;
-        Busy {
-            child,
-            pid,
-            ticks,
-            label: label.to_string(),
-        }
-    }
-
-    fn tick(&self) -> u64 {
-        self.ticks.load(Ordering::SeqCst)
-    }
-
-    /// Waits until the heartbeat passes its current value; returns how long
-    /// that took.
-    fn wait_heartbeat(&self, within: Duration) -> Result<Duration, String> {
-        let t0 = self.tick();
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if self.tick() > t0 {
-                return Ok(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Err(format!(
-            "{} (pid {}): heartbeat stuck at tick {t0} for {within:?}; threads {}",
-            self.label,
-            self.pid,
-            describe_threads(self.pid)
-        ))
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own unreaped child.
-        let rc = unsafe { libc::kill(self.pid, sig) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({}, {sig}): {}",
-            self.pid,
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `(tid, state, TracerPid)` of every thread that could be read (threads
-/// that vanish while we look are left out).
-fn threads(pid: i32) -> Vec<(i32, char, i32)> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for e in rd.flatten() {
-            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
-                continue;
-            };
-            let state = status
-                .lines()
-                .find_map(|l| l.strip_prefix("State:"))
-                .and_then(|s| s.trim().chars().next());
-            let tracer = status
-                .lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .and_then(|s| s.trim().parse().ok());
-            if let (Some(s), Some(t)) = (state, tracer) {
-                out.push((tid, s, t));
-            }
-        }
-    }
-    out
-}
-
-fn describe_threads(pid: i32) -> String {
-    let ts = threads(pid);
-    // Cross-check against the shared helper's view.
-    let common_view = common::thread_states(pid);
-    format!(
-        "{:?} (common::thread_states: {:?})",
-        ts.iter()
-            .map(|(tid, s, t)| format!("{tid}:{s}/tracer={t}"))
-            .collect::<Vec<_>>(),
-        common_view
-    )
-}
-
-/// TracerPid of the thread-group leader (gopeek seizes it first).
-fn leader_tracer(pid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Polls until every thread of `pid` satisfies `ok(state)` with TracerPid 0
-/// (the kernel detaches on tracer exit asynchronously).
-fn wait_threads(
-    pid: i32,
-    within: Duration,
-    want: &str,
-    ok: impl Fn(char) -> bool,
-) -> Result<Duration, String> {
-    let start = Instant::now();
-    loop {
-        let ts = threads(pid);
-        if !ts.is_empty() && ts.iter().all(|&(_, s, t)| ok(s) && t == 0) {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() >= within {
-            return Err(format!(
-                "threads of {pid} not {want} and untraced after {within:?}: {}",
-                describe_threads(pid)
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-}
-
-fn wait_running_untraced(pid: i32) -> Result<Duration, String> {
-    wait_threads(pid, Duration::from_secs(1), "running", |s| {
-        s != 't' && s != 'T'
-    })
-}
-
-fn wait_stopped_untraced(pid: i32) -> Result<Duration, String> {
-    wait_threads(pid, Duration::from_secs(1), "group-stopped (T)", |s| {
-        s == 'T'
-    })
-}
-
-fn gopeek_dump(pid: i32) -> Child {
-    common::gopeek()
-        .args(["dump", "--pid", &pid.to_string(), "--format", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning gopeek")
-}
-
-/// Waits for `child` at most `timeout`; on timeout it is killed and `None`
-/// returned (with a description of where it was stuck in `stuck`).
-fn wait_timeout(child: &mut Child, timeout: Duration, stuck: &mut String) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some(st);
-        }
-        if start.elapsed() >= timeout {
-            let pid = child.id();
-            let mut s = String::new();
-            if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-                for e in rd.flatten() {
-                    let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                    let wchan = std::fs::read_to_string(e.path().join("wchan")).unwrap_or_default();
-                    s.push_str(&format!("[{} wchan={wchan}] ", stat.trim()));
-                }
-            }
-            *stuck = s;
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn stderr_of(child: &mut Child) -> String {
-    let mut s = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut s);
-    }
-    s
-}
-
-fn sig_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        _ => "?",
-    }
-}
-
-/// How long an undisturbed `gopeek dump` of this target takes (wall time)
-/// and how long it holds it (`pause_us`), medians of 5 runs.
-struct Calibration {
-    wall: Duration,
-    pause: Duration,
-}
-
-fn calibrate(busy: &Busy) -> Calibration {
-    let mut walls = Vec::new();
-    let mut pauses = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        let out = common::gopeek()
-            .args(["dump", "--pid", &busy.pid.to_string(), "--format", "json"])
-            .output()
-            .expect("running gopeek");
-        walls.push(t.elapsed());
-        assert!(
-            out.status.success(),
-            "{}: undisturbed gopeek dump failed ({}): {}",
-            busy.label,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("gopeek dump JSON");
-        let n = v["goroutines"].as_array().map(|a| a.len()).unwrap_or(0);
-        assert!(
-            n >= 50,
-            "{}: only {n} goroutines in an undisturbed dump",
-            busy.label
-        );
-        pauses.push(Duration::from_micros(v["pause_us"].as_u64().unwrap_or(0)));
-        wait_running_untraced(busy.pid).unwrap();
-    }
-    walls.sort();
-    pauses.sort();
-    Calibration {
-        wall: walls[2],
-        pause: pauses[2],
-    }
-}
-
-/// When to send the signal, relative to gopeek's start.
-#[derive(Clone, Copy, Debug)]
-enum Aim {
-    /// Wait until the target's leader is traced, then a random delay up to
-    /// a bit more than the usual pause: hits the interrupt, the copy, the
-    /// detach.
-    Attach(Duration),
-    /// A random delay after spawn, up to past the end of a normal dump.
-    Spread(Duration),
-}
-
-fn pick_aim(i: usize, rng: &mut Rng, cal: &Calibration) -> Aim {
-    let hold = cal.pause + cal.pause / 5 + Duration::from_micros(500);
-    match i % 4 {
-        0 | 1 => Aim::Attach(rng.duration(hold)),
-        2 => Aim::Spread(rng.duration(cal.wall + cal.wall / 5)),
-        // The first milliseconds: start-up, seccomp, reading the binary.
-        _ => Aim::Spread(rng.duration(Duration::from_millis(8))),
-    }
-}
-
-/// What gopeek was doing when the signal was sent, as seen from outside.
-#[derive(Default, Debug)]
-struct Watch {
-    /// gopeek exited on its own before the signal.
-    exited: Option<ExitStatus>,
-    /// The target's leader was traced at some point before the signal.
-    saw_attached: bool,
-    /// ... and right before the signal.
-    attached_at_signal: bool,
-}
-
-/// Runs gopeek against `pid` until the aimed moment, watching the target's
-/// TracerPid, then calls `fire` (unless gopeek already exited). Returns
-/// gopeek (not yet waited for, unless it exited) and what was seen.
-fn run_until(pid: i32, aim: Aim, fire: impl FnOnce(&mut Child)) -> (Child, Watch) {
-    let mut child = gopeek_dump(pid);
-    let start = Instant::now();
-    let mut w = Watch::default();
-    let deadline = match aim {
-        Aim::Spread(d) => start + d,
-        Aim::Attach(d) => {
-            loop {
-                if leader_tracer(pid) != 0 {
-                    w.saw_attached = true;
-                    break;
-                }
-                if let Some(st) = child.try_wait().unwrap() {
-                    w.exited = Some(st);
-                    return (child, w);
-                }
-                if start.elapsed() > Duration::from_secs(5) {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            Instant::now() + d
-        }
-    };
-    while Instant::now() < deadline {
-        if let Some(st) = child.try_wait().unwrap() {
-            w.exited = Some(st);
-            return (child, w);
-        }
-        if leader_tracer(pid) != 0 {
-            w.saw_attached = true;
-        }
-    }
-    if let Some(st) = child.try_wait().unwrap() {
-        w.exited = Some(st);
-        return (child, w);
-    }
-    w.attached_at_signal = leader_tracer(pid) != 0;
-    w.saw_attached |= w.attached_at_signal;
-    fire(&mut child);
-    (child, w)
+    common::fixtures(&[("1.27", "default"), ("1.19", "stripped")], "busy")
 }
 
 // ---------------------------------------------------------------------------
@@ -597,7 +216,7 @@ fn target_exits_mid_snapshot() {
                 0 => busy.signal(libc::SIGKILL),
                 1 => {
                     busy.signal(libc::SIGKILL);
-                    let _ = busy.child.wait();
+                    let _ = busy.run.child.wait();
                 }
                 _ => busy.signal(libc::SIGTERM),
             });
@@ -812,11 +431,8 @@ fn bad_targets_give_clear_errors() {
     let _g = serial();
 
     // A live process that is not Go.
-    let mut sleep = Command::new("/bin/sleep")
-        .arg("60")
-        .spawn()
-        .expect("starting /bin/sleep");
-    let spid = sleep.id() as i32;
+    let sleep = Launch::new("/bin/sleep".as_ref()).args(&["60"]).spawn();
+    let spid = sleep.pid;
     std::thread::sleep(Duration::from_millis(50));
     let out = common::gopeek()
         .args(["dump", "--pid", &spid.to_string()])
@@ -851,8 +467,7 @@ fn bad_targets_give_clear_errors() {
     // Left alone: not stopped, not traced.
     wait_running_untraced(spid).unwrap();
     common::assert_running_untraced(spid);
-    let _ = sleep.kill();
-    let _ = sleep.wait();
+    drop(sleep);
 
     // A PID that cannot exist (above any pid_max).
     let out = common::gopeek()
@@ -919,25 +534,6 @@ fn bad_targets_give_clear_errors() {
     if n == 0 {
         eprintln!("note: no busy fixture, truncated-binary checks skipped");
     }
-}
-
-/// Starts `/bin/true` and returns it once it is a zombie (exited, not
-/// reaped).
-fn zombie() -> Child {
-    let z = Command::new("/bin/true").spawn().unwrap();
-    let zpid = z.id();
-    let t = Instant::now();
-    while !std::fs::read_to_string(format!("/proc/{zpid}/stat"))
-        .map(|s| s.contains(") Z "))
-        .unwrap_or(false)
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "/bin/true did not become a zombie"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    z
 }
 
 /// A kernel thread visible in this PID namespace (kthreadd is PID 2 when

@@ -18,6 +18,9 @@
 //! passes. Go builds share the cache in target/gocache with
 //! scripts/gen-layouts.
 
+mod common;
+
+use common::GoBuild;
 use gopeek::binary::elf::{Arch, GoBinary};
 use gopeek::binary::version::GoVersion;
 use gopeek::layout::{
@@ -76,6 +79,8 @@ struct Build {
     stripped: bool,
 }
 
+/// One build of scripts/layoutgen, in the environment of scripts/gen-layouts
+/// (whose cache, target/gocache, it shares).
 fn go_build(
     goroot: &Path,
     out: &Path,
@@ -83,32 +88,13 @@ fn go_build(
     cgo: bool,
     stripped: bool,
 ) -> Result<(), String> {
-    let mut cmd = Command::new(goroot.join("bin/go"));
-    cmd.arg("build").arg("-o").arg(out);
-    if stripped {
-        cmd.arg("-ldflags=-s -w");
-    }
-    cmd.arg(".")
-        .current_dir(Path::new(REPO).join("scripts/layoutgen"))
-        .env("GOTOOLCHAIN", "local")
+    GoBuild::new(&goroot.join("bin/go"), &Path::new(REPO).join("scripts/layoutgen"))
         .env("GOCACHE", Path::new(REPO).join("target/gocache"))
-        .env("GOPATH", Path::new(REPO).join("target/gopath"))
         .env("GOFLAGS", "")
-        .env("GOWORK", "off")
-        .env("GOOS", "linux")
-        .env("GOARCH", goarch)
-        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
-        .env_remove("GOROOT");
-    let o = cmd
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", goroot.join("bin/go").display()))?;
-    if !o.status.success() {
-        return Err(format!(
-            "go build failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ));
-    }
-    Ok(())
+        .goarch(goarch)
+        .cgo(cgo)
+        .stripped(stripped)
+        .build(out)
 }
 
 fn builds_for(minor: u32, goroot: &Path, dir: &Path, gcc: bool) -> Result<Vec<Build>, String> {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{assert_running_untraced, fixture, gopeek, start};
+use common::{assert_running_untraced, gopeek, start};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -34,10 +34,7 @@ fn marker_lines() -> HashMap<String, i64> {
 }
 
 fn targets() -> Vec<(String, std::path::PathBuf)> {
-    [("1.27", "default"), ("1.19", "stripped")]
-        .into_iter()
-        .filter_map(|(v, m)| fixture(v, m, "churn").map(|p| (format!("go{v}/{m}"), p)))
-        .collect()
+    common::fixtures(&[("1.27", "default"), ("1.19", "stripped")], "churn")
 }
 
 /// Checks one goroutine of the fixture; `Err` says what is wrong.

@@ -17,14 +17,16 @@
 //!
 //! Runs only as root.
 
+mod common;
+
+use common::Launch;
 use gopeek::memory::Memory;
 use gopeek::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
 use gopeek::sudo::privilege::{drop_to, SudoContext};
 use nix::sys::ptrace;
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const HELPER_ENV: &str = "GOPEEK_DROP_HELPER";
@@ -162,15 +164,12 @@ fn ptrace_and_proc_mem_keep_working_after_the_drop() {
     for mode in ["manual", "seized"] {
         // A multi-threaded target owned by another user than the one the
         // helper drops to: `sleep` is enough for memory and registers.
-        let mut target = Command::new("/bin/sleep")
-            .arg("120")
-            .uid(TARGET_UID)
-            .gid(TARGET_UID)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        let target = Launch::new("/bin/sleep".as_ref())
+            .args(&["120"])
+            .owner(TARGET_UID, TARGET_UID)
+            .spawn();
         std::thread::sleep(Duration::from_millis(100));
-        let pid = target.id() as i32;
+        let pid = target.pid;
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -183,8 +182,7 @@ fn ptrace_and_proc_mem_keep_working_after_the_drop() {
             .unwrap();
         let log = String::from_utf8_lossy(&out.stderr).into_owned();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let _ = target.kill();
-        let _ = target.wait();
+        drop(target);
         assert!(out.status.success(), "helper ({mode}) failed:\n{log}");
         assert!(log.contains("helper: ok: "), "{log}");
         assert!(

@@ -13,19 +13,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Go toolchains installed the way scripts/setup installs them.
-fn go_toolchains() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = [
-        "1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26", "1.27",
-    ]
-    .iter()
-    .map(|v| PathBuf::from(format!("/usr/lib/go-{v}/bin/go")))
-    .filter(|p| p.exists())
-    .collect();
-    v.sort();
-    v
-}
-
 fn dump_bytes(pid: i32, args: &[&str]) -> Vec<u8> {
     let mut full = vec!["dump".to_string(), "--pid".into(), pid.to_string()];
     full.extend(args.iter().map(|s| s.to_string()));
@@ -44,19 +31,6 @@ fn oracle_count(run: &Running) -> usize {
     parse_dump(&text).len()
 }
 
-/// Go 1.25+ no longer ship `pprof` prebuilt: `go tool pprof` builds it
-/// once into the cache, so the tests share scripts/build-fixtures' per-version
-/// cache (target/gocache/go1.N) rather than rebuilding it every run.
-fn gocache(go: &Path) -> PathBuf {
-    let version = go
-        .parent()
-        .and_then(|p| p.parent())
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().replace("go-", "go"))
-        .unwrap_or_else(|| "go".into());
-    root().join("target/gocache").join(version)
-}
-
 /// `go tool pprof -top` of `profile` by the toolchain `go`: the total and
 /// the cumulative count of each function.
 fn pprof_top(go: &Path, profile: &Path, tmp: &Path) -> (u64, Vec<(String, u64)>) {
@@ -66,6 +40,8 @@ fn pprof_top(go: &Path, profile: &Path, tmp: &Path) -> (u64, Vec<(String, u64)>)
         .env("GOTOOLCHAIN", "local")
         .env("PPROF_TMPDIR", tmp)
         .env("HOME", tmp)
+        // Go 1.25+ no longer ship `pprof` prebuilt: `go tool pprof` builds
+        // it once into scripts/build-fixtures' per-version cache.
         .env("GOCACHE", gocache(go))
         .output()
         .unwrap();
@@ -209,12 +185,12 @@ fn pprof_check(version: &str, mode: &str, readers: &[PathBuf]) {
 
 #[test]
 fn pprof_read_by_every_go_toolchain() {
-    pprof_check("1.27", "default", &go_toolchains());
+    pprof_check("1.27", "default", &installed_go());
 }
 
 #[test]
 fn pprof_of_stripped_go1_19() {
-    let readers = go_toolchains();
+    let readers = installed_go();
     let last: Vec<PathBuf> = readers.last().cloned().into_iter().collect();
     pprof_check("1.19", "stripped", &last);
 }

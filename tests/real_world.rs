@@ -29,7 +29,6 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Scrape jobs pointed at the target itself: each adds a scrape loop and a
@@ -41,44 +40,26 @@ const ATTEMPTS: usize = 3;
 
 /// The unpacked package of `suite`, or `None` (and a note) when absent.
 fn real_world_binary(suite: &str) -> Option<PathBuf> {
-    let p = root()
-        .join("target/real-world")
-        .join(format!("prometheus-{suite}"))
-        .join("usr/bin/prometheus");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("GOPEEK_REQUIRE_MATRIX").as_deref() == Ok("1") {
-        panic!(
-            "{} is missing: run scripts/real-world-target (after scripts/setup)",
-            p.display()
-        );
-    }
-    eprintln!(
-        "note: skipping, {} not present (run scripts/real-world-target)",
-        p.display()
-    );
-    None
+    present(
+        root()
+            .join("target/real-world")
+            .join(format!("prometheus-{suite}"))
+            .join("usr/bin/prometheus"),
+        "real-world target",
+        "run scripts/real-world-target (after scripts/setup)",
+    )
 }
 
 /// The running daemon; killed (and reaped) on drop, panics included.
 struct Daemon {
-    child: Child,
+    run: Running,
     pid: i32,
     port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("log.txt")).unwrap_or_default();
+        let text = self.run.stderr();
         let tail: Vec<&str> = text.lines().rev().take(30).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
@@ -113,55 +94,37 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     Ok((code, body.to_string()))
 }
 
-fn start(bin: &Path) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
+fn start_daemon(bin: &Path) -> Daemon {
     let port = free_port();
+    // Killed with the test even when the guard cannot run (the test process
+    // itself killed, e.g. by a runner's timeout).
+    let launch = Launch::new(bin).kill_with_test();
+    let dir = launch.dir().to_path_buf();
     let mut cfg = String::from("global:\n  scrape_interval: 10s\nscrape_configs:\n");
     for i in 1..=SELF_SCRAPE_JOBS {
         cfg += &format!(
             "  - job_name: self{i}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         );
     }
-    std::fs::write(dir.path().join("prometheus.yml"), cfg).unwrap();
-    let log = std::fs::File::create(dir.path().join("log.txt")).unwrap();
-    let mut cmd = Command::new(bin);
-    // Killed with the test even when the guard cannot run (the test process
-    // itself killed, e.g. by a runner's timeout).
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let child = cmd
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let pid = child.id() as i32;
+    std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
+    let run = launch
+        .args(&[
+            &format!("--config.file={}", dir.join("prometheus.yml").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            &format!("--storage.tsdb.path={}", dir.join("data").display()),
+        ])
+        .spawn();
     let mut d = Daemon {
-        child,
-        pid,
+        pid: run.pid,
+        run,
         port,
-        dir,
     };
 
     // Ready, then every self-scrape target scraped once, so that the client
     // and server connection goroutines exist and sit in their idle waits.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        if let Ok(Some(st)) = d.child.try_wait() {
+        if let Ok(Some(st)) = d.run.child.try_wait() {
             panic!(
                 "{} exited ({st}) while starting:\n{}",
                 bin.display(),
@@ -340,7 +303,7 @@ fn check(suite: &str) {
     let deb = std::fs::read_to_string(bin.parent().unwrap().join("../../DEB_VERSION"))
         .unwrap_or_default();
     let name = format!("prometheus {} ({suite})", deb.trim());
-    let d = start(&bin);
+    let d = start_daemon(&bin);
     assert_running_untraced(d.pid);
 
     let mut last = None;
@@ -448,7 +411,7 @@ fn check(suite: &str) {
     );
 
     // Still the live daemon it was: serving, not stopped, not traced.
-    assert!(d.child.id() as i32 == d.pid);
+    assert!(d.run.child.id() as i32 == d.pid);
     let (code, _) = d
         .get("/-/healthy")
         .unwrap_or_else(|e| panic!("{name}: not serving after the dumps: {e}"));

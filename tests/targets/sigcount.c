@@ -3,7 +3,8 @@
  *
  * Counts every delivery of the real-time signal SIGRTMIN+2 (real-time
  * signals are queued, never merged, so the count is exact; Go's runtime
- * would coalesce them) and prints "beat=N sig=M" every 10 ms. Three worker
+ * would coalesce them). Once its handler is installed it prints "ready PID",
+ * then "beat=N sig=M" every 10 ms. Three worker
  * threads stay busy so that signals are dequeued while gopeek seizes.
  */
 #include <pthread.h>
@@ -41,6 +42,7 @@ int main(void) {
         pthread_t t;
         pthread_create(&t, NULL, worker, NULL);
     }
+    printf("ready %d\n", (int)getpid());
     for (long beat = 1;; beat++) {
         printf("beat=%ld sig=%ld\n", beat, atomic_load(&received));
         fflush(stdout);

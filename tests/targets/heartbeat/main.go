@@ -1,6 +1,6 @@
 // heartbeat is the live target of gopeek's process tests (tests/process_attach.rs).
 //
-// Every 20 ms it prints one line to stdout:
+// Once set up it prints "ready <pid>", then every 20 ms one line to stdout:
 //
 //	beat=<n> usr1=<m>
 //
@@ -78,6 +78,7 @@ func main() {
 		time.AfterFunc(*exitAfter, func() { os.Exit(0) })
 	}
 
+	fmt.Printf("ready %d\n", os.Getpid())
 	for n := 1; ; n++ {
 		fmt.Printf("beat=%d usr1=%d\n", n, usr1.Load())
 		time.Sleep(20 * time.Millisecond)
