@@ -323,9 +323,9 @@ fn every_installed_toolchain_matches_its_table() {
 }
 
 /// `RuntimeOffsets::from_layout` works for every table, and agrees with the
-/// offsets the runtime notes (§5, from DWARF of the real toolchains) list.
+/// offsets read by hand from the DWARF of the real toolchains.
 #[test]
-fn offsets_from_every_table_agree_with_the_notes() {
+fn offsets_from_every_table_agree_with_dwarf_values() {
     assert!(
         !supported_minors().is_empty(),
         "no built-in tables: run scripts/gen-layouts"
@@ -345,7 +345,7 @@ fn offsets_from_every_table_agree_with_the_notes() {
             .offsets()
             .unwrap()
     };
-    // (version, what, value from the table, value in the notes)
+    // (version, what, value from the table, value read from DWARF)
     let checks: &[(u32, &str, u64, u64)] = &[
         (19, "g.goid", o(19).g.goid, 0x98),
         (19, "g.lockedm", o(19).g.lockedm, 0xe8),
@@ -383,7 +383,7 @@ fn offsets_from_every_table_agree_with_the_notes() {
     let bad: Vec<String> = checks
         .iter()
         .filter(|(_, _, got, want)| got != want)
-        .map(|(v, what, got, want)| format!("go1.{v} {what}: table {got:#x}, notes {want:#x}"))
+        .map(|(v, what, got, want)| format!("go1.{v} {what}: table {got:#x}, DWARF {want:#x}"))
         .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 
@@ -395,7 +395,7 @@ fn offsets_from_every_table_agree_with_the_notes() {
         RuntimeLayout::from_table(25).unwrap().size("runtime.p")
     );
 
-    // Wait reasons: notes Appendix D.
+    // Wait reasons: runtime2.go's waitReasonStrings of each release.
     assert_eq!(wait_reason_table(19).unwrap().len(), 27);
     assert_eq!(wait_reason_table(25).unwrap()[3], "chan receive (nil chan)");
     assert_eq!(wait_reason_table(26).unwrap()[3], "dumping heap");

@@ -8,7 +8,7 @@
 //! headers are gone too, it is found by its magic in the data segments, the
 //! way Go's own `debug/buildinfo` does.
 //!
-//! Layout (see notes.md §1.1 and Go's `debug/buildinfo`):
+//! Layout (Go's `debug/buildinfo`, `cmd/link`'s `buildinfo` writer):
 //!
 //! ```text
 //! +0   "\xff Go buildinf:"   14 bytes, 16-byte aligned
