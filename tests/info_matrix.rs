@@ -283,7 +283,6 @@ fn check_info(version: &str, mode: &str, bin: &Path, info: &Value) {
     assert_eq!(buildmode, want, "{what}: -buildmode");
 }
 
-
 /// Start of every instruction (alignment padding excluded) of the `main`
 /// package's functions: the PCs where inlined frames show up (a function
 /// entry rarely has any from Go 1.21 on).

@@ -45,7 +45,8 @@ fn layer_order() -> Vec<String> {
                  (e.g. `{LAYERS_PREFIX} memory, binary, ..., cli`)"
             )
         });
-    parse_layer_line(line).unwrap_or_else(|e| panic!("ARCHITECTURE.md, {LAYERS_PREFIX:?} line: {e}"))
+    parse_layer_line(line)
+        .unwrap_or_else(|e| panic!("ARCHITECTURE.md, {LAYERS_PREFIX:?} line: {e}"))
 }
 
 /// `memory, binary, layout.` -> `["memory", "binary", "layout"]`.
@@ -124,7 +125,11 @@ fn edges() -> (Vec<Edge>, Vec<String>) {
     let mut edges = Vec::new();
     let mut unknown = Vec::new();
     for f in rust_files(&src) {
-        let r = f.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        let r = f
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let Some(from) = top_module(&r) else { continue };
         let text = std::fs::read_to_string(&f).unwrap();
         for refr in crate_references(&text) {
@@ -250,7 +255,11 @@ fn no_two_layers_use_each_other() {
             }
         }
     }
-    assert!(bad.is_empty(), "layers that use each other:\n  {}", bad.join("\n  "));
+    assert!(
+        bad.is_empty(),
+        "layers that use each other:\n  {}",
+        bad.join("\n  ")
+    );
 }
 
 #[test]
@@ -311,7 +320,10 @@ mod parser_tests {
     #[test]
     fn multi_line_use_groups() {
         let src = "use crate::{\n    walk::{capture, unwind},\n    snapshot::{\n        x,\n        y,\n    },\n    dump,\n    self,\n};\n";
-        assert_eq!(targets(src), t(&[("walk", 2), ("snapshot", 3), ("dump", 7)]));
+        assert_eq!(
+            targets(src),
+            t(&[("walk", 2), ("snapshot", 3), ("dump", 7)])
+        );
         let src = "pub use gopeek::{analyze::group as g, output::*};";
         assert_eq!(targets(src), t(&[("analyze", 1), ("output", 1)]));
     }

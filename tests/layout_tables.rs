@@ -88,13 +88,16 @@ fn go_build(
     cgo: bool,
     stripped: bool,
 ) -> Result<(), String> {
-    GoBuild::new(&goroot.join("bin/go"), &Path::new(REPO).join("scripts/layoutgen"))
-        .env("GOCACHE", Path::new(REPO).join("target/gocache"))
-        .env("GOFLAGS", "")
-        .goarch(goarch)
-        .cgo(cgo)
-        .stripped(stripped)
-        .build(out)
+    GoBuild::new(
+        &goroot.join("bin/go"),
+        &Path::new(REPO).join("scripts/layoutgen"),
+    )
+    .env("GOCACHE", Path::new(REPO).join("target/gocache"))
+    .env("GOFLAGS", "")
+    .goarch(goarch)
+    .cgo(cgo)
+    .stripped(stripped)
+    .build(out)
 }
 
 fn builds_for(minor: u32, goroot: &Path, dir: &Path, gcc: bool) -> Result<Vec<Build>, String> {

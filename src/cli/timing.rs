@@ -3,7 +3,7 @@
 //! us, ... stop latency N us`).
 
 use gopeek::snapshot::Timing;
-use gopeek::walk::capture::Mode;
+use gopeek::walk::capture::{Mode, Phase};
 use std::time::Duration;
 
 /// Whether the timing lines were asked for.
@@ -11,9 +11,43 @@ pub(crate) fn wanted() -> bool {
     std::env::var_os("GOPEEK_DEBUG_TIMING").is_some()
 }
 
-/// Prints one snapshot's timing lines.
+/// Prints one snapshot's timing lines: the read phases in the order they
+/// ran, then the pause and the totals.
 pub(crate) fn print(t: &Timing) {
     let us = |d: Duration| d.as_micros();
+    for p in &t.capture.phases {
+        match p {
+            Phase::StackReads(d) => eprintln!("gopeek: timing: stack reads {} us", us(*d)),
+            Phase::Running {
+                g_table,
+                decode,
+                jobs,
+                stacks_unwind,
+                stacks,
+                shapes,
+            } => eprintln!(
+                "gopeek: timing: running: g table {} us, decode {} us, jobs {} us, \
+                 stacks+unwind {} us ({stacks} stacks, {shapes} shapes)",
+                us(*g_table),
+                us(*decode),
+                us(*jobs),
+                us(*stacks_unwind)
+            ),
+            Phase::Held {
+                allgs,
+                g_table,
+                ranges,
+                bytes,
+                compare,
+            } => eprintln!(
+                "gopeek: timing: held: allgs {} us, g table {} us ({ranges} ranges, {bytes} bytes), \
+                 compare {} us",
+                us(*allgs),
+                us(*g_table),
+                us(*compare)
+            ),
+        }
+    }
     if t.mode == Mode::Held {
         eprintln!(
             "gopeek: timing: pause {} us, of which held reads {} us (parse and read, under sudo), stop latency {} us",

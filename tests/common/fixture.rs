@@ -50,11 +50,7 @@ pub fn fixture(version: &str, mode: &str, name: &str) -> Option<PathBuf> {
         .join(format!("go{version}"))
         .join(mode)
         .join(name);
-    present(
-        p,
-        "fixture",
-        "run scripts/setup and scripts/build-fixtures",
-    )
+    present(p, "fixture", "run scripts/setup and scripts/build-fixtures")
 }
 
 /// The fixtures `name` of the given (version, mode) cells that are built,
@@ -186,7 +182,13 @@ impl GoBuild {
 
     /// Everything that decides the output, for up-to-date checks.
     fn stamp(&self) -> String {
-        format!("{} {:?} {:?} {:?}", self.go.display(), self.dir, self.flags, self.env)
+        format!(
+            "{} {:?} {:?} {:?}",
+            self.go.display(),
+            self.dir,
+            self.flags,
+            self.env
+        )
     }
 
     /// Builds into `out`; `Err` holds the reason (the compiler's output).
@@ -304,7 +306,10 @@ pub fn test_target(name: &str) -> PathBuf {
             let b = GoBuild::new(&go, &src).pie(name == "heartbeat-pie");
             let stamp = b.stamp();
             let go_on_disk = go.exists().then_some(go.as_path());
-            let sources: Vec<&Path> = [Some(src.as_path()), go_on_disk].into_iter().flatten().collect();
+            let sources: Vec<&Path> = [Some(src.as_path()), go_on_disk]
+                .into_iter()
+                .flatten()
+                .collect();
             if !up_to_date(&out, &sources, &stamp) {
                 b.build(&out).unwrap_or_else(|e| {
                     panic!(
@@ -333,6 +338,9 @@ pub fn test_target(name: &str) -> PathBuf {
         }
         _ => panic!("no test target {name:?} in tests/targets"),
     }
-    built.as_mut().unwrap().insert(name.to_string(), out.clone());
+    built
+        .as_mut()
+        .unwrap()
+        .insert(name.to_string(), out.clone());
     out
 }

@@ -165,7 +165,11 @@ pub fn kill(pid: i32, sig: i32) -> std::io::Result<()> {
 
 /// Waits for `child` at most `timeout`; on timeout it is killed and `None`
 /// returned (with a description of where it was stuck in `stuck`).
-pub fn wait_timeout(child: &mut Child, timeout: Duration, stuck: &mut String) -> Option<ExitStatus> {
+pub fn wait_timeout(
+    child: &mut Child,
+    timeout: Duration,
+    stuck: &mut String,
+) -> Option<ExitStatus> {
     let start = Instant::now();
     loop {
         if let Some(st) = child.try_wait().unwrap() {

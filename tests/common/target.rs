@@ -88,8 +88,7 @@ impl Launch {
     /// becomes writable by everyone (sticky, like /tmp), so that it can
     /// write its files there.
     pub fn owner(mut self, uid: u32, gid: u32) -> Launch {
-        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o1777))
-            .unwrap();
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         self.cmd.uid(uid).gid(gid);
         self
     }

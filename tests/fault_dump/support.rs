@@ -1,14 +1,15 @@
 //! tests/fault_dump.rs: the `busy` target, and running gopeek against it
 //! until an aimed moment (calibrated, with a seeded random delay).
 
-use crate::common::{self, describe_threads, leader_tracer, wait_running_untraced, Launch, Running};
+use crate::common::{
+    self, describe_threads, leader_tracer, wait_running_untraced, Launch, Running,
+};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
 
 /// xorshift64* (no new crates).
 pub struct Rng(u64);
@@ -112,7 +113,6 @@ pub fn gopeek_dump(pid: i32) -> Child {
         .spawn()
         .expect("spawning gopeek")
 }
-
 
 pub fn stderr_of(child: &mut Child) -> String {
     let mut s = String::new();

@@ -318,7 +318,13 @@ pub fn check_answers(what: &str, answers: &[Value]) {
 
 /// Compares gopeek's `answers` with the oracle and asserts that at least
 /// 99.5% agree (exactly or by a documented difference); prints the tally.
-pub fn compare_with_oracle(version: &str, what: &str, bin: &Path, oracle: &Oracle, answers: &[Value]) {
+pub fn compare_with_oracle(
+    version: &str,
+    what: &str,
+    bin: &Path,
+    oracle: &Oracle,
+    answers: &[Value],
+) {
     check_answers(what, answers);
     let addrs: Vec<u64> = answers
         .iter()

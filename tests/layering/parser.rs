@@ -2,7 +2,6 @@
 //! path into the crate (`crate::X`, `$crate::X`, `gopeek::X`, use groups).
 //! Its tests are in tests/layering.rs.
 
-
 /// `src` with every comment (line, block, nested, doc) and every string,
 /// byte-string, raw-string and char literal replaced by spaces; newlines are
 /// kept, so line numbers stay right. Lifetimes and labels stay.
@@ -164,7 +163,10 @@ fn tokens(stripped: &str) -> Vec<(Tok, usize)> {
             i += 1;
         } else if ch.is_whitespace() {
             i += 1;
-        } else if ch.is_alphanumeric() || ch == '_' || (ch == '$' && c.get(i + 1).is_some_and(|n| n.is_alphabetic())) {
+        } else if ch.is_alphanumeric()
+            || ch == '_'
+            || (ch == '$' && c.get(i + 1).is_some_and(|n| n.is_alphabetic()))
+        {
             let start = if ch == '$' { i + 1 } else { i };
             let mut j = start;
             while j < c.len() && (c[j].is_alphanumeric() || c[j] == '_') {
@@ -218,7 +220,9 @@ pub fn crate_references(src: &str) -> Vec<Reference> {
     let toks = tokens(&strip_comments_and_literals(src));
     let mut out = Vec::new();
     for i in 0..toks.len() {
-        let Tok::Ident(root) = &toks[i].0 else { continue };
+        let Tok::Ident(root) = &toks[i].0 else {
+            continue;
+        };
         if root != "crate" && root != "gopeek" {
             continue;
         }

@@ -109,7 +109,6 @@ impl Drop for Helper {
     }
 }
 
-
 /// The helper mode named by GOPEEK_PROCESS_TEST_HELPER, if set: runs it and
 /// exits with its code.
 pub fn entry() {

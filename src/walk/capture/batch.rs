@@ -92,14 +92,14 @@ pub(super) fn copy_stacks<'j>(
 /// Copies the live stacks of `jobs` in batches of [`STACK_BATCH_BYTES`]
 /// (each batch split across cores) and unwinds each as soon as its batch
 /// is in; the bytes are dropped right after. `sink` gets each job's index
-/// and stack, in order.
+/// and stack, in order. Returns the time spent reading (not unwinding).
 pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
     cache: &mut UnwindCache,
     jobs: &[(usize, StackJob)],
     mut sink: impl FnMut(usize, &Unwound),
-) {
+) -> std::time::Duration {
     let mut uw = Unwound::default();
     let mut buf: Vec<u8> = Vec::new();
     let mut i = 0;
@@ -140,9 +140,7 @@ pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
         }
         i = j;
     }
-    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
-        eprintln!("gopeek: timing: stack reads {} us", read_time.as_micros());
-    }
+    read_time
 }
 
 #[cfg(test)]

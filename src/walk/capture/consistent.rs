@@ -10,7 +10,7 @@
 
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
 use super::reads::{copy_of, decode_table, inconsistent, monotonic_ns, read_allgs, start_context};
-use super::{Capture, Hold, Strategy};
+use super::{Capture, Hold, Phase, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gstruct::{GFingerprint, GRecord};
 use crate::walk::gtable::GTable;
@@ -79,16 +79,13 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
                 need.push((i, g));
             }
         }
-        if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
-            eprintln!(
-                "gopeek: timing: held: allgs {} us, g table {} us ({} ranges, {} bytes), compare {} us",
-                (t1 - t0).as_micros(),
-                (t2 - t1).as_micros(),
-                table.ranges,
-                table.bytes,
-                t2.elapsed().as_micros()
-            );
-        }
+        pre.phases.push(Phase::Held {
+            allgs: t1 - t0,
+            g_table: t2 - t1,
+            ranges: table.ranges,
+            bytes: table.bytes,
+            compare: t2.elapsed(),
+        });
         let stacks = pre.copy_held_stacks(cfg, mem, &need, threads, keep_going)?;
         self.held = Some(HeldRead {
             gs,

@@ -55,7 +55,10 @@ fn capture_once<R: BatchRead + Sync + ?Sized>(
     let nanotime = monotonic_ns();
     let (mut pre, recs) = pre_read(cfg, src, Stacks::All(&threads))?;
     let mut goroutines = Vec::new();
-    let mut stats = CaptureStats::default();
+    let mut stats = CaptureStats {
+        phases: std::mem::take(&mut pre.phases),
+        ..CaptureStats::default()
+    };
     for (i, g) in recs.into_iter().enumerate() {
         let Some(g) = g else { continue };
         if g.is_dead() {

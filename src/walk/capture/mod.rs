@@ -45,6 +45,7 @@ use super::{ThreadRegs, WalkConfig, WalkError};
 use crate::memory::BatchRead;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// pprof labels of one goroutine, shared by every goroutine that carries
 /// the same label set (they share the runtime's map too).
@@ -86,6 +87,44 @@ pub struct CaptureStats {
     pub held_bytes: usize,
     /// Stack ranges copied while the target was held.
     pub held_ranges: usize,
+    /// Where the reads' time went, phase by phase, in the order they ran.
+    pub phases: Vec<Phase>,
+}
+
+/// One phase of the reads, timed (`GOPEEK_DEBUG_TIMING` prints them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// One batched read of stacks (unwinding excluded).
+    StackReads(Duration),
+    /// The first pass, while the target ran: the g table, decoding it,
+    /// planning stack reads, reading and unwinding them.
+    Running {
+        /// Reading every g.
+        g_table: Duration,
+        /// Decoding them.
+        decode: Duration,
+        /// Planning the stack reads.
+        jobs: Duration,
+        /// Reading and unwinding the stacks.
+        stacks_unwind: Duration,
+        /// Stacks read.
+        stacks: usize,
+        /// Distinct stack shapes among them.
+        shapes: usize,
+    },
+    /// The consistent strategy's held pass over the g's.
+    Held {
+        /// Reading `allgs`.
+        allgs: Duration,
+        /// Reading the g table.
+        g_table: Duration,
+        /// Ranges the g table was read in.
+        ranges: usize,
+        /// Bytes read.
+        bytes: usize,
+        /// Deciding which goroutines changed.
+        compare: Duration,
+    },
 }
 
 /// The result of a snapshot's reads.

@@ -4,7 +4,7 @@
 
 use super::batch::{copy_stacks, read_and_unwind, stack_job, StackJob};
 use super::reads::{decode_table, labels_for, read_allgs, read_ms, MRecord};
-use super::{CaptureStats, Labels};
+use super::{CaptureStats, Labels, Phase};
 use crate::memory::{BatchRead, SliceMemory};
 use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gtable::GTable;
@@ -48,6 +48,8 @@ pub(super) struct PreRead {
     pub(super) buffer: Vec<u8>,
     cache: UnwindCache,
     pub(super) warnings: Vec<String>,
+    /// The timed phases so far, handed to [`CaptureStats::phases`].
+    pub(super) phases: Vec<Phase>,
 }
 
 /// Reads every g and the stacks `which` asks for. Also returns every
@@ -99,21 +101,21 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     }
     let mut cache = UnwindCache::new();
     let t3 = std::time::Instant::now();
-    read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw| {
+    let read_time = read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw| {
         stacks[i] = Some(interner.intern_ref(uw))
     });
     let t4 = std::time::Instant::now();
-    if std::env::var_os("GOPEEK_DEBUG_TIMING").is_some() {
-        eprintln!(
-            "gopeek: timing: running: g table {} us, decode {} us, jobs {} us, stacks+unwind {} us ({} stacks, {} shapes)",
-            (t1 - t0).as_micros(),
-            (t2 - t1).as_micros(),
-            (t3 - t2).as_micros(),
-            (t4 - t3).as_micros(),
-            jobs.len(),
-            interner.len()
-        );
-    }
+    let phases = vec![
+        Phase::StackReads(read_time),
+        Phase::Running {
+            g_table: t1 - t0,
+            decode: t2 - t1,
+            jobs: t3 - t2,
+            stacks_unwind: t4 - t3,
+            stacks: jobs.len(),
+            shapes: interner.len(),
+        },
+    ];
     for (i, e) in failed {
         stacks[i] = Some(interner.intern(Unwound {
             frames: Vec::new(),
@@ -153,6 +155,7 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
         buffer: table.into_buffer(),
         cache,
         warnings,
+        phases,
     };
     Ok((pre, recs))
 }
@@ -183,6 +186,7 @@ impl PreRead {
             buffer: Vec::new(),
             cache: UnwindCache::new(),
             warnings: Vec::new(),
+            phases: Vec::new(),
         }
     }
 
@@ -290,6 +294,7 @@ impl PreRead {
         let stats = CaptureStats {
             held_bytes: held.buf.len(),
             held_ranges: held.jobs.len(),
+            phases: std::mem::take(&mut self.phases),
             ..CaptureStats::default()
         };
         let mut fresh = HashMap::with_capacity(held.jobs.len());
