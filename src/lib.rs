@@ -9,7 +9,7 @@
 //! runs the pipeline; [`analyze`] and [`output`] work on plain data; and
 //! [`sudo`] adds least privilege around it all.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod analyze;

@@ -9,6 +9,8 @@
 mod godebug;
 mod live;
 mod source;
+#[cfg(test)]
+mod tests;
 
 use crate::binary::elf::ElfError;
 use crate::binary::program::{GoProgram, ProgramError};
