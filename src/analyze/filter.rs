@@ -3,7 +3,6 @@
 //! Different flags combine with AND, repeated values of one flag with OR,
 //! the way a person narrows a dump down step by step.
 
-#![warn(missing_docs)]
 
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::status::{

@@ -25,7 +25,6 @@
 //! process, so it only makes raw system calls on stack buffers: no
 //! allocation, no locks, no Rust I/O.
 
-#![warn(missing_docs)]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

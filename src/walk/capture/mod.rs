@@ -28,7 +28,6 @@
 //!
 //! All of them copy stacks through one batch helper (`batch.rs`).
 
-#![warn(missing_docs)]
 
 mod batch;
 mod consistent;
