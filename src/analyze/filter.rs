@@ -3,7 +3,6 @@
 //! Different flags combine with AND, repeated values of one flag with OR,
 //! the way a person narrows a dump down step by step.
 
-
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::status::{
     G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING,

@@ -3,7 +3,6 @@
 //! that 10,000 goroutines parked in three places read as three entries.
 //! JSON schema `gopeek.group/1`.
 
-
 use super::base_status;
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::frames::{listed, shown_frames};

@@ -3,7 +3,6 @@
 //! [`DumpSnapshot`](crate::dump::DumpSnapshot) data only, so it is tested
 //! without a process and never touches the target.
 
-
 pub mod filter;
 pub mod group;
 pub mod leaks;

@@ -11,7 +11,6 @@
 //! it is held (the walker's capture strategies); [`BatchRead`] is what
 //! makes those reads cheap: a few hundred syscalls for 100k goroutines.
 
-
 mod region;
 
 pub use region::RegionMemory;

@@ -3,7 +3,6 @@
 //! speedscope. The status is the leaf, so a flame graph separates the same
 //! code parked in different states, like `--group` buckets do.
 
-
 use super::Outputter;
 use crate::analyze::base_status;
 use crate::dump::DumpSnapshot;

@@ -10,7 +10,6 @@
 //! deduplicated; inlined frames share their physical frame's location as
 //! extra `Line`s, innermost first, as pprof expects.
 
-
 use super::Outputter;
 use crate::dump::{parse_rfc3339, DumpSnapshot, Frame};
 use crate::gotrace::frames::listed;

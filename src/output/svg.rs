@@ -3,7 +3,6 @@
 //! number of goroutines, the top of each tower is the `[status]` leaf, and
 //! clicking zooms, as in flamegraph.pl's interactive SVG.
 
-
 use super::folded::folded_stacks;
 use super::Outputter;
 use crate::dump::DumpSnapshot;

@@ -17,7 +17,6 @@
 //! [`signals`] documents (and tests verify) why Ctrl-C, SIGTERM, a panic
 //! or `kill -9` of gopeek all leave the target running and untraced.
 
-
 mod attach;
 mod error;
 mod exit_codes;

@@ -12,7 +12,6 @@
 //! environment can redirect); every value is escaped so that a crafted
 //! executable name or argument cannot forge a second line or field.
 
-
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};

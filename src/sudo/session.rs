@@ -20,7 +20,6 @@
 //!    early `?` in `main`, a failed seccomp install, a panic) logs a
 //!    failure from its `Drop`, and `finish` after `finish` logs nothing.
 
-
 use crate::process::ProcessError;
 use crate::snapshot::{AfterSeize, HookError};
 use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};

@@ -25,7 +25,6 @@
 //! process, so it only makes raw system calls on stack buffers: no
 //! allocation, no locks, no Rust I/O.
 
-
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;

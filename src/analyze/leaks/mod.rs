@@ -32,7 +32,6 @@
 //! A fixed pool of constant size therefore can never be `growing`: its
 //! count cannot rise steadily, and a recycling pool fails persistence.
 
-
 use super::base_status;
 use super::group::{stack_key, BucketFrame, Similarity};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};

@@ -33,7 +33,6 @@
 //! User names are resolved through `/etc/passwd` only, so no NSS module is
 //! loaded while privileged.
 
-
 use crate::process::proc_fs;
 use procfs::{ProcessCGroup, ProcessCGroups};
 use serde::Deserialize;

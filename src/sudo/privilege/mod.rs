@@ -26,7 +26,6 @@
 //! Nothing here reads a path or a program name from the environment, and
 //! gopeek never executes anything (no pager, editor or plugin).
 
-
 mod output;
 
 use std::ffi::OsStr;

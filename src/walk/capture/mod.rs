@@ -28,7 +28,6 @@
 //!
 //! All of them copy stacks through one batch helper (`batch.rs`).
 
-
 mod batch;
 mod consistent;
 mod held;
