@@ -5,24 +5,11 @@ use std::collections::BTreeMap;
 
 /// A set of address ranges standing for a target's memory: the fake target
 /// of unit tests and the fuzzer (g structs, stacks, `allgs`, written where
-/// the walker will look), and what [`crate::process::LiveMemory`] returns
-/// when asked to copy a list of ranges. Reads outside every range fail
-/// like reads of unmapped memory, and a read may span adjacent ranges.
-///
-/// Ranges may share one buffer ("arena", see [`Self::insert_arena`]), so
-/// that many ranges copied in one batch cost one allocation, not one each.
+/// the walker will look). Reads outside every range fail like reads of
+/// unmapped memory, and a read may span adjacent ranges.
 #[derive(Debug, Default, Clone)]
 pub struct RegionMemory {
-    regions: BTreeMap<u64, Slot>,
-    arenas: Vec<Vec<u8>>,
-}
-
-/// Where one range's bytes sit.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    arena: usize,
-    off: usize,
-    len: usize,
+    regions: BTreeMap<u64, Vec<u8>>,
 }
 
 impl RegionMemory {
@@ -35,28 +22,7 @@ impl RegionMemory {
     /// earlier one replaces it (tests change a g or a stack this way);
     /// other overlaps are not supported.
     pub fn insert(&mut self, addr: u64, data: Vec<u8>) {
-        let len = data.len();
-        self.arenas.push(data);
-        let arena = self.arenas.len() - 1;
-        self.regions.insert(addr, Slot { arena, off: 0, len });
-    }
-
-    /// Maps many ranges backed by one buffer: `pieces` are
-    /// `(address, offset in buffer, length)`; pieces outside the buffer
-    /// are ignored.
-    pub(crate) fn insert_arena(&mut self, buffer: Vec<u8>, pieces: &[(u64, usize, usize)]) {
-        let arena = self.arenas.len();
-        let size = buffer.len();
-        self.arenas.push(buffer);
-        for &(addr, off, len) in pieces {
-            if off.checked_add(len).is_some_and(|e| e <= size) {
-                self.regions.insert(addr, Slot { arena, off, len });
-            }
-        }
-    }
-
-    fn slice(&self, slot: Slot) -> &[u8] {
-        &self.arenas[slot.arena][slot.off..slot.off + slot.len]
+        self.regions.insert(addr, data);
     }
 
     /// Number of ranges mapped.
@@ -75,12 +41,11 @@ impl Memory for RegionMemory {
         let mut cur = addr;
         let mut out = 0usize;
         while cur < end {
-            let (start, slot) = self
+            let (start, data) = self
                 .regions
                 .range(..=cur)
                 .next_back()
                 .ok_or_else(|| MemoryError::new(addr, buf.len(), "not in the snapshot"))?;
-            let data = self.slice(*slot);
             let off = (cur - start) as usize;
             if off >= data.len() {
                 return Err(MemoryError::new(addr, buf.len(), "not in the snapshot"));
@@ -125,17 +90,5 @@ mod tests {
         assert_eq!(m.read_u8(0x1001).unwrap(), 9);
         assert!(m.read_at(0x1002, &mut [0u8; 1]).is_err());
         assert_eq!(m.region_count(), 1);
-    }
-
-    #[test]
-    fn arena_pieces_outside_the_buffer_are_ignored() {
-        let mut m = RegionMemory::new();
-        m.insert_arena(
-            vec![1, 2, 3, 4],
-            &[(0x10, 0, 2), (0x20, 2, 2), (0x30, 3, 2)],
-        );
-        assert_eq!(m.read_u8(0x21).unwrap(), 4);
-        assert!(m.read_u8(0x30).is_err());
-        assert_eq!(m.region_count(), 2);
     }
 }

@@ -11,7 +11,7 @@
 //! Nothing here can write: there is no `process_vm_writev` and the mem file
 //! is never opened for writing (the seccomp filter enforces the same).
 
-use crate::memory::{BatchRead, Memory, MemoryError, RegionMemory};
+use crate::memory::{BatchRead, Memory, MemoryError};
 use nix::errno::Errno;
 use std::fs::File;
 use std::io;
@@ -181,45 +181,6 @@ impl LiveMemory {
             }
         }
         results
-    }
-
-    /// Copies each `(address, length)` range into a [`RegionMemory`] (the
-    /// snapshot the walker reads after detach). Unreadable ranges are left
-    /// out, so reading them later fails with "not in the snapshot"; use
-    /// [`Self::copy_ranges_checked`] to learn which ones.
-    pub fn copy_ranges(&self, ranges: &[(u64, usize)]) -> RegionMemory {
-        self.copy_ranges_checked(ranges).0
-    }
-
-    /// [`Self::copy_ranges`] plus the error of every range that could not
-    /// be read.
-    pub fn copy_ranges_checked(&self, ranges: &[(u64, usize)]) -> (RegionMemory, Vec<MemoryError>) {
-        // One buffer for the whole batch (see RegionMemory's arenas).
-        let total: usize = ranges.iter().map(|&(_, len)| len).sum();
-        let mut buffer = vec![0u8; total];
-        let results = {
-            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(ranges.len());
-            let mut rest = buffer.as_mut_slice();
-            for &(addr, len) in ranges {
-                let (head, tail) = rest.split_at_mut(len);
-                reqs.push((addr, head));
-                rest = tail;
-            }
-            self.read_batch(&mut reqs)
-        };
-        let mut pieces = Vec::with_capacity(ranges.len());
-        let mut errors = Vec::new();
-        let mut off = 0usize;
-        for (&(addr, len), r) in ranges.iter().zip(results) {
-            match r {
-                Ok(()) => pieces.push((addr, off, len)),
-                Err(e) => errors.push(e),
-            }
-            off += len;
-        }
-        let mut region = RegionMemory::new();
-        region.insert_arena(buffer, &pieces);
-        (region, errors)
     }
 
     fn read_one(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
@@ -454,9 +415,19 @@ mod tests {
                 }
             })
             .collect();
-        let (region, errors) = LiveMemory::new(me).copy_ranges_checked(&ranges);
-        assert_eq!(errors.len(), 4);
-        assert_eq!(region.region_count(), 2496);
-        assert_eq!(region.read_u8(base + 2499).unwrap(), data[2499]);
+        let mut bufs = vec![[0u8; 1]; ranges.len()];
+        let mut reqs: Vec<(u64, &mut [u8])> = ranges
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(&(addr, _), b)| (addr, &mut b[..]))
+            .collect();
+        let results = LiveMemory::new(me).read_batch(&mut reqs);
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 4);
+        assert_eq!(results.len(), 2500);
+        assert_eq!(bufs[2499][0], data[2499]);
+        assert_eq!(
+            bufs[5][0], 0,
+            "an unreadable range leaves its buffer untouched"
+        );
     }
 }
