@@ -5,7 +5,7 @@
 
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::status::{
-    G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING,
+    without_scan, G_DEAD, G_IDLE, G_LEAKED, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING,
 };
 use regex::Regex;
 use std::fmt;
@@ -138,7 +138,7 @@ impl Filter {
             return false;
         }
         if !self.wait_reasons.is_empty() {
-            let s = super::base_status(g).to_lowercase();
+            let s = without_scan(&g.status).to_lowercase();
             if !self.wait_reasons.contains(&s) {
                 return false;
             }

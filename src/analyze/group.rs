@@ -3,9 +3,9 @@
 //! that 10,000 goroutines parked in three places read as three entries.
 //! JSON schema `gopeek.group/1`.
 
-use super::base_status;
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::frames::{listed, shown_frames};
+use crate::gotrace::status::without_scan;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -127,7 +127,7 @@ pub(crate) fn stack_key(
             (f.function.clone(), at)
         })
         .collect();
-    (base_status(g).to_string(), frames)
+    (without_scan(&g.status).to_string(), frames)
 }
 
 /// Groups the listed goroutines of `dump` into buckets, sorted by size
@@ -229,7 +229,7 @@ fn make_bucket(members: &[&GoroutineSnapshot], system: bool) -> Bucket {
     });
     Bucket {
         count: members.len(),
-        status: base_status(first).to_string(),
+        status: without_scan(&first.status).to_string(),
         wait_minutes,
         locked_to_thread: members.iter().filter(|g| g.locked_to_thread).count(),
         ids,

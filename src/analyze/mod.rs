@@ -6,10 +6,3 @@
 pub mod filter;
 pub mod group;
 pub mod leaks;
-use crate::dump::GoroutineSnapshot;
-
-/// The status grouping and leak clusters key on: without the ` (scan)` a
-/// GC in progress adds (see [`crate::gotrace::status::without_scan`]).
-pub(crate) fn base_status(g: &GoroutineSnapshot) -> &str {
-    crate::gotrace::status::without_scan(&g.status)
-}

@@ -4,9 +4,9 @@
 //! code parked in different states, like `--group` buckets do.
 
 use super::Outputter;
-use crate::analyze::base_status;
 use crate::dump::DumpSnapshot;
 use crate::gotrace::frames::{listed, shown_frames};
+use crate::gotrace::status::without_scan;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -37,7 +37,7 @@ pub fn folded_stacks(dump: &DumpSnapshot, system: bool) -> Vec<(String, usize)> 
             line.push(';');
         }
         line.push('[');
-        line.push_str(&clean(base_status(g)));
+        line.push_str(&clean(without_scan(&g.status)));
         line.push(']');
         *counts.entry(line).or_default() += 1;
     }

@@ -242,7 +242,7 @@ fn run<S: Source>(
         &cfg,
         &captured,
         &pause,
-        opts,
+        mode,
         src,
         taken_at.unwrap_or_default(),
         header_labels,
@@ -285,14 +285,14 @@ fn assemble<S: Source>(
     cfg: &WalkConfig<'_, '_>,
     captured: &Capture,
     stats: &PauseStats,
-    opts: &SnapshotOptions,
+    mode: Mode,
     src: &S,
     taken_at: String,
     header_labels: bool,
 ) -> DumpSnapshot {
     let goroutines = build_goroutines(cfg, captured);
     let mut warnings = captured.warnings.clone();
-    if opts.nonblocking {
+    if mode == Mode::Nonblocking {
         warnings.push(
             "--nonblocking: each goroutine was read consistently on its own, but not all at one instant"
                 .to_string(),
@@ -310,7 +310,7 @@ fn assemble<S: Source>(
         header_labels,
         taken_at,
         pause_us: stats.pause_us(),
-        mode: if opts.nonblocking {
+        mode: if mode == Mode::Nonblocking {
             "nonblocking"
         } else {
             "consistent"

@@ -32,10 +32,10 @@
 //! A fixed pool of constant size therefore can never be `growing`: its
 //! count cannot rise steadily, and a recycling pool fails persistence.
 
-use super::base_status;
 use super::group::{stack_key, BucketFrame, Similarity};
 use crate::dump::{DumpSnapshot, GoroutineSnapshot};
 use crate::gotrace::frames::listed;
+use crate::gotrace::status::without_scan;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -368,7 +368,7 @@ impl LeakTracker {
             clusters.push(Cluster {
                 verdict,
                 reason,
-                status: base_status(oldest).to_string(),
+                status: without_scan(&oldest.status).to_string(),
                 created_by: site(oldest),
                 counts: per_sample.iter().map(|s| s.len()).collect(),
                 growth_per_min: k,
