@@ -12,6 +12,13 @@ pub struct DumpSnapshot {
     pub schema: &'static str,
     /// The target as the host sees it.
     pub pid: i32,
+    /// The target's pid inside its own (innermost) pid namespace, as the
+    /// process and a `ps` in its container see it; equal to `pid` outside
+    /// containers, `null` when unknown.
+    pub nspid: Option<i32>,
+    /// The container id (64 hex digits) the target's cgroup names, `null`
+    /// outside containers.
+    pub container: Option<String>,
     /// The target's executable (its `/proc/PID/exe` link).
     pub exe: String,
     /// The Go release the target was built with (`go1.27.4`).
@@ -47,18 +54,24 @@ pub struct DumpSnapshot {
 
 impl DumpSnapshot {
     /// Drops every memory content the dump carries beyond stacks and
-    /// states (today: pprof labels) and records `why` in [`Self::note`].
+    /// states (pprof labels, argument values) and records `why` in [`Self::note`].
     pub fn hide_memory_contents(&mut self, why: &str) {
         for g in &mut self.goroutines {
             g.labels = None;
+            g.args = None;
         }
         self.header_labels = false;
-        self.note = Some(format!("memory contents (labels) not shown: {why}"));
+        self.note = Some(format!(
+            "memory contents (labels, arguments) not shown: {why}"
+        ));
     }
 }
 
-/// One goroutine as Go's traceback would describe it.
-#[derive(Debug, Clone, Serialize)]
+/// One goroutine as Go's traceback would describe it. Serialized by hand
+/// (below) so that each frame object carries the goroutine's own `args`;
+/// the JSON has the fields up to `error` (not `args` itself, nor those
+/// after it).
+#[derive(Debug, Clone)]
 pub struct GoroutineSnapshot {
     /// The goroutine id (`goid`).
     pub id: u64,
@@ -83,20 +96,89 @@ pub struct GoroutineSnapshot {
     pub frames: Arc<[Frame]>,
     /// Why the stack is incomplete, if it is.
     pub error: Option<String>,
+    /// What Go prints between each frame's parentheses (`0x1, {0x2, 0x3}`),
+    /// one entry per entry of `frames`; `None` for inlined frames (Go
+    /// prints `...`) and where the arguments could not be read. The list
+    /// is the goroutine's own (arguments differ where stacks are shared),
+    /// itself shared by goroutines with the same stack and words. JSON
+    /// writes each entry as its frame's `args`.
+    pub args: Option<FrameArgs>,
     /// Raw `atomicstatus` with the scan bit removed (for filters).
-    #[serde(skip)]
     pub raw_status: u32,
     /// `runtime.*` start function: Go hides such goroutines from
     /// tracebacks unless GOTRACEBACK=system.
-    #[serde(skip)]
     pub system: bool,
     /// Address of the `g`, and the `id` and address of its M; Go prints
     /// them (`gp= m= mp=`) in GOTRACEBACK=system headers from Go 1.22.
-    #[serde(skip)]
     pub g_addr: u64,
     /// The M (`m.id`, address) the goroutine is on, if any.
-    #[serde(skip)]
     pub m: Option<(i64, u64)>,
+}
+
+/// Per-frame argument text of one goroutine (see
+/// [`GoroutineSnapshot::args`]).
+pub type FrameArgs = Arc<[Option<Arc<str>>]>;
+
+impl Serialize for GoroutineSnapshot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("GoroutineSnapshot", 9)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("wait_minutes", &self.wait_minutes)?;
+        st.serialize_field("locked_to_thread", &self.locked_to_thread)?;
+        st.serialize_field("thread", &self.thread)?;
+        st.serialize_field("labels", &self.labels)?;
+        st.serialize_field("created_by", &self.created_by)?;
+        st.serialize_field("frames", &self.frames_json())?;
+        st.serialize_field("error", &self.error)?;
+        st.end()
+    }
+}
+
+impl GoroutineSnapshot {
+    /// The `frames` array of the JSON form: each frame with this
+    /// goroutine's `args`.
+    pub fn frames_json(&self) -> FramesJson<'_> {
+        FramesJson {
+            frames: &self.frames,
+            args: self.args.as_deref(),
+        }
+    }
+}
+
+/// A goroutine's frames as JSON objects, each with its `args` (`null`
+/// where unknown): `Frame`'s own fields, then `args`.
+pub struct FramesJson<'a> {
+    frames: &'a [Frame],
+    args: Option<&'a [Option<Arc<str>>]>,
+}
+
+impl Serialize for FramesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct One<'a>(&'a Frame, Option<&'a str>);
+        impl Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let f = self.0;
+                let mut st = s.serialize_struct("Frame", 7)?;
+                st.serialize_field("function", &f.function)?;
+                st.serialize_field("file", &f.file)?;
+                st.serialize_field("line", &f.line)?;
+                st.serialize_field("pc", &f.pc)?;
+                st.serialize_field("inlined", &f.inlined)?;
+                st.serialize_field("runtime", &f.runtime)?;
+                st.serialize_field("args", &self.1)?;
+                st.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.frames.len()))?;
+        for (i, f) in self.frames.iter().enumerate() {
+            let args = self.args.and_then(|a| a.get(i)).and_then(|a| a.as_deref());
+            seq.serialize_element(&One(f, args))?;
+        }
+        seq.end()
+    }
 }
 
 /// Where a goroutine was started.

@@ -14,6 +14,7 @@
 
 pub mod analyze;
 pub mod binary;
+pub mod corefile;
 pub mod dump;
 pub mod exit;
 pub mod gotrace;
@@ -21,6 +22,9 @@ pub mod layout;
 pub mod memory;
 pub mod output;
 pub mod process;
+pub mod profile;
+pub mod ps;
 pub mod snapshot;
 pub mod sudo;
+pub mod value;
 pub mod walk;

@@ -32,5 +32,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Dump(a) => cli::dump::run(a, sudo),
         Command::Leaks(a) => cli::leaks::run(a, sudo),
         Command::Symbolize(a) => cli::info::run_symbolize(a, sudo),
+        Command::Ps(a) => cli::ps::run(a, sudo),
+        Command::Completions(a) => cli::completions::run(a),
+        Command::Manpage(a) => cli::completions::run_manpage(a),
+        Command::Print(a) => cli::print::run(a, sudo),
+        Command::Record(a) => cli::record::run(a, sudo),
+        Command::Top(a) => cli::top::run(a),
+        Command::Sched(a) => cli::sched::run(a, sudo),
     }
 }

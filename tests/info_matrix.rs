@@ -145,7 +145,21 @@ fn nm_globals(bin: &Path) -> HashMap<String, u64> {
         if let Some(short) = name.strip_prefix("runtime.") {
             if matches!(
                 short,
-                "allgs" | "allglen" | "allm" | "allp" | "sched" | "waitReasonStrings"
+                "allgs"
+                    | "allglen"
+                    | "allm"
+                    | "allp"
+                    | "sched"
+                    | "waitReasonStrings"
+                    | "gomaxprocs"
+                    | "starttime"
+                    | "runtimeInitTime"
+                    | "gcphase"
+                    | "worldsema"
+                    | "gcsema"
+                    | "work"
+                    | "memstats"
+                    | "gcController"
             ) {
                 out.insert(short.to_string(), u64::from_str_radix(addr, 16).unwrap());
             }
@@ -155,14 +169,28 @@ fn nm_globals(bin: &Path) -> HashMap<String, u64> {
 }
 
 /// `gopeek info` JSON key for each global, with its `runtime.` name.
-const GLOBALS: [(&str, &str); 6] = [
+const GLOBALS: [(&str, &str); 15] = [
     ("allgs", "allgs"),
     ("allglen", "allglen"),
     ("allm", "allm"),
     ("allp", "allp"),
     ("wait_reason_strings", "waitReasonStrings"),
     ("sched", "sched"),
+    // The scheduler/GC globals of `gopeek sched` (binary/locate_sched.rs).
+    ("gomaxprocs", "gomaxprocs"),
+    ("starttime", "starttime"),
+    ("runtime_init_time", "runtimeInitTime"),
+    ("gcphase", "gcphase"),
+    ("worldsema", "worldsema"),
+    ("gcsema", "gcsema"),
+    ("work", "work"),
+    ("memstats", "memstats"),
+    ("gc_controller", "gcController"),
 ];
+
+/// Globals gopeek finds from `.symtab` only (no stable small user to
+/// disassemble): absent from a stripped binary's report, by design.
+const SYMTAB_ONLY: [&str; 2] = ["memstats", "gcController"];
 
 /// Checks every global of `info` against `want` (runtime name → address),
 /// each located by `method` ("symtab" or "disassembly"). sched is only
@@ -178,7 +206,7 @@ fn check_globals(
     for (key, sym) in GLOBALS {
         let g = &info["globals"][key];
         if g.is_null() {
-            if sym != "sched" {
+            if sym != "sched" && !(method == "disassembly" && SYMTAB_ONLY.contains(&sym)) {
                 errs.push(format!(
                     "{what}: {key} not found (want {:#x} from nm)",
                     want.get(sym).copied().unwrap_or(0)
@@ -190,6 +218,12 @@ fn check_globals(
             errs.push(format!("{what}: nm has no runtime.{sym}"));
             continue;
         };
+        if method == "disassembly" && SYMTAB_ONLY.contains(&sym) {
+            errs.push(format!(
+                "{what}: {key} reported without a symbol table: {g}"
+            ));
+            continue;
+        }
         let got = g["addr"].as_u64().unwrap();
         if got != addr {
             errs.push(format!(
@@ -539,7 +573,10 @@ fn check(version: &str, mode: &str) {
             )),
             None => {
                 eprintln!("note: {what}: data layout differs from {}'s; globals checked for presence only", sib.display());
-                for (key, _) in GLOBALS.iter().filter(|(k, _)| *k != "sched") {
+                for (key, _) in GLOBALS
+                    .iter()
+                    .filter(|(k, s)| *k != "sched" && !SYMTAB_ONLY.contains(s))
+                {
                     if info_orig["globals"][key]["how"]["method"] != "disassembly" {
                         errs.push(format!(
                             "{what}: {key} not found by disassembly: {}",

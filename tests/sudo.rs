@@ -213,6 +213,16 @@ fn labels_shown(json: &serde_json::Value) -> bool {
         .any(|g| !g["labels"].is_null())
 }
 
+/// Whether any frame of a JSON dump carries argument values.
+fn args_shown(json: &serde_json::Value) -> bool {
+    json["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["frames"].as_array().unwrap())
+        .any(|f| !f["args"].is_null())
+}
+
 /// No policy file: a root-owned target is refused (exit 4), the refusal is
 /// in the system log, and the target was never attached.
 #[test]
@@ -299,15 +309,16 @@ fn allowed_target_is_dumped_logged_and_labels_withheld() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!labels_shown(&v), "labels were shown");
+    assert!(!args_shown(&v), "argument values were shown");
     assert!(
         v["note"]
             .as_str()
             .unwrap_or_default()
-            .contains("memory contents (labels) not shown"),
+            .contains("memory contents (labels, arguments) not shown"),
         "{v}"
     );
     assert!(
-        stderr(&out).contains("labels are not shown"),
+        stderr(&out).contains("labels and argument values are not shown"),
         "{}",
         stderr(&out)
     );
@@ -342,6 +353,7 @@ fn policy_rule_allows_a_root_target_with_labels() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(labels_shown(&v), "labels missing: {v}");
+    assert!(args_shown(&v), "argument values missing");
     assert!(v["note"].is_null(), "{v}");
     let line = audit.expect(target.pid, "allowed by rule 1 of /etc/gopeek/policy.toml");
     assert!(line.contains("show_memory=true"), "{line}");
@@ -568,4 +580,45 @@ fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
         return;
     }
     panic!("never caught gopeek holding the target after the drop");
+}
+
+/// `gopeek print` shows memory, so under sudo it runs only where the
+/// policy says `show_memory = true`: refused (exit 4, logged) under the
+/// default policy, allowed by a rule that sets it, and then the value is
+/// read after the privilege drop, while the target is held.
+#[test]
+fn print_follows_show_memory() {
+    let Some(env) = setup() else { return };
+    let Some(bin) = common::newest_fixture("default", "printvals") else {
+        return;
+    };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&bin, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    let out = run(&["print", "--pid", &pid, "main.cfg.Addr"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("show_memory = true"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    audit.expect(target.pid, "failed: gopeek print shows the target's memory");
+    assert_running_untraced(target.pid);
+
+    let _policy = PolicyGuard::set(
+        Some(&format!(
+            "[[allow]]\nusers = [\"{TARGET_USER}\"]\nexe = [\"{}\"]\nshow_memory = true\n",
+            bin.display()
+        )),
+        0o644,
+    );
+    let out = run(&["print", "--pid", &pid, "main.cfg.Addr", "main.vMap1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "main.cfg.Addr = \"localhost:8080\"\nmain.vMap1 = map[string]int{\"one\":1}\n"
+    );
+    audit.expect(target.pid, "ok: print of 2 expressions");
+    assert_running_untraced(target.pid);
 }

@@ -1,5 +1,6 @@
 //! Fuzzes the pclntab reader: header, function table, `_func` records,
-//! pc-value tables (pcsp/pcfile/pcln/pcdata) and inline trees. The input is
+//! pc-value tables (pcsp/pcfile/pcln/pcdata), inline trees, and the
+//! argument funcdata (argument info, spill-slot liveness). The input is
 //! split at a point chosen by its first two bytes into the table and the
 //! `go:func.*` area that funcdata (inline trees) point into. Any panic,
 //! hang or huge allocation is a bug.
@@ -27,7 +28,14 @@ fuzz_target!(|data: &[u8]| {
                 let _ = f.file_line(pc);
                 let _ = f.frames_at(pc);
                 let _ = f.pcdata(2, pc);
+                let _ = f.outermost_pc(pc);
+                if let Ok(l) = f.arg_liveness(pc) {
+                    for (off, slot) in [(0u8, 0u8), (0x10, 1), (0xfa, 0xff)] {
+                        let _ = l.is_live(off, slot);
+                    }
+                }
             }
+            let _ = f.arg_info();
         }
         for i in 0..64u64 {
             let pc = p.text_start().wrapping_add(i * 13);

@@ -230,6 +230,7 @@ pub(crate) mod tests {
             }),
             frames: frames.into(),
             error: None,
+            args: None,
             raw_status: if status == "running" {
                 G_RUNNING
             } else {

@@ -255,6 +255,8 @@ pub(crate) mod tests {
     pub(crate) fn dump(gs: Vec<GoroutineSnapshot>) -> DumpSnapshot {
         DumpSnapshot {
             schema: "gopeek.dump/1",
+            nspid: None,
+            container: None,
             pid: 1,
             exe: "x".into(),
             go_version: "go1.27".into(),

@@ -46,12 +46,16 @@ pub struct Located {
 pub struct RuntimeGlobals {
     pub allgs: Option<Located>,
     pub(crate) allglen: Option<Located>,
-    pub(crate) allm: Option<Located>,
-    pub(crate) allp: Option<Located>,
-    pub(crate) sched: Option<Located>,
+    pub allm: Option<Located>,
+    pub allp: Option<Located>,
+    pub sched: Option<Located>,
     pub(crate) wait_reason_strings: Option<Located>,
     /// Entries in `waitReasonStrings` (the array length).
     pub(crate) wait_reason_count: Option<u64>,
+    /// The scheduler and GC globals of `gopeek sched` (found once the
+    /// layout is known: `work` needs `workType.startSema`).
+    #[serde(flatten)]
+    pub sched_extra: crate::binary::locate_sched::SchedGlobals,
 }
 
 /// Offsets of `schedt.midle` and `schedt.nmidle`, needed to turn the
@@ -226,6 +230,10 @@ pub(crate) fn locate_globals(
             g.wait_reason_count = Some(size / 16);
         }
     }
+    if bin.arch() == Arch::Arm64 {
+        locate_arm64(bin, tab, md, &mut g);
+        return g;
+    }
     if bin.arch() != Arch::Amd64 {
         return g;
     }
@@ -320,6 +328,51 @@ pub(crate) fn locate_globals(
         }
     }
     g
+}
+
+/// `allgs` in a stripped arm64 binary: the slice `runtime.forEachG`
+/// loads both words of (ADRP + LDR/LDP, see [`super::arm64`]).
+fn locate_arm64(
+    bin: &GoBinary,
+    tab: &Pclntab<'_>,
+    md: Option<&ModuleData>,
+    g: &mut RuntimeGlobals,
+) {
+    if g.allgs.is_some() {
+        return;
+    }
+    let in_data = |a: u64| match md {
+        Some(md) => md.is_global_data(a),
+        None => bin.segment_of(a).map(|s| s.writable).unwrap_or(false),
+    };
+    let Some(f) = tab.func_by_name("runtime.forEachG") else {
+        return;
+    };
+    let Some(len) = f.end.checked_sub(f.entry).map(|l| l.min(MAX_DECODE)) else {
+        return;
+    };
+    let Some(code) = bin.slice_at_vaddr(f.entry, len as usize) else {
+        return;
+    };
+    let loads: Vec<u64> = super::arm64::static_accesses(code, f.entry)
+        .into_iter()
+        .filter(|a| !a.store && a.size == 8 && in_data(a.addr))
+        .map(|a| a.addr)
+        .collect();
+    let mut c: Vec<u64> = loads
+        .iter()
+        .copied()
+        .filter(|x| loads.contains(&(x + 8)))
+        .collect();
+    c.dedup();
+    if c.len() == 1 {
+        g.allgs = Some(Located {
+            addr: c[0],
+            how: LocateMethod::Disassembly {
+                function: "runtime.forEachG".into(),
+            },
+        });
+    }
 }
 
 /// `runtime.sched` in a stripped binary: the base address that explains

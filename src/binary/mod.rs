@@ -6,11 +6,13 @@
 //! bounds-checked [`cursor`] helpers, and never panics on them (the
 //! `pclntab` and `buildinfo` fuzz targets check that).
 
+pub mod arm64;
 pub mod buildinfo;
 pub(crate) mod cursor;
 pub mod elf;
 pub mod info;
 pub(crate) mod locate;
+pub mod locate_sched;
 pub(crate) mod moduledata;
 pub mod pclntab;
 pub mod program;

@@ -2,14 +2,14 @@
 //! seccomp filters, one snapshot, then filters and the chosen output.
 
 use super::analysis::DumpAnalysisArgs;
-use super::error::{CliError, Doing};
+use super::error::{CliError, Doing, UsageError};
 use super::forbid_writes;
 use gopeek::analyze::group;
 use gopeek::dump::DumpSnapshot;
 use gopeek::output::{
     write_json, FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput,
 };
-use gopeek::snapshot::{take, SnapshotError, SnapshotOptions};
+use gopeek::snapshot::{take, take_core, SnapshotError, SnapshotOptions};
 use gopeek::sudo::privilege::{create_output, SudoContext};
 use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
@@ -36,8 +36,16 @@ pub(crate) enum DumpFormat {
 #[derive(clap::Args)]
 pub(crate) struct DumpArgs {
     /// The process to inspect.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// Read a core file instead of a live process (kernel, gcore or
+    /// qemu-user core); nothing is attached to.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nonblocking", "max_pause"])]
+    core: Option<PathBuf>,
+    /// With --core: the executable that wrote the core (default: the one
+    /// the core names); checked against the core's bytes.
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DumpFormat::Text)]
     format: DumpFormat,
     /// Show runtime frames and system goroutines (GOTRACEBACK=system).
@@ -74,9 +82,20 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
     if sudo.is_some() && a.nonblocking {
         return Err(SnapshotError::NonblockingUnderSudo.into());
     }
+    if sudo.is_some() && a.core.is_some() {
+        // A core is a file: nothing to attach to, so no reason to parse
+        // it (untrusted bytes) as root.
+        return Err(UsageError(
+            "`gopeek dump --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
+        )
+        .into());
+    }
     // sudo: policy check and audit line before anything is opened; the
     // session writes the outcome line however this function returns.
-    let session = sudo.map(|ctx| SudoSession::begin(ctx, a.pid)).transpose()?;
+    let session = match (sudo, a.pid) {
+        (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
+        _ => None,
+    };
     // -o: created now (as the invoking user under sudo), before the
     // no-write-open filter.
     let out_file = match &a.output {
@@ -100,7 +119,13 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         // sudo: re-check the policy and drop privileges once seized.
         after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
-    let result = take(a.pid, &opts).map(|s| {
+    let taken = match (&a.core, a.pid) {
+        (Some(core), _) => take_core(core, a.exe.as_deref(), &opts),
+        (None, Some(pid)) => take(pid, &opts),
+        // clap requires one of them.
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
+    let result = taken.map(|s| {
         if super::timing::wanted() {
             super::timing::print(&s.timing);
         }
@@ -120,7 +145,7 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
     if let Some(s) = session.as_ref().filter(|s| !s.decision().show_memory) {
         let why = format!("not allowed by the sudo policy ({})", s.decision().reason);
         dump.hide_memory_contents(&why);
-        eprintln!("gopeek: note: labels are not shown: {why}");
+        eprintln!("gopeek: note: labels and argument values are not shown: {why}");
     }
     // JSON is indented for a person at a terminal, compact for pipes (a
     // 100k-goroutine dump is several times smaller).

@@ -18,11 +18,18 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub(crate) struct InfoArgs {
     /// The executable to read.
-    #[arg(required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(required_unless_present_any = ["pid", "core"], conflicts_with_all = ["pid", "core"])]
     binary: Option<PathBuf>,
     /// Read the executable of this running process (without attaching).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "core")]
     pid: Option<i32>,
+    /// Read the executable a core file belongs to (the one its NT_FILE
+    /// note names, or --exe), checked against the core.
+    #[arg(long, value_name = "FILE")]
+    core: Option<PathBuf>,
+    /// With --core: the executable that wrote the core.
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
 }
@@ -47,10 +54,18 @@ pub(crate) struct SymbolizeArgs {
 
 /// Runs `gopeek info`.
 pub(crate) fn run_info(a: InfoArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    let path = match (a.binary, a.pid) {
-        (Some(b), _) => b,
-        (None, Some(pid)) => PathBuf::from(format!("/proc/{pid}/exe")),
-        (None, None) => unreachable!("clap requires one"),
+    if sudo.is_some() && a.core.is_some() {
+        // A core is a file: no reason to parse it as root.
+        return Err(super::error::UsageError(
+            "`gopeek info --core` needs no privilege: run it without sudo".into(),
+        )
+        .into());
+    }
+    let path = match (a.binary, a.pid, &a.core) {
+        (Some(b), _, _) => b,
+        (None, Some(pid), _) => PathBuf::from(format!("/proc/{pid}/exe")),
+        (None, None, Some(core)) => gopeek::snapshot::core_executable(core, a.exe.as_deref())?,
+        (None, None, None) => unreachable!("clap requires one"),
     };
     // sudo: open as root (a target's /proc/PID/exe needs it), parse as the
     // invoking user; a path given by the user is opened as the user.

@@ -2,14 +2,15 @@
 //! `analyze::leaks`.
 
 use super::analysis::{parse_duration, SimilarityArg};
-use super::error::{CliError, Doing};
+use super::error::{CliError, Doing, UsageError};
 use super::forbid_writes;
 use gopeek::analyze::leaks;
 use gopeek::exit::LEAK_FOUND;
 use gopeek::output::write_json;
-use gopeek::snapshot::{take, SnapshotOptions};
+use gopeek::snapshot::{take, take_core, SnapshotOptions};
 use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,16 @@ pub(crate) enum LeaksFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LeaksArgs {
     /// The process to watch.
-    #[arg(long)]
-    pub(crate) pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pub(crate) pid: Option<i32>,
+    /// Instead of a live process: core files of one program taken at
+    /// different times, oldest first (at least 3; --core A --core B ...).
+    /// Each sample's time is its core file's modification time.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["samples", "interval", "nonblocking"])]
+    pub(crate) core: Vec<PathBuf>,
+    /// With --core: the executable that wrote the cores.
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    pub(crate) exe: Option<PathBuf>,
     /// Snapshots to take (at least 3: a trend needs three points).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(3..=100_000))]
     pub(crate) samples: u32,
@@ -78,6 +87,12 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         // sample would leave no way to seize the target for the next one.
         after_seize: None,
     };
+    if !args.core.is_empty() {
+        return from_cores(&args, &opts);
+    }
+    let Some(pid) = args.pid else {
+        return Err(UsageError("give --pid PID or --core FILE (three or more)".into()).into());
+    };
     let n = args.samples as usize;
     let progress = io::stderr().is_terminal();
     let start = Instant::now();
@@ -89,7 +104,7 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
             std::thread::sleep(due - now);
         }
         let t = start.elapsed().as_secs_f64();
-        let snap = take(args.pid, &opts)?;
+        let snap = take(pid, &opts)?;
         if super::timing::wanted() {
             super::timing::print(&snap.timing);
         }
@@ -111,6 +126,52 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         // Clear the progress line: the report follows on stdout.
         eprint!("\r\x1b[K");
     }
+    write_leaks(&args, &tracker)
+}
+
+/// `gopeek leaks --core A --core B ...`: one sample per core, timed by the
+/// cores' modification times.
+fn from_cores(args: &LeaksArgs, opts: &SnapshotOptions) -> Result<ExitCode, CliError> {
+    if args.core.len() < 3 {
+        return Err(UsageError(format!(
+            "--core was given {} times: a trend needs at least 3 cores, oldest first",
+            args.core.len()
+        ))
+        .into());
+    }
+    let mut tracker = leaks::LeakTracker::new(args.similarity.into(), args.system);
+    let mut first = None;
+    let mut last = 0.0;
+    for core in &args.core {
+        let written = std::fs::metadata(core)
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let first = *first.get_or_insert(written);
+        let t = written
+            .duration_since(first)
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| {
+                UsageError(format!(
+                    "{} is older than the first core: give the cores oldest first",
+                    core.display()
+                ))
+            })?;
+        if t < last {
+            return Err(UsageError(format!(
+                "{} is older than the core before it: give the cores oldest first",
+                core.display()
+            ))
+            .into());
+        }
+        last = t;
+        let snap = take_core(core, args.exe.as_deref(), opts)?;
+        tracker.add(t, snap.dump);
+    }
+    write_leaks(args, &tracker)
+}
+
+/// The report on stdout; exit [`LEAK_FOUND`] when something grows.
+fn write_leaks(args: &LeaksArgs, tracker: &leaks::LeakTracker) -> Result<ExitCode, CliError> {
     let report = tracker.report(args.top);
     let stdout = io::stdout();
     let pretty = stdout.is_terminal();

@@ -3,11 +3,17 @@
 //! layer; `main.rs` parses, dispatches here and maps errors to exit codes.
 
 pub(crate) mod analysis;
+pub(crate) mod completions;
 pub(crate) mod dump;
 pub(crate) mod error;
 pub(crate) mod info;
 pub(crate) mod leaks;
+pub(crate) mod print;
+pub(crate) mod ps;
+pub(crate) mod record;
+pub(crate) mod sched;
 pub(crate) mod timing;
+pub(crate) mod top;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use error::{CliError, Doing};
@@ -42,6 +48,31 @@ pub(crate) enum Command {
     /// pclntab alone (so it works on stripped binaries, where addr2line
     /// has nothing to read).
     Symbolize(info::SymbolizeArgs),
+    /// The Go processes on this machine: pid (and pid inside its
+    /// container), user, Go version, main module, RSS, goroutines,
+    /// container id. Nothing is stopped.
+    Ps(ps::PsArgs),
+    /// A shell completion script (bash, zsh, fish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// gopeek(1) or gopeek-SUBCOMMAND(1) in roff, for packagers.
+    #[command(hide = true)]
+    Manpage(completions::ManpageArgs),
+    /// Go variables of a running process (globals by Go name), read
+    /// without stopping it, printed as Go's %#v or as JSON. Needs the
+    /// binary's DWARF.
+    Print(print::PrintArgs),
+    /// A CPU profile of a running Go process, sampled from outside without
+    /// stopping it: per function (inlined frames too), goroutine and pprof
+    /// label, as pprof, speedscope, folded stacks or a flame graph.
+    Record(record::RecordArgs),
+    /// A live view of where a running Go process spends CPU, refreshed
+    /// every second: per function, goroutine, pprof label or thread, with
+    /// GC, syscall and cgo shares. `--once` for scripts.
+    Top(top::TopArgs),
+    /// The scheduler as the target's own GODEBUG=schedtrace prints it (P,
+    /// M and G lines with --detail), after a plain-words analysis of any
+    /// pending stop-the-world: who started it, why, which P it waits for.
+    Sched(sched::SchedArgs),
 }
 
 /// `--format` of the report commands (`info`, `symbolize`).
@@ -55,6 +86,9 @@ pub(crate) enum ReportFormat {
 /// for writing (/proc/PID/mem included): it writes only to stdout or to a
 /// file opened before this call.
 pub(crate) fn forbid_writes() -> Result<(), CliError> {
+    // What the kernel's EPERM may have been caused by must be read before
+    // gopeek's own filter hides an inherited one.
+    gopeek::process::permission::note_inherited_seccomp();
     gopeek::process::seccomp::install_read_only_filter()
         .doing("installing the read-only seccomp filter")?;
     gopeek::process::seccomp::forbid_open_for_write()

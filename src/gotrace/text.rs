@@ -36,10 +36,12 @@ pub(crate) fn needs_quoting(s: &str) -> bool {
         .any(|r| !(r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_'))
 }
 
-/// One frame: the function line and the `\tfile:line +0xoff` line, with
-/// ` fp= sp= pc=` at GOTRACEBACK=system, as Go prints them.
-fn write_frame(w: &mut dyn Write, f: &Frame, system: bool) -> io::Result<()> {
-    writeln!(w, "{}(...)", f.function)?;
+/// One frame: the function line with its arguments (`...` where they are
+/// unknown, as Go prints for inlined frames) and the `\tfile:line +0xoff`
+/// line, with ` fp= sp= pc=` at GOTRACEBACK=system, as Go prints them.
+fn write_frame(w: &mut dyn Write, f: &Frame, args: Option<&str>, system: bool) -> io::Result<()> {
+    let args = if f.inlined { None } else { args };
+    writeln!(w, "{}({})", f.function, args.unwrap_or("..."))?;
     write!(w, "\t{}:{}", f.file, f.line)?;
     if !f.inlined {
         if let Some(off) = f.offset {
@@ -130,24 +132,33 @@ pub(crate) fn write_goroutine(
     // Go 1.19 counts physical frames for its limit; approximate with
     // non-inlined frames seen so far.
     let phys = physical_indices(&g.frames);
+    // The elision hands back references into `g.frames`; their index finds
+    // each frame's arguments.
+    let args_of = |f: &Frame| -> Option<&str> {
+        let at = (f as *const Frame as usize).checked_sub(g.frames.as_ptr() as usize)?;
+        let args = g.args.as_ref()?;
+        args.get(at / std::mem::size_of::<Frame>().max(1))?
+            .as_deref()
+    };
+    let frame = |w: &mut dyn Write, f: &Frame| write_frame(w, f, args_of(f), system);
     match elide(dump.go_minor, &g.frames, &phys, system) {
         Elided::All(v) => {
             for f in v {
-                write_frame(w, f, system)?;
+                frame(w, f)?;
             }
         }
         Elided::Middle { head, elided, tail } => {
             for f in head {
-                write_frame(w, f, system)?;
+                frame(w, f)?;
             }
             writeln!(w, "...{elided} frames elided...")?;
             for f in tail {
-                write_frame(w, f, system)?;
+                frame(w, f)?;
             }
         }
         Elided::Truncated(v) => {
             for f in v {
-                write_frame(w, f, system)?;
+                frame(w, f)?;
             }
             writeln!(w, "...additional frames elided...")?;
         }

@@ -36,18 +36,21 @@ const DW_OP_ADDRX: u8 = 0xa1;
 /// `DW_OP_plus_uconst`: the DWARF 2 way of writing a member offset.
 const DW_OP_PLUS_UCONST: u8 = 0x23;
 
-/// The decompressed sections the scan needs. Owned here because Go
+/// The decompressed DWARF sections gopeek reads. Owned here because Go
 /// compresses its DWARF (`SHF_COMPRESSED`), so the bytes are not in the file
-/// as they are.
-struct Sections<'b> {
-    info: Cow<'b, [u8]>,
-    abbrev: Cow<'b, [u8]>,
-    str: Cow<'b, [u8]>,
-    addr: Cow<'b, [u8]>,
+/// as they are. Shared by the layout scan and `value`'s type and variable
+/// reader, so that a binary's DWARF is found and decompressed one way.
+pub struct Sections<'b> {
+    pub(crate) info: Cow<'b, [u8]>,
+    pub(crate) abbrev: Cow<'b, [u8]>,
+    pub(crate) str: Cow<'b, [u8]>,
+    pub(crate) addr: Cow<'b, [u8]>,
 }
 
 impl<'b> Sections<'b> {
-    fn load(bin: &'b GoBinary) -> Result<Self, LayoutError> {
+    /// The binary's sections; [`LayoutError::NoDwarf`] without
+    /// `.debug_info` (stripped with `-ldflags=-w` or `-s`).
+    pub fn load(bin: &'b GoBinary) -> Result<Self, LayoutError> {
         let get = |name: &str| bin.section_uncompressed(name).unwrap_or(Cow::Borrowed(&[]));
         let info = get(".debug_info");
         if info.is_empty() {
@@ -59,6 +62,16 @@ impl<'b> Sections<'b> {
             str: get(".debug_str"),
             addr: get(".debug_addr"),
         })
+    }
+
+    /// Sections given as bytes (the fuzzer's input; unit tests).
+    pub fn from_bytes(info: &'b [u8], abbrev: &'b [u8], str: &'b [u8]) -> Self {
+        Sections {
+            info: Cow::Borrowed(info),
+            abbrev: Cow::Borrowed(abbrev),
+            str: Cow::Borrowed(str),
+            addr: Cow::Borrowed(&[]),
+        }
     }
 }
 

@@ -19,10 +19,10 @@ pub(crate) mod dwarf;
 pub mod offsets;
 pub(crate) mod tables;
 
-pub use dwarf::{dwarf_structs, dwarf_variables};
+pub use dwarf::{dwarf_structs, dwarf_variables, Sections};
 pub use offsets::{
     AncestorInfoOffsets, FuncOffsets, GOffsets, MOffsets, ModuledataOffsets, POffsets,
-    PcHeaderOffsets, RuntimeOffsets, SchedOffsets,
+    PcHeaderOffsets, RuntimeOffsets, SchedDetailOffsets, SchedOffsets,
 };
 pub use tables::{gstatus_table, supported_minors, version_table, wait_reason_table};
 
@@ -49,6 +49,12 @@ pub const RUNTIME_STRUCTS: &[&str] = &[
     "runtime.pcHeader",
     "runtime.listHeadManual",
     "runtime.listNodeManual",
+    "runtime.sysmontick",
+    "runtime.gList",
+    "runtime.timers",
+    "runtime.workType",
+    "runtime.mstats",
+    "runtime.gcControllerState",
 ];
 
 /// The structs every supported Go version has and a layout must have to be
@@ -403,6 +409,16 @@ pub fn load_program(
         prog.globals.sched =
             crate::binary::locate::locate_sched(bin, &prog.pclntab, prog.moduledata.as_ref(), h);
     }
+    let start_sema = layout
+        .as_ref()
+        .ok()
+        .and_then(|l| l.field("runtime.workType", "startSema"));
+    prog.globals.sched_extra = crate::binary::locate_sched::locate_sched_globals(
+        bin,
+        &prog.pclntab,
+        prog.moduledata.as_ref(),
+        start_sema,
+    );
     Ok((prog, layout))
 }
 

@@ -79,6 +79,8 @@ mod tests {
         sys.system = true;
         let dump = DumpSnapshot {
             schema: "gopeek.dump/1",
+            nspid: None,
+            container: None,
             pid: 1,
             exe: "x".into(),
             go_version: "go1.27".into(),

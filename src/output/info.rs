@@ -66,6 +66,15 @@ pub fn write_text(report: &InfoReport, w: &mut dyn Write) -> io::Result<()> {
         ("allp", &g.allp),
         ("sched", &g.sched),
         ("waitReasons", &g.wait_reason_strings),
+        ("gomaxprocs", &g.sched_extra.gomaxprocs),
+        ("starttime", &g.sched_extra.starttime),
+        ("runtimeInitTime", &g.sched_extra.runtime_init_time),
+        ("gcphase", &g.sched_extra.gcphase),
+        ("worldsema", &g.sched_extra.worldsema),
+        ("gcsema", &g.sched_extra.gcsema),
+        ("work", &g.sched_extra.work),
+        ("memstats", &g.sched_extra.memstats),
+        ("gcController", &g.sched_extra.gc_controller),
     ] {
         match l {
             Some(l) => writeln!(

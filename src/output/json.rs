@@ -24,6 +24,8 @@ pub struct JsonOutput {
 struct Head<'a> {
     schema: &'a str,
     pid: i32,
+    nspid: Option<i32>,
+    container: Option<&'a str>,
     exe: &'a str,
     go_version: &'a str,
     taken_at: &'a str,
@@ -66,6 +68,8 @@ fn write_compact(dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
         &Head {
             schema: dump.schema,
             pid: dump.pid,
+            nspid: dump.nspid,
+            container: dump.container.as_deref(),
             exe: &dump.exe,
             go_version: &dump.go_version,
             taken_at: &dump.taken_at,
@@ -74,7 +78,9 @@ fn write_compact(dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
         },
     )?;
     w.write_all(b",\"goroutines\":[")?;
-    let mut frames_json: HashMap<*const Frame, Vec<u8>> = HashMap::new();
+    // Keyed by the frame list and the argument list: goroutines share
+    // bytes when they share both (each list is shared by its own rules).
+    let mut frames_json: HashMap<(*const Frame, *const Option<Arc<str>>), Vec<u8>> = HashMap::new();
     for (n, g) in dump.goroutines.iter().enumerate() {
         if n > 0 {
             w.write_all(b",")?;
@@ -93,18 +99,24 @@ fn write_compact(dump: &DumpSnapshot, w: &mut dyn Write) -> io::Result<()> {
             },
         )?;
         w.write_all(b",\"frames\":")?;
-        if Arc::strong_count(&g.frames) > 1 {
-            let key = Arc::as_ptr(&g.frames) as *const Frame;
+        let args_shared = g.args.as_ref().is_none_or(|a| Arc::strong_count(a) > 1);
+        if Arc::strong_count(&g.frames) > 1 && args_shared {
+            let key = (
+                Arc::as_ptr(&g.frames) as *const Frame,
+                g.args.as_ref().map_or(std::ptr::null(), |a| {
+                    Arc::as_ptr(a) as *const Option<Arc<str>>
+                }),
+            );
             let bytes = match frames_json.get(&key) {
                 Some(b) => b,
                 None => {
-                    let b = serde_json::to_vec(&*g.frames)?;
+                    let b = serde_json::to_vec(&g.frames_json())?;
                     frames_json.entry(key).or_insert(b)
                 }
             };
             w.write_all(bytes)?;
         } else {
-            serde_json::to_writer(&mut *w, &*g.frames)?;
+            serde_json::to_writer(&mut *w, &g.frames_json())?;
         }
         w.write_all(b",\"error\":")?;
         serde_json::to_writer(&mut *w, &g.error)?;
@@ -170,6 +182,7 @@ mod tests {
             }),
             frames,
             error: (id == 4).then(|| "stack unavailable".to_string()),
+            args: None,
             raw_status: 4,
             system: false,
             g_addr: 0xc000001000,
@@ -192,6 +205,8 @@ mod tests {
         ] {
             let dump = DumpSnapshot {
                 schema: "gopeek.dump/1",
+                nspid: None,
+                container: None,
                 pid: 42,
                 exe: "/usr/bin/a\tb".into(),
                 go_version: "go1.27.4".into(),

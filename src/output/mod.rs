@@ -1,21 +1,30 @@
 //! Output formats behind one small trait, fed by a [`DumpSnapshot`] that
 //! is plain data (rbspy's `Outputter` shape).
 
+mod cpu_formats;
+mod cpu_pprof;
 mod folded;
 pub mod group;
 pub mod info;
 mod json;
 pub mod leaks;
 mod pprof;
+pub mod print;
+pub mod ps;
+pub mod sched;
 mod svg;
 pub mod symbolize;
 mod text;
+mod top;
 
+pub use cpu_formats::{cpu_folded_stacks, write_cpu_folded, write_cpu_speedscope, write_cpu_svg};
+pub use cpu_pprof::{encode_cpu_profile, write_cpu_pprof, GOROUTINE_LABEL};
 pub use folded::{folded_stacks, FoldedOutput};
 pub use json::JsonOutput;
 pub use pprof::{encode_profile, PprofOutput};
 pub use svg::SvgOutput;
 pub use text::TextOutput;
+pub use top::{render_top, TopView};
 
 use crate::dump::DumpSnapshot;
 use std::io::{self, Write};

@@ -29,7 +29,7 @@ pub struct PprofOutput {
 const VARINT: u64 = 0;
 const LEN: u64 = 2;
 
-fn varint(buf: &mut Vec<u8>, mut v: u64) {
+pub(super) fn varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -37,34 +37,34 @@ fn varint(buf: &mut Vec<u8>, mut v: u64) {
     buf.push(v as u8);
 }
 
-fn key(buf: &mut Vec<u8>, field: u64, wire: u64) {
+pub(super) fn key(buf: &mut Vec<u8>, field: u64, wire: u64) {
     varint(buf, (field << 3) | wire);
 }
 
 /// An integer field; zero is the default and is not written (proto3).
-fn uint(buf: &mut Vec<u8>, field: u64, v: u64) {
+pub(super) fn uint(buf: &mut Vec<u8>, field: u64, v: u64) {
     if v != 0 {
         key(buf, field, VARINT);
         varint(buf, v);
     }
 }
 
-fn int(buf: &mut Vec<u8>, field: u64, v: i64) {
+pub(super) fn int(buf: &mut Vec<u8>, field: u64, v: i64) {
     uint(buf, field, v as u64);
 }
 
-fn bool_field(buf: &mut Vec<u8>, field: u64, v: bool) {
+pub(super) fn bool_field(buf: &mut Vec<u8>, field: u64, v: bool) {
     uint(buf, field, v as u64);
 }
 
-fn bytes(buf: &mut Vec<u8>, field: u64, data: &[u8]) {
+pub(super) fn bytes(buf: &mut Vec<u8>, field: u64, data: &[u8]) {
     key(buf, field, LEN);
     varint(buf, data.len() as u64);
     buf.extend_from_slice(data);
 }
 
 /// A packed repeated integer field.
-fn packed(buf: &mut Vec<u8>, field: u64, vals: impl IntoIterator<Item = u64>) {
+pub(super) fn packed(buf: &mut Vec<u8>, field: u64, vals: impl IntoIterator<Item = u64>) {
     let mut tmp = Vec::new();
     for v in vals {
         varint(&mut tmp, v);
@@ -76,19 +76,19 @@ fn packed(buf: &mut Vec<u8>, field: u64, vals: impl IntoIterator<Item = u64>) {
 
 /// The string table: index 0 is "" as the format requires.
 #[derive(Default)]
-struct Strings {
-    list: Vec<String>,
+pub(super) struct Strings {
+    pub(super) list: Vec<String>,
     index: HashMap<String, u64>,
 }
 
 impl Strings {
-    fn new() -> Strings {
+    pub(super) fn new() -> Strings {
         let mut s = Strings::default();
         s.id("");
         s
     }
 
-    fn id(&mut self, s: &str) -> u64 {
+    pub(super) fn id(&mut self, s: &str) -> u64 {
         if let Some(&i) = self.index.get(s) {
             return i;
         }
@@ -365,6 +365,8 @@ mod tests {
         d.system = true;
         let dump = DumpSnapshot {
             schema: "gopeek.dump/1",
+            nspid: None,
+            container: None,
             pid: 7,
             exe: "/bin/x".into(),
             go_version: "go1.27".into(),

@@ -1,6 +1,7 @@
 //! [`ProcessError`]: every way attaching to or reading a live process can
 //! fail, each worded so that the user learns what to do next.
 
+use super::permission::{permission_message, PermissionFacts};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -36,16 +37,13 @@ pub enum ProcessError {
 
     /// The kernel refused PTRACE_SEIZE (EPERM) and nobody else traces the
     /// target: a privilege problem.
-    #[error("{}", permission_message(*pid, *ptrace_scope, *target_uid, *our_euid))]
+    #[error("{}", permission_message(*pid, facts))]
     PermissionDenied {
         /// The process gopeek was refused.
         pid: i32,
-        /// `/proc/sys/kernel/yama/ptrace_scope`, if Yama is enabled.
-        ptrace_scope: Option<u32>,
-        /// Effective uid of the target, when it could be read.
-        target_uid: Option<u32>,
-        /// Effective uid of gopeek.
-        our_euid: u32,
+        /// What was true about gopeek and the target when it was refused
+        /// (capabilities, Yama, namespaces, seccomp): the message's inputs.
+        facts: Box<PermissionFacts>,
     },
 
     /// Another tracer (a debugger, strace, another gopeek) holds the target;
@@ -142,39 +140,6 @@ pub enum ProcessError {
     },
 }
 
-fn permission_message(
-    pid: i32,
-    scope: Option<u32>,
-    target_uid: Option<u32>,
-    our_euid: u32,
-) -> String {
-    let scope = match scope {
-        Some(k) => format!(
-            "currently {k}{}",
-            match k {
-                0 => "",
-                1 => ": only descendants may be traced without CAP_SYS_PTRACE",
-                2 => ": only CAP_SYS_PTRACE may trace",
-                _ => ": tracing is disabled until reboot",
-            }
-        ),
-        None => "not present, Yama is off".to_string(),
-    };
-    let mut s = format!(
-        "permission denied attaching to PID {pid}: run as root or grant CAP_SYS_PTRACE \
-         (sudo setcap cap_sys_ptrace+ep \"$(command -v gopeek)\"); check /proc/sys/kernel/yama/ptrace_scope ({scope}); \
-         in a container add --cap-add=SYS_PTRACE"
-    );
-    if let Some(t) = target_uid {
-        if t != our_euid {
-            s.push_str(&format!(
-                " (the target runs as uid {t}, gopeek as uid {our_euid})"
-            ));
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,28 +148,20 @@ mod tests {
     fn permission_message_says_what_to_do() {
         let e = ProcessError::PermissionDenied {
             pid: 42,
-            ptrace_scope: Some(1),
-            target_uid: Some(0),
-            our_euid: 1000,
+            facts: Box::new(PermissionFacts {
+                ptrace_scope: Some(1),
+                target_uid: Some(0),
+                our_euid: 1000,
+                ..PermissionFacts::default()
+            }),
         };
         let m = e.to_string();
         assert!(
-            m.starts_with(
-                "permission denied attaching to PID 42: run as root or grant CAP_SYS_PTRACE"
-            ),
+            m.starts_with("permission denied attaching to PID 42: gopeek lacks CAP_SYS_PTRACE"),
             "{m}"
         );
-        assert!(m.contains("setcap cap_sys_ptrace+ep"), "{m}");
         assert!(m.contains("ptrace_scope (currently 1"), "{m}");
-        assert!(m.contains("--cap-add=SYS_PTRACE"), "{m}");
         assert!(m.contains("uid 0, gopeek as uid 1000"), "{m}");
-        let e = ProcessError::PermissionDenied {
-            pid: 42,
-            ptrace_scope: None,
-            target_uid: None,
-            our_euid: 0,
-        };
-        assert!(e.to_string().contains("not present"));
     }
 
     #[test]

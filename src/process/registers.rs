@@ -43,6 +43,11 @@ impl Registers {
     pub fn sp(&self) -> u64 {
         self.raw.rsp
     }
+    /// The link register: amd64 has none (return addresses are on the
+    /// stack).
+    pub(crate) fn lr(&self) -> u64 {
+        0
+    }
     /// Frame pointer (`rbp`), the seed of a frame-pointer walk.
     pub(crate) fn fp(&self) -> u64 {
         self.raw.rbp
@@ -51,6 +56,10 @@ impl Registers {
     /// at `fs_base - 8` on linux/amd64.
     pub fn tls_base(&self) -> u64 {
         self.raw.fs_base
+    }
+    /// R14, the g register of Go's internal ABI (meaningful in Go code).
+    pub(crate) fn go_g(&self) -> u64 {
+        self.raw.r14
     }
 }
 
@@ -64,6 +73,10 @@ impl Registers {
     pub fn sp(&self) -> u64 {
         self.raw.sp
     }
+    /// The link register (x30): the leaf frame's return address.
+    pub(crate) fn lr(&self) -> u64 {
+        self.raw.regs[30]
+    }
     /// Frame pointer (x29).
     pub(crate) fn fp(&self) -> u64 {
         self.raw.regs[29]
@@ -71,6 +84,10 @@ impl Registers {
     /// TPIDR_EL0, the TLS base (Go's cgo TLS `g` is at an offset from it).
     pub fn tls_base(&self) -> u64 {
         self.tpidr_el0
+    }
+    /// X28, the g register of Go's internal ABI.
+    pub(crate) fn go_g(&self) -> u64 {
+        self.raw.regs[28]
     }
 }
 

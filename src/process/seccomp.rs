@@ -14,6 +14,11 @@
 //!   allowed only with options 0 (so never `PTRACE_O_EXITKILL`);
 //! * `process_madvise` and `pidfd_getfd` (EPERM), which act on another
 //!   process's memory or files;
+//! * `bpf` (EPERM), and the perf ioctls that attach a BPF program,
+//!   modify an event's attributes or set a filter (EPERM);
+//! * `perf_event_open` (EPERM), except in [`install_sampling_filter`]
+//!   (`gopeek record`/`top`), which admits it for one thread, any CPU,
+//!   no group, flags CLOEXEC only;
 //! * `io_uring_setup` (ENOSYS), because io_uring can open files and write
 //!   without the syscalls these filters see;
 //! * any syscall of a foreign ABI (i386 `int 0x80`, x32) (ENOSYS), whose
@@ -98,6 +103,11 @@ const ALLOWED_PTRACE: &[u32] = &[
     0x4211, // GET_SYSCALL_USER_DISPATCH_CONFIG
 ];
 const PTRACE_SEIZE: u32 = 0x4206;
+/// `PERF_FLAG_FD_CLOEXEC`, the only `perf_event_open` flag admitted.
+const PERF_FLAG_FD_CLOEXEC: u32 = 8;
+/// perf ioctls refused to every command: `PERF_EVENT_IOC_SET_BPF`,
+/// `PERF_EVENT_IOC_MODIFY_ATTRIBUTES`, `PERF_EVENT_IOC_SET_FILTER`.
+const REFUSED_PERF_IOCTLS: &[u32] = &[0x4004_2408, 0x4008_240b, 0x4008_2406];
 
 /// Flags that make an open able to modify a file.
 const WRITE_FLAGS: u32 =
@@ -189,9 +199,27 @@ fn common_returns(p: &mut Prog) {
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
     allow(dead_code)
 )]
-fn read_only_program() -> Vec<libc::sock_filter> {
+fn read_only_program(perf: bool) -> Vec<libc::sock_filter> {
     let mut p = Prog::new();
     arch_check(&mut p);
+    p.jmp(
+        JEQ_K,
+        libc::SYS_bpf as u32,
+        Target::To("eperm"),
+        Target::Next,
+    );
+    p.jmp(
+        JEQ_K,
+        libc::SYS_perf_event_open as u32,
+        Target::To("perf"),
+        Target::Next,
+    );
+    p.jmp(
+        JEQ_K,
+        libc::SYS_ioctl as u32,
+        Target::To("ioctl"),
+        Target::Next,
+    );
     for nr in [
         libc::SYS_process_vm_writev,
         libc::SYS_process_madvise,
@@ -224,6 +252,37 @@ fn read_only_program() -> Vec<libc::sock_filter> {
     p.jmp(JEQ_K, 0, Target::Next, Target::To("eperm"));
     p.ld(arg_hi(3));
     p.jmp(JEQ_K, 0, Target::To("allow"), Target::To("eperm"));
+    // perf_event_open(attr, pid, cpu, group_fd, flags): only for `gopeek
+    // record`/`top`, and only one thread's event on any CPU (cpu -1), in
+    // no group (-1), with flags CLOEXEC alone. The attribute itself is a
+    // pointer a filter cannot read; process/perf/attr.rs builds the only
+    // one gopeek passes (no sigtrap), and a unit test pins it.
+    p.label("perf");
+    if perf {
+        p.ld(arg_lo(2));
+        p.jmp(JEQ_K, u32::MAX, Target::Next, Target::To("eperm"));
+        p.ld(arg_lo(3));
+        p.jmp(JEQ_K, u32::MAX, Target::Next, Target::To("eperm"));
+        p.ld(arg_hi(4));
+        p.jmp(JEQ_K, 0, Target::Next, Target::To("eperm"));
+        p.ld(arg_lo(4));
+        p.jmp(
+            JEQ_K,
+            PERF_FLAG_FD_CLOEXEC,
+            Target::To("allow"),
+            Target::To("eperm"),
+        );
+    } else {
+        p.ret(RET_ERRNO | libc::EPERM as u32);
+    }
+    // ioctl: the perf requests that attach a BPF program, change an
+    // event's attributes (which could turn sigtrap on) or set a filter.
+    p.label("ioctl");
+    p.ld(arg_lo(1));
+    for req in REFUSED_PERF_IOCTLS {
+        p.jmp(JEQ_K, *req, Target::To("eperm"), Target::Next);
+    }
+    p.ret(RET_ALLOW);
     common_returns(&mut p);
     p.build()
 }
@@ -336,7 +395,15 @@ fn install(what: &'static str, mut prog: Vec<libc::sock_filter>) -> Result<(), P
 /// module documentation for the exact list. Call before attaching.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub fn install_read_only_filter() -> Result<(), ProcessError> {
-    install("read-only", read_only_program())
+    install("read-only", read_only_program(false))
+}
+
+/// [`install_read_only_filter`], admitting also the `perf_event_open` of
+/// a per-thread sampler (`gopeek record`, `gopeek top`): any CPU, no
+/// group, flags CLOEXEC only. Everything else stays refused as there.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn install_sampling_filter() -> Result<(), ProcessError> {
+    install("read-only+perf", read_only_program(true))
 }
 
 /// Makes opening files for writing fail from now on (output files must be
@@ -352,6 +419,12 @@ pub fn install_read_only_filter() -> Result<(), ProcessError> {
     Err(ProcessError::UnsupportedArchitecture {
         arch: std::env::consts::ARCH.into(),
     })
+}
+
+/// Not available on this architecture: the syscall tables differ.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn install_sampling_filter() -> Result<(), ProcessError> {
+    install_read_only_filter()
 }
 
 /// Not available on this architecture: the syscall tables differ.
@@ -403,7 +476,7 @@ mod tests {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]
     fn read_only_program_decisions() {
-        let p = read_only_program();
+        let p = read_only_program(false);
         let a = NATIVE_AUDIT_ARCH;
         let pt = |req: u64, data: u64| run(&p, a, libc::SYS_ptrace, [req, 1, 0, data, 0, 0]);
         assert_eq!(run(&p, a, libc::SYS_process_vm_writev, [0; 6]), EPERM);
@@ -428,6 +501,38 @@ mod tests {
         assert_eq!(pt(0x4206, 1 << 40), EPERM);
         // High bits of the request never turn a denied request into an allowed one.
         assert_eq!(pt((1 << 32) | 5, 0), EPERM);
+        // No perf events, no BPF, for the commands that do not sample.
+        let m1 = u64::MAX;
+        let perf = |p: &[libc::sock_filter], cpu: u64, group: u64, flags: u64| {
+            run(
+                p,
+                a,
+                libc::SYS_perf_event_open,
+                [0x1000, 42, cpu, group, flags, 0],
+            )
+        };
+        assert_eq!(perf(&p, m1, m1, 8), EPERM);
+        assert_eq!(run(&p, a, libc::SYS_bpf, [0; 6]), EPERM);
+        // The sampling variant: one thread on any CPU, no group, CLOEXEC.
+        let s = read_only_program(true);
+        assert_eq!(perf(&s, m1, m1, 8), RET_ALLOW);
+        assert_eq!(perf(&s, 0, m1, 8), EPERM, "a per-CPU event");
+        assert_eq!(perf(&s, m1, 3, 8), EPERM, "a group");
+        assert_eq!(perf(&s, m1, m1, 8 | 4), EPERM, "PERF_FLAG_PID_CGROUP");
+        assert_eq!(perf(&s, m1, m1, 8 | (1 << 32)), EPERM);
+        assert_eq!(run(&s, a, libc::SYS_bpf, [0; 6]), EPERM);
+        for q in [&p, &s] {
+            let ioctl = |req: u64| run(q, a, libc::SYS_ioctl, [5, req, 0, 0, 0, 0]);
+            assert_eq!(ioctl(0x2400), RET_ALLOW, "PERF_EVENT_IOC_ENABLE");
+            assert_eq!(ioctl(libc::TCGETS as u64), RET_ALLOW);
+            assert_eq!(ioctl(0x4004_2408), EPERM, "PERF_EVENT_IOC_SET_BPF");
+            assert_eq!(ioctl(0x4008_240b), EPERM, "MODIFY_ATTRIBUTES");
+            assert_eq!(ioctl(0x4008_2406), EPERM, "SET_FILTER");
+            // Everything the plain filter refuses stays refused.
+            assert_eq!(run(q, a, libc::SYS_process_vm_writev, [0; 6]), EPERM);
+            assert_eq!(run(q, a, libc::SYS_ptrace, [4, 1, 0, 0, 0, 0]), EPERM);
+            assert_eq!(run(q, 0x4000_0003, libc::SYS_read, [0; 6]), ENOSYS);
+        }
     }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -6,7 +6,10 @@
 use super::source::{Source, Stopped};
 use super::SnapshotError;
 use crate::binary::elf::{ElfError, GoBinary};
-use crate::process::{proc_fs, LiveMemory, PauseStats, ProcessError, SeizeOptions, SeizedProcess};
+use crate::process::permission::PermissionFacts;
+use crate::process::{
+    namespace, proc_fs, LiveMemory, PauseStats, ProcessError, SeizeOptions, SeizedProcess,
+};
 use crate::walk::capture::Hold;
 use crate::walk::{ThreadRegs, WalkError};
 use std::fs::File;
@@ -23,6 +26,9 @@ pub(crate) struct LiveProcess {
     /// privilege drop).
     exe_start: Option<u64>,
     environ: Option<Vec<u8>>,
+    /// Pid inside its own pid namespace, and its container, read at open.
+    nspid: Option<i32>,
+    container: Option<String>,
     mem: LiveMemory,
 }
 
@@ -47,6 +53,8 @@ impl LiveProcess {
             exe,
             exe_start,
             environ,
+            nspid: namespace::inner_pid(pid).ok(),
+            container: namespace::container_id(pid),
             mem,
         })
     }
@@ -62,6 +70,14 @@ impl Source for LiveProcess {
 
     fn exe_display(&self) -> String {
         self.exe_display.clone()
+    }
+
+    fn nspid(&self) -> Option<i32> {
+        self.nspid
+    }
+
+    fn container(&self) -> Option<String> {
+        self.container.clone()
     }
 
     fn parse_executable(&self) -> Result<GoBinary, SnapshotError> {
@@ -126,6 +142,7 @@ impl Stopped for Seized {
                 tid: t.tid,
                 pc: t.regs.pc(),
                 sp: t.regs.sp(),
+                lr: t.regs.lr(),
             })
             .collect()
     }
@@ -181,10 +198,7 @@ fn open_exe(pid: i32) -> Result<(PathBuf, File), SnapshotError> {
         Err(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(SnapshotError::Process(ProcessError::PermissionDenied {
                 pid,
-                ptrace_scope: proc_fs::ptrace_scope(),
-                target_uid: proc_fs::process_uid(pid).ok(),
-                // SAFETY: geteuid cannot fail and touches no memory.
-                our_euid: unsafe { libc::geteuid() },
+                facts: Box::new(PermissionFacts::gather(pid)),
             }))
         }
         Err(source) => Err(SnapshotError::Exe {

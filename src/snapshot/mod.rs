@@ -6,20 +6,26 @@
 //! threads), or, under sudo, held (hold first, drop privileges, then parse
 //! and read). Timing is returned as data, for the command line to print.
 
+mod census;
+mod core;
 mod godebug;
-mod live;
-mod source;
+pub(crate) mod live;
+pub mod sched;
+pub(crate) mod source;
 #[cfg(test)]
 mod tests;
+pub mod values;
 
-use crate::binary::elf::ElfError;
+use crate::binary::elf::{ElfError, GoBinary};
 use crate::binary::program::{GoProgram, ProgramError};
 use crate::dump::{rfc3339, DumpSnapshot};
 use crate::gotrace::status::DEFAULT_GSTATUS_NAMES;
+use crate::layout::offsets::RuntimeOffsets;
 use crate::layout::{gstatus_table, load_program, wait_reason_table, LayoutError};
 use crate::process::{PauseStats, ProcessError};
 use crate::walk::capture::{self, CaptureStats, Hold, Mode};
 use crate::walk::{build_goroutines, Capture, WalkConfig, WalkError};
+pub use census::count_goroutines;
 use live::LiveProcess;
 use source::{Source, Stopped};
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +63,8 @@ pub enum SnapshotError {
     NotGo { pid: i32, source: ProgramError },
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Core(crate::corefile::CoreError),
     #[error("process {pid}: {source}")]
     Walk { pid: i32, source: WalkError },
     #[error("cannot read memory of process {pid}: {source}")]
@@ -84,6 +92,7 @@ impl crate::exit::ExitStatus for SnapshotError {
             | SnapshotError::NoExecutable { .. } => NOT_GO,
             SnapshotError::NonblockingUnderSudo => PERMISSION,
             SnapshotError::AfterSeize(e) => e.exit_code(),
+            SnapshotError::Core(e) => e.exit_code(),
             SnapshotError::Walk { .. } | SnapshotError::Memory { .. } => FAILURE,
         }
     }
@@ -173,6 +182,33 @@ pub fn take(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError>
     run(&src, mode, opts, t_start)
 }
 
+/// Takes a snapshot of the dead process a core file holds: `exe`
+/// overrides the executable the core names. Nothing is held (a core is
+/// already still), so the capture reads everything in one pass.
+pub fn take_core(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    opts: &SnapshotOptions,
+) -> Result<Snapshot, SnapshotError> {
+    let t_start = Instant::now();
+    let src = core::CoreSource::open(core, exe)?;
+    let opts = SnapshotOptions {
+        after_seize: None,
+        ..opts.clone()
+    };
+    run(&src, Mode::Held, &opts, t_start)
+}
+
+/// The executable a core file belongs to (`exe` overrides the one the
+/// core names), checked against the core's bytes; for `gopeek info
+/// --core`.
+pub fn core_executable(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, SnapshotError> {
+    Ok(core::CoreSource::open(core, exe)?.exe_path().to_path_buf())
+}
+
 /// The one pipeline: parse the executable, read the goroutines with the
 /// chosen strategy around one hold, release, symbolize. Under sudo
 /// ([`Mode::Held`]) the hold comes first and the hook drops privileges
@@ -187,7 +223,7 @@ fn run<S: Source>(
     let mem = src.memory();
     let mut taken_at = None;
     let early = if mode == Mode::Held {
-        taken_at = Some(rfc3339(SystemTime::now()));
+        taken_at = Some(rfc3339(src.taken_at().unwrap_or_else(SystemTime::now)));
         let stopped = src.stop(Hold::All, opts.max_pause)?;
         // On any error below `stopped` is dropped, which releases.
         if let Some(hook) = &opts.after_seize {
@@ -203,15 +239,7 @@ fn run<S: Source>(
         source,
     })?;
     let off = layout?.offsets()?;
-    let (wait_reasons, gstatus) = walk_tables(&prog);
-    let cfg = WalkConfig {
-        prog: &prog,
-        off: &off,
-        bias: src.load_bias(&bin)?,
-        wait_reasons,
-        gstatus,
-        frame_registers: opts.frame_registers,
-    };
+    let cfg = walk_config(src, &bin, &prog, &off, opts.frame_registers)?;
     let header_labels = prog.version.minor >= 26 && godebug::traceback_labels(src.environ(), &prog);
     let mut strategy = capture::strategy::<S::Memory>(mode);
     let t_read = Instant::now();
@@ -219,7 +247,7 @@ fn run<S: Source>(
     let (stopped, t_held) = match early {
         Some(held) => held,
         None => {
-            taken_at = Some(rfc3339(SystemTime::now()));
+            taken_at = Some(rfc3339(src.taken_at().unwrap_or_else(SystemTime::now)));
             let which = strategy
                 .before_hold(&cfg, mem)
                 .map_err(|e| src.walk_error(e))?;
@@ -231,12 +259,18 @@ fn run<S: Source>(
     } else {
         t_held.duration_since(t_read)
     };
-    let read = strategy.while_held(&cfg, mem, stopped.threads(), &|| stopped.within_budget());
+    // Threads inside Go's signal handler (every thread of a crash core)
+    // stand for the context the signal interrupted.
+    let threads = crate::walk::signal::interrupted_contexts(&cfg, mem, stopped.threads());
+    let read = strategy.while_held(&cfg, mem, threads, &|| stopped.within_budget());
     let held = t_held.elapsed();
     let pause = stopped.release()?;
-    let captured = read
+    let mut captured = read
         .and_then(|()| strategy.after_release(&cfg, mem))
         .map_err(|e| src.walk_error(e))?;
+    if let Some(now) = src.nanotime() {
+        captured.nanotime = now;
+    }
     let t_build = Instant::now();
     let dump = assemble(
         &cfg,
@@ -263,8 +297,28 @@ fn run<S: Source>(
     })
 }
 
+/// What the walker needs besides memory: the program, its layout, the
+/// load bias and the version's status and wait-reason names.
+fn walk_config<'p, 'a, S: Source>(
+    src: &S,
+    bin: &GoBinary,
+    prog: &'p GoProgram<'a>,
+    off: &'p RuntimeOffsets,
+    frame_registers: bool,
+) -> Result<WalkConfig<'p, 'a>, SnapshotError> {
+    let (wait_reasons, gstatus) = walk_tables(prog);
+    Ok(WalkConfig {
+        prog,
+        off,
+        bias: src.load_bias(bin)?,
+        wait_reasons,
+        gstatus,
+        frame_registers,
+    })
+}
+
 /// Wait-reason and status names of the target's Go version.
-fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
+pub(crate) fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
     let minor = prog.version.minor;
     let wait_reasons: Vec<String> = match &prog.wait_reasons_from_binary {
         Some(v) => v.clone(),
@@ -291,7 +345,8 @@ fn assemble<S: Source>(
     header_labels: bool,
 ) -> DumpSnapshot {
     let goroutines = build_goroutines(cfg, captured);
-    let mut warnings = captured.warnings.clone();
+    let mut warnings = src.warnings();
+    warnings.extend(captured.warnings.iter().cloned());
     if mode == Mode::Nonblocking {
         warnings.push(
             "--nonblocking: each goroutine was read consistently on its own, but not all at one instant"
@@ -304,6 +359,8 @@ fn assemble<S: Source>(
     DumpSnapshot {
         schema: "gopeek.dump/1",
         pid: src.pid(),
+        nspid: src.nspid(),
+        container: src.container(),
         exe: src.exe_display(),
         go_version: cfg.prog.version.raw.clone(),
         go_minor: cfg.prog.version.minor,

@@ -26,6 +26,14 @@ pub(crate) trait Source {
     fn pid(&self) -> i32;
     /// The executable's path as the user should see it.
     fn exe_display(&self) -> String;
+    /// Its pid inside its own pid namespace (containers), when known.
+    fn nspid(&self) -> Option<i32> {
+        None
+    }
+    /// The container its cgroup names, if any.
+    fn container(&self) -> Option<String> {
+        None
+    }
     /// Parses the executable (opened earlier; under sudo this runs only
     /// after the privilege drop).
     fn parse_executable(&self) -> Result<GoBinary, SnapshotError>;
@@ -41,6 +49,21 @@ pub(crate) trait Source {
     /// A walk that failed: said as "the process exited" when that is what
     /// happened.
     fn walk_error(&self, e: WalkError) -> SnapshotError;
+    /// When the target's state was taken, if not now (a core: when it
+    /// was written).
+    fn taken_at(&self) -> Option<std::time::SystemTime> {
+        None
+    }
+    /// Go's `nanotime` at that instant, if not the clock's now (for
+    /// "N minutes" in headers).
+    fn nanotime(&self) -> Option<i64> {
+        None
+    }
+    /// What the user should know about the source itself (a truncated
+    /// core, an executable that could not be checked).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A target held still; releasing it is the only way to get the pause

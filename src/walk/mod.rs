@@ -2,10 +2,15 @@
 //! to confirm what was read ([`capture`]), then symbolize and apply Go's
 //! printing rules ([`build_goroutines`]) after the target runs again.
 
+pub(crate) mod args;
 pub mod capture;
+pub mod census;
 pub(crate) mod gstruct;
 pub(crate) mod gtable;
 pub(crate) mod labels;
+pub mod sched;
+pub mod sched_stack;
+pub(crate) mod signal;
 pub(crate) mod unwind;
 
 use crate::binary::program::GoProgram;
@@ -61,6 +66,8 @@ pub struct ThreadRegs {
     pub(crate) tid: i32,
     pub(crate) pc: u64,
     pub(crate) sp: u64,
+    /// The link register (arm64), 0 where there is none.
+    pub(crate) lr: u64,
 }
 
 /// What the walker needs to know about the target besides its memory.
@@ -169,6 +176,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         cache: HashMap::new(),
     };
     let mut frames_cache: FrameCache = HashMap::new();
+    let mut arg_text = args::ArgText::new(minor);
     let mut created_cache: HashMap<(u64, u64), Option<CreatedBy>> = HashMap::new();
     let mut system_cache: HashMap<u64, bool> = HashMap::new();
     let empty: Arc<[Frame]> = Arc::from(Vec::new());
@@ -179,6 +187,10 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         let system = *system_cache
             .entry(startpc)
             .or_insert_with(|| is_system(cfg.prog, startpc));
+        let args = match &gc.stack {
+            Ok(st) => arg_text.frame_args(&mut sym, st),
+            Err(_) => None,
+        };
         let (frames, error) = match &gc.stack {
             Ok(st) => {
                 let frames = if cfg.frame_registers {
@@ -211,6 +223,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             created_by,
             frames,
             error,
+            args,
             raw_status: g.base_status(),
             system,
             g_addr: g.addr,

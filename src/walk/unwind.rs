@@ -20,6 +20,9 @@ pub(crate) struct UnwindStart {
     /// Taken from `g.syscallpc/syscallsp`: an SPWRITE innermost function
     /// (asmcgocall, a raw syscall stub) does not end the walk.
     pub(crate) syscall: bool,
+    /// The link register (arm64 thread registers; 0: none): the innermost
+    /// frame's return address while it has no frame of its own.
+    pub(crate) lr: u64,
 }
 
 /// One physical frame.
@@ -57,6 +60,9 @@ struct PcInfo {
     writes_sp: bool,
     cgocallback: bool,
     injected: bool,
+    /// Its caller's frame is symbolized at its PC, not PC-1 (Go 1.19:
+    /// sigpanic only; 1.21+: every injected call).
+    traps_caller: bool,
     /// `pcsp` at this PC; `None` when the function has no table.
     sp_delta: Option<i32>,
 }
@@ -66,11 +72,24 @@ struct PcInfo {
 #[derive(Debug, Default)]
 pub(crate) struct UnwindCache {
     map: rustc_hash::FxHashMap<u64, Option<PcInfo>>,
+    /// Go 1.19's traceback symbolizes the frame below asyncPreempt at
+    /// PC-1 (only sigpanic marked the next frame as trapped); 1.21's
+    /// unwinder counts every injected call.
+    before_1_21: bool,
+    /// arm64: return addresses live in the link register and are saved
+    /// at the bottom of each frame (at SP), and the frame size has no
+    /// return-address word of the caller's CALL, as amd64's has.
+    uses_lr: bool,
 }
 
 impl UnwindCache {
-    pub fn new() -> Self {
-        Self::default()
+    /// A cache with the symbolization rules of Go 1.`minor` on `arch`.
+    pub(crate) fn for_target(minor: u32, arch: crate::binary::elf::Arch) -> Self {
+        UnwindCache {
+            before_1_21: minor < 21,
+            uses_lr: arch == crate::binary::elf::Arch::Arm64,
+            ..Self::default()
+        }
     }
 
     fn get(&mut self, tab: &Pclntab<'_>, link_pc: u64) -> Option<PcInfo> {
@@ -84,6 +103,8 @@ impl UnwindCache {
                 writes_sp: f.flags.writes_sp(),
                 cgocallback: name == b"runtime.cgocallback",
                 injected: is_injected(name),
+                traps_caller: is_injected(name)
+                    && !(self.before_1_21 && name != b"runtime.sigpanic"),
                 sp_delta: f.sp_delta(link_pc).ok(),
             })
         })
@@ -132,6 +153,13 @@ pub(crate) fn unwind_into<M: Memory>(
     out.error = None;
     let (mut pc, mut sp) = (start.pc, start.sp);
     let mut trap = start.trap;
+    let mut lr_reg = start.lr;
+    if pc == 0 && cache.uses_lr && lr_reg != 0 {
+        // A call through a nil func value on arm64: the caller's PC is
+        // in the link register.
+        pc = lr_reg;
+        lr_reg = 0;
+    }
     if pc == 0 {
         // A call through a nil func value: the caller's PC is at SP.
         match mem.read_u64(sp) {
@@ -167,10 +195,11 @@ pub(crate) fn unwind_into<M: Memory>(
             link_pc - 1
         };
         // Go computes fp for every frame, including the last one printed.
+        let ret_word = if cache.uses_lr { 0 } else { 8 };
         let fp = info
             .sp_delta
             .filter(|d| *d >= 0)
-            .and_then(|d| sp.checked_add(d as u64 + 8));
+            .and_then(|d| sp.checked_add(d as u64 + ret_word));
         out.frames.push(PhysFrame {
             pc,
             sp,
@@ -198,7 +227,16 @@ pub(crate) fn unwind_into<M: Memory>(
             }
             (Some(_), Some(fp)) => fp,
         };
-        let lr = match mem.read_u64(fp - 8) {
+        // Go's rule: on arm64 the saved LR is at SP, except in the
+        // innermost frame before it has a frame (the LR register).
+        let lr_at = if !cache.uses_lr {
+            Some(fp - 8)
+        } else if (innermost && sp < fp) || lr_reg == 0 {
+            Some(sp)
+        } else {
+            None
+        };
+        let lr = match lr_at.map(|a| mem.read_u64(a)).unwrap_or(Ok(lr_reg)) {
             Ok(v) => v,
             Err(e) => {
                 out.error = Some(format!("return address of {} unreadable: {e}", name()));
@@ -216,10 +254,25 @@ pub(crate) fn unwind_into<M: Memory>(
             out.error = Some(format!("unexpected return pc {lr:#x} above {}", name()));
             return;
         }
-        trap = info.injected;
+        trap = info.traps_caller;
         pc = lr;
         sp = fp;
         innermost = false;
+        lr_reg = 0;
+        if cache.uses_lr && info.injected {
+            // The signal handler saved the interrupted LR on the stack
+            // before faking the call (Go's unwinder does the same).
+            let Ok(saved) = mem.read_u64(sp) else {
+                out.error = Some(format!("saved link register at {sp:#x} unreadable"));
+                return;
+            };
+            sp = sp.saturating_add(16);
+            match cache.get(tab, pc.wrapping_sub(bias)) {
+                None => pc = saved,
+                Some(next) if next.sp_delta == Some(0) => lr_reg = saved,
+                Some(_) => {}
+            }
+        }
     }
     out.error = Some(format!("more than {MAX_PHYSICAL_FRAMES} frames"));
 }
@@ -235,11 +288,14 @@ pub(crate) struct StackShape {
     pub(crate) error: Option<String>,
 }
 
-/// One goroutine's stack: a shared shape placed at its innermost SP.
+/// One goroutine's stack: a shared shape placed at its innermost SP, and
+/// its own argument words (read from the same copy, see `walk::args`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SharedStack {
     pub(crate) shape: std::sync::Arc<StackShape>,
     pub(crate) sp0: u64,
+    /// `None` until `ArgReader::attach` read them.
+    pub(crate) args: Option<super::args::ArgWords>,
 }
 
 impl SharedStack {
@@ -247,7 +303,7 @@ impl SharedStack {
     pub(crate) fn frames(&self) -> impl Iterator<Item = PhysFrame> + '_ {
         self.shape.frames.iter().map(move |f| PhysFrame {
             sp: f.sp.wrapping_add(self.sp0),
-            fp: if f.fp == 0 {
+            fp: if f.fp == NO_FP {
                 0
             } else {
                 f.fp.wrapping_add(self.sp0)
@@ -266,10 +322,20 @@ pub(crate) struct StackInterner {
     count: usize,
 }
 
+/// A relative fp that was not computed (fp is never below the innermost
+/// SP, so no real offset is this).
+const NO_FP: u64 = u64::MAX;
+
 fn rel(f: &PhysFrame, sp0: u64) -> PhysFrame {
     PhysFrame {
         sp: f.sp.wrapping_sub(sp0),
-        fp: if f.fp == 0 { 0 } else { f.fp.wrapping_sub(sp0) },
+        // An fp equal to the innermost SP (a frameless arm64 leaf) is a
+        // real offset 0: "not computed" needs its own mark.
+        fp: if f.fp == 0 {
+            NO_FP
+        } else {
+            f.fp.wrapping_sub(sp0)
+        },
         ..*f
     }
 }
@@ -314,7 +380,11 @@ impl StackInterner {
                 s
             }
         };
-        SharedStack { shape, sp0 }
+        SharedStack {
+            shape,
+            sp0,
+            args: None,
+        }
     }
 
     /// Distinct stacks seen.

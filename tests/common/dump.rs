@@ -10,6 +10,8 @@ pub struct Block {
     pub status: String,
     /// Frame and created-by lines, with arguments normalised to `(...)`.
     pub lines: Vec<String>,
+    /// The same lines exactly as printed, arguments included.
+    pub exact: Vec<String>,
 }
 
 /// Splits a Go traceback (runtime.Stack or gopeek text) into blocks.
@@ -31,7 +33,9 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
         // Go 1.26 prints labels inside the brackets: ` labels:{...}`.
         let inside = inside.split(" labels:{").next().unwrap_or(inside);
         let status = inside.split(',').next().unwrap_or("").to_string();
-        let norm = lines
+        let exact: Vec<String> = lines.map(str::to_string).collect();
+        let norm = exact
+            .iter()
             .map(|l| {
                 // Arguments are the last "(...)" of a function line (Go
                 // prints them as {..} and 0x.., never with parentheses).
@@ -48,6 +52,7 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
             header: header.to_string(),
             status,
             lines: norm,
+            exact,
         });
     }
     out

@@ -113,6 +113,26 @@ impl Launch {
         self
     }
 
+    /// Lets the target leave a core when it crashes (RLIMIT_CORE raised
+    /// to unlimited in the child before exec); where the core lands is
+    /// the kernel's `core_pattern` (see tests/core_dump.rs).
+    pub fn core_dumps(mut self) -> Launch {
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            self.cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: libc::RLIM_INFINITY,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_CORE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self
+    }
+
     /// Starts the target and waits until it prints `ready <pid>` (its own
     /// pid), at most 60 s; panics, with its stderr, if it does not.
     pub fn start(self) -> Running {

@@ -114,6 +114,8 @@ fn slope_is_least_squares() {
 pub(crate) fn snap(gs: Vec<GoroutineSnapshot>) -> DumpSnapshot {
     DumpSnapshot {
         schema: "gopeek.dump/1",
+        nspid: None,
+        container: None,
         pid: 9,
         exe: "/bin/x".into(),
         go_version: "go1.27".into(),

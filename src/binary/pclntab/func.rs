@@ -18,6 +18,11 @@ impl FuncFlags {
     pub(crate) fn writes_sp(self) -> bool {
         self.0 & 2 != 0
     }
+    /// The function is written in assembly (`FuncFlagAsm`): never an
+    /// async safe point.
+    pub(crate) fn is_asm(self) -> bool {
+        self.0 & 4 != 0
+    }
 }
 
 /// `_func.funcID`. The numbering shifts between releases, so only the value

@@ -118,4 +118,37 @@ impl<'t, 'a> Func<'t, 'a> {
         });
         Ok(out)
     }
+
+    /// The PC in this physical function that the inline tree leads back
+    /// to from `pc`: `pc` itself when nothing is inlined there, else the
+    /// call site of the outermost inlined call. Go 1.19's traceback looks
+    /// argument liveness up at this PC (later releases at `pc`).
+    pub fn outermost_pc(&self, pc: u64) -> Result<u64, PclntabError> {
+        let Some(tree) = self.funcdata(INL_TREE_FUNCDATA)? else {
+            return Ok(pc);
+        };
+        let mut pc = pc;
+        let mut ix = self.pcdata(INL_TREE_PCDATA, pc)?.unwrap_or(-1);
+        let mut depth = 0;
+        while ix >= 0 {
+            depth += 1;
+            if depth > MAX_INLINE_DEPTH {
+                return Err(PclntabError::BadHeader(format!(
+                    "inline tree of {} deeper than {MAX_INLINE_DEPTH}",
+                    self.name()
+                )));
+            }
+            let e = self.inl_entry(tree, ix)?;
+            let parent = self.entry.wrapping_add(e.parent_pc as u32 as u64);
+            if parent < self.entry || parent >= self.end {
+                return Err(PclntabError::BadHeader(format!(
+                    "inline parent pc {parent:#x} outside {}",
+                    self.name()
+                )));
+            }
+            pc = parent;
+            ix = self.pcdata(INL_TREE_PCDATA, pc)?.unwrap_or(-1);
+        }
+        Ok(pc)
+    }
 }

@@ -9,9 +9,17 @@
 //! (`0xfffffff1`, every Go release since). The older 1.2 and 1.16 layouts
 //! are recognised and refused by name.
 
+mod args;
 mod func;
 mod inline;
 
+/// Synthetic tables for other modules' unit tests.
+#[cfg(test)]
+pub(crate) use args::tests as tests_support;
+pub use args::{
+    parse_arg_info, ArgLiveness, ArgOp, ARG_INFO_FUNCDATA, ARG_INFO_MAX_LEN, ARG_LIVE_INDEX_PCDATA,
+    ARG_LIVE_INFO_FUNCDATA,
+};
 pub use func::{Func, FuncFlags, FuncId};
 pub use inline::{InlineFrame, INL_TREE_FUNCDATA, INL_TREE_PCDATA};
 
@@ -40,6 +48,8 @@ pub enum PclntabError {
     PcNotCovered { offset: u32, pc: u64 },
     #[error("pclntab: pc-value table at offset {offset:#x} exceeds its step budget (loop or corruption)")]
     TableTooLong { offset: u32 },
+    #[error("pclntab: funcdata lives in go:func.*, which was not found (no module data)")]
+    NoGofunc,
     #[error(transparent)]
     Read(#[from] ReadError),
 }

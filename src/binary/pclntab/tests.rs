@@ -38,6 +38,14 @@ pub(crate) struct FuncSpec {
     pub(crate) pcln: Vec<(i32, u64)>,
     pub(crate) inl_index: Option<Vec<(i32, u64)>>,
     pub(crate) flag: u8,
+    pub(crate) args: Option<ArgsSpec>,
+}
+
+/// A function's argument funcdata: the `FUNCDATA_ArgInfo` bytes, and
+/// optionally `FUNCDATA_ArgLiveInfo` with its `PCDATA_ArgLiveIndex` runs.
+pub(crate) struct ArgsSpec {
+    pub(crate) info: Vec<u8>,
+    pub(crate) live: Option<(Vec<u8>, Vec<(i32, u64)>)>,
 }
 
 /// Builds a Go 1.20-format pclntab at address `addr` with text at `text`;
@@ -95,6 +103,27 @@ pub(crate) fn build(
         let pcfile = add_table(&f.pcfile);
         let pcln = add_table(&f.pcln);
         let inl = f.inl_index.as_ref().map(|r| add_table(r));
+        let live_idx = f
+            .args
+            .as_ref()
+            .and_then(|a| a.live.as_ref())
+            .map(|(_, runs)| add_table(runs));
+        let (arg_info, arg_live) = match &f.args {
+            None => (u32::MAX, u32::MAX),
+            Some(a) => {
+                let info = gofunc.len() as u32;
+                gofunc.extend_from_slice(&a.info);
+                let live = match &a.live {
+                    Some((bytes, _)) => {
+                        let at = gofunc.len() as u32;
+                        gofunc.extend_from_slice(bytes);
+                        at
+                    }
+                    None => u32::MAX,
+                };
+                (info, live)
+            }
+        };
         let mut r = Vec::new();
         r.extend_from_slice(&(entry as u32).to_le_bytes());
         r.extend_from_slice(&name_off[f.name].to_le_bytes());
@@ -103,21 +132,42 @@ pub(crate) fn build(
         r.extend_from_slice(&pcsp.to_le_bytes());
         r.extend_from_slice(&pcfile.to_le_bytes());
         r.extend_from_slice(&pcln.to_le_bytes());
-        let npcdata: u32 = if inl.is_some() { 3 } else { 0 };
+        let npcdata: u32 = if f.args.is_some() {
+            4
+        } else if inl.is_some() {
+            3
+        } else {
+            0
+        };
         r.extend_from_slice(&npcdata.to_le_bytes());
         r.extend_from_slice(&0u32.to_le_bytes()); // cuOffset
         r.extend_from_slice(&7i32.to_le_bytes()); // startLine
         r.push(0); // funcID
         r.push(f.flag);
         r.push(0);
-        let nfuncdata: u8 = if inl.is_some() { 4 } else { 0 };
+        let nfuncdata: u8 = if f.args.is_some() {
+            7
+        } else if inl.is_some() {
+            4
+        } else {
+            0
+        };
         r.push(nfuncdata);
-        if let Some(inl) = inl {
-            for v in [0u32, 0, inl] {
+        let tree = if inl.is_some() { 0 } else { u32::MAX };
+        if npcdata > 0 {
+            for v in [0u32, 0, inl.unwrap_or(0)] {
                 r.extend_from_slice(&v.to_le_bytes());
             }
-            for v in [u32::MAX, u32::MAX, u32::MAX, 0] {
+            if npcdata > 3 {
+                r.extend_from_slice(&live_idx.unwrap_or(0).to_le_bytes());
+            }
+            for v in [u32::MAX, u32::MAX, u32::MAX, tree] {
                 r.extend_from_slice(&v.to_le_bytes());
+            }
+            if nfuncdata > 4 {
+                for v in [u32::MAX, arg_info, arg_live] {
+                    r.extend_from_slice(&v.to_le_bytes());
+                }
             }
         }
         records.extend(r);
@@ -163,7 +213,7 @@ pub(crate) fn build(
     (out, gofunc)
 }
 
-fn sample() -> (Vec<u8>, Vec<u8>) {
+pub(super) fn sample() -> (Vec<u8>, Vec<u8>) {
     let funcs = vec![
         FuncSpec {
             name: "main.outer",
@@ -173,6 +223,7 @@ fn sample() -> (Vec<u8>, Vec<u8>) {
             pcln: vec![(10, 0x10), (33, 0x20), (12, 0x40)],
             inl_index: Some(vec![(-1, 0x10), (0, 0x20), (-1, 0x40)]),
             flag: 0,
+            args: None,
         },
         FuncSpec {
             name: "main.(*T[go.shape.string]).Wait",
@@ -182,6 +233,7 @@ fn sample() -> (Vec<u8>, Vec<u8>) {
             pcln: vec![(50, 0x20)],
             inl_index: None,
             flag: 2,
+            args: None,
         },
     ];
     // The inlined call sits at outer+0x10..0x20; its parent PC is 0x08

@@ -424,6 +424,8 @@ pub struct RuntimeOffsets {
 }
 
 mod compose;
+mod sched;
+pub use sched::SchedDetailOffsets;
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 
 use super::{already_traced, PauseStats, StopKind, ThreadState};
 use crate::process::error::ProcessError;
+use crate::process::permission::PermissionFacts;
 use crate::process::proc_fs::{self, is_gone, ProcStatus};
 use crate::process::registers::read_registers;
 use crate::process::sys::{self, decode_status, WaitEvent};
@@ -310,10 +311,7 @@ impl Tracer {
         }
         Err(ProcessError::PermissionDenied {
             pid: self.pid,
-            ptrace_scope: proc_fs::ptrace_scope(),
-            target_uid: proc_fs::process_uid(self.pid).ok(),
-            // SAFETY: geteuid cannot fail.
-            our_euid: unsafe { libc::geteuid() },
+            facts: Box::new(PermissionFacts::gather(self.pid)),
         })
     }
 

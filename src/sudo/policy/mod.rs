@@ -1,5 +1,5 @@
 //! The sudo policy: which targets a user may inspect through `sudo gopeek`,
-//! and whether memory contents (pprof labels, later variables) may be shown.
+//! and whether memory contents (pprof labels, argument values) may be shown.
 //!
 //! The policy lives in `/etc/gopeek/policy.toml` (fixed: never taken from the
 //! environment or the command line). It is optional; it is *refused* (gopeek
@@ -12,7 +12,7 @@
 //! # /etc/gopeek/policy.toml (root:root, 0644)
 //! [[allow]]                      # any service of these users
 //! users = ["www-data", 1001]
-//! show_memory = true             # labels may be shown (default false)
+//! show_memory = true             # labels, arguments may be shown (default false)
 //!
 //! [[allow]]                      # one root service, by unit and binary
 //! users = ["root"]
@@ -241,7 +241,7 @@ pub(crate) struct Policy {
 /// What the policy decided for an allowed target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// Memory contents (labels) may be shown.
+    /// Memory contents (labels, argument values) may be shown.
     pub show_memory: bool,
     /// Why it is allowed ("rule 2 of /etc/gopeek/policy.toml"), for the
     /// audit log.

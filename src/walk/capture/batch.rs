@@ -91,14 +91,14 @@ pub(super) fn copy_stacks<'j>(
 
 /// Copies the live stacks of `jobs` in batches of [`STACK_BATCH_BYTES`]
 /// (each batch split across cores) and unwinds each as soon as its batch
-/// is in; the bytes are dropped right after. `sink` gets each job's index
-/// and stack, in order. Returns the time spent reading (not unwinding).
+/// is in; the bytes are dropped right after. `sink` gets each job's index,
+/// stack and copy (for its arguments), in order. Returns the time spent reading (not unwinding).
 pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
     cache: &mut UnwindCache,
     jobs: &[(usize, StackJob)],
-    mut sink: impl FnMut(usize, &Unwound),
+    mut sink: impl FnMut(usize, &Unwound, &SliceMemory<'_>),
 ) -> std::time::Duration {
     let mut uw = Unwound::default();
     let mut buf: Vec<u8> = Vec::new();
@@ -136,7 +136,7 @@ pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
                 job.hi,
                 &mut uw,
             );
-            sink(*idx, &uw);
+            sink(*idx, &uw, &mem);
         }
         i = j;
     }
@@ -155,6 +155,7 @@ mod tests {
                 sp,
                 trap: false,
                 syscall: false,
+                lr: 0,
             },
             lo,
             hi,

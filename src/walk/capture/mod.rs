@@ -33,7 +33,7 @@ mod consistent;
 mod held;
 mod nonblocking;
 mod pre_read;
-mod reads;
+pub(crate) mod reads;
 #[cfg(test)]
 mod tests;
 
@@ -200,4 +200,10 @@ pub fn strategy<R: BatchRead + Sync + ?Sized>(mode: Mode) -> Box<dyn Strategy<R>
         Mode::Nonblocking => Box::<nonblocking::Nonblocking>::default(),
         Mode::Held => Box::<held::Held>::default(),
     }
+}
+
+/// CLOCK_MONOTONIC now, in ns (Go's `nanotime`): a source that is not
+/// live (a core) estimates its own instant from it.
+pub(crate) fn monotonic_now() -> i64 {
+    reads::monotonic_ns()
 }

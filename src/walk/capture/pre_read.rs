@@ -6,6 +6,7 @@ use super::batch::{copy_stacks, read_and_unwind, stack_job, StackJob};
 use super::reads::{decode_table, labels_for, read_allgs, read_ms, MRecord};
 use super::{CaptureStats, Labels, Phase};
 use crate::memory::{BatchRead, SliceMemory};
+use crate::walk::args::ArgReader;
 use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gtable::GTable;
 use crate::walk::unwind::{unwind, SharedStack, StackInterner, UnwindCache, Unwound};
@@ -39,6 +40,8 @@ pub(super) struct PreRead {
     /// The unwound stacks, by index in `gs`.
     pub(super) stacks: Vec<Option<SharedStack>>,
     interner: StackInterner,
+    /// Each stack's argument words, read from the same copy.
+    args: ArgReader,
     pub(super) ms: HashMap<u64, MRecord>,
     pub(super) labels: HashMap<u64, Option<Labels>>,
     /// Bytes read per g ([`GRecord::bytes_needed`]).
@@ -99,10 +102,13 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
             Err(e) => failed.push((i, e)),
         }
     }
-    let mut cache = UnwindCache::new();
+    let mut cache = UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch());
+    let mut args = ArgReader::new(cfg.prog.bin.arch());
     let t3 = std::time::Instant::now();
-    let read_time = read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw| {
-        stacks[i] = Some(interner.intern_ref(uw))
+    let read_time = read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw, mem| {
+        let mut st = interner.intern_ref(uw);
+        args.attach(&cfg.prog.pclntab, &mut st, mem);
+        stacks[i] = Some(st)
     });
     let t4 = std::time::Instant::now();
     let phases = vec![
@@ -149,6 +155,7 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
         running,
         stacks,
         interner,
+        args,
         ms,
         labels,
         window,
@@ -180,11 +187,12 @@ impl PreRead {
             running: Vec::new(),
             stacks: Vec::new(),
             interner: StackInterner::new(),
+            args: ArgReader::new(cfg.prog.bin.arch()),
             ms: HashMap::new(),
             labels: HashMap::new(),
             window: GRecord::bytes_needed(&cfg.off.g) as usize,
             buffer: Vec::new(),
-            cache: UnwindCache::new(),
+            cache: UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch()),
             warnings: Vec::new(),
             phases: Vec::new(),
         }
@@ -211,7 +219,9 @@ impl PreRead {
             job.lo,
             job.hi,
         );
-        self.interner.intern(uw)
+        let mut st = self.interner.intern(uw);
+        self.args.attach(&cfg.prog.pclntab, &mut st, &mem);
+        st
     }
 
     /// Indices of the goroutines that were running.

@@ -36,7 +36,7 @@ pub(super) fn monotonic_ns() -> i64 {
 }
 
 /// `runtime.allgs`: the address of every g ever created (dead ones too).
-pub(super) fn read_allgs<R: BatchRead + Sync + ?Sized>(
+pub(crate) fn read_allgs<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
 ) -> Result<Vec<u64>, WalkError> {
@@ -161,6 +161,7 @@ pub(super) fn start_context(
         sp,
         trap,
         syscall,
+        lr: 0,
     };
     if let Some(m) = m {
         if m.vdso_sp != 0 && in_stack(m.vdso_sp) {
@@ -173,20 +174,41 @@ pub(super) fn start_context(
     if g.base_status() == G_RUNNING {
         if let Some(t) = tid.and_then(|tid| threads.iter().find(|t| t.tid == tid)) {
             if in_stack(t.sp) {
-                return Ok((start(t.pc, t.sp, true, false), tid));
+                let lr = t.lr;
+                return Ok((
+                    UnwindStart {
+                        lr,
+                        ..start(t.pc, t.sp, true, false)
+                    },
+                    tid,
+                ));
             }
         }
         if g.sched_sp != 0 {
             // On the system stack (systemstack/morestack): the user part
             // was saved in g.sched.
-            return Ok((start(g.sched_pc, g.sched_sp, false, false), tid));
+            return Ok((
+                UnwindStart {
+                    lr: g.sched_lr,
+                    ..start(g.sched_pc, g.sched_sp, false, false)
+                },
+                tid,
+            ));
         }
         return Err(match tid {
             Some(t) => format!("running on thread {t}, which was not on this goroutine's stack"),
             None => "running on another thread; stack unavailable".to_string(),
         });
     }
-    Ok((start(g.sched_pc, g.sched_sp, false, false), None))
+    // As Go's initAt: the saved context's LR too (arm64; always 0 on
+    // amd64), the return address of a frameless innermost function.
+    Ok((
+        UnwindStart {
+            lr: g.sched_lr,
+            ..start(g.sched_pc, g.sched_sp, false, false)
+        },
+        None,
+    ))
 }
 
 /// One goroutine as the capture reports it: its M, its thread when it is

@@ -340,6 +340,7 @@ impl World {
                     tid: TID_BASE + slot as i32,
                     pc: g.pcs[0],
                     sp: Self::sp(slot),
+                    lr: 0,
                 })
             })
             .collect()

@@ -1,0 +1,3 @@
+module gopeek.test/cpuburn
+
+go 1.19

@@ -1,0 +1,3 @@
+module gopeek.test/parkedargs
+
+go 1.19

@@ -1,0 +1,3 @@
+module gopeek.test/printvals
+
+go 1.19

@@ -1,0 +1,3 @@
+module gopeek.test/stwstuck
+
+go 1.19

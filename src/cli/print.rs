@@ -1,0 +1,138 @@
+//! `gopeek print`: Go variables of a live process, read with the types its
+//! DWARF describes, printed as `%#v` text or as `gopeek.print/1` JSON.
+
+use super::error::{CliError, Doing};
+use super::forbid_writes;
+use gopeek::exit::{ExitStatus, PERMISSION};
+use gopeek::snapshot::values::{print_values, PrintOptions};
+use gopeek::sudo::privilege::SudoContext;
+use gopeek::sudo::SudoSession;
+use gopeek::value::Limits;
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `gopeek print --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PrintFormat {
+    /// `EXPR = VALUE`, the value as Go's %#v writes it.
+    Text,
+    /// Schema gopeek.print/1: each value's typed tree and its
+    /// encoding/json form.
+    Json,
+}
+
+/// `gopeek print` arguments.
+#[derive(clap::Args)]
+pub(crate) struct PrintArgs {
+    /// The process to read.
+    #[arg(long)]
+    pid: i32,
+    /// Go expressions: a global by its Go name (main.cfg,
+    /// net/http.DefaultClient; a bare name means main.NAME), then
+    /// .Field, [N], ["key"], *x, len(x), cap(x).
+    #[arg(required = true, value_name = "EXPR")]
+    exprs: Vec<String>,
+    #[arg(long, value_enum, default_value_t = PrintFormat::Text)]
+    format: PrintFormat,
+    /// Nesting levels followed (fields, elements, pointees, interface
+    /// values, map entries).
+    #[arg(long, default_value_t = 16)]
+    max_depth: u32,
+    /// Elements shown of an array, slice or map, and bytes of a string.
+    #[arg(long, default_value_t = 100)]
+    max_len: u64,
+    /// Bytes read from the target for all expressions together.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_bytes: u64,
+    /// Read everything under one brief hold of the whole process, instead
+    /// of reading each value twice while it runs and keeping it only when
+    /// both reads agree.
+    #[arg(long)]
+    consistent: bool,
+    /// With --consistent: give up, detach and fail if the target would be
+    /// held longer (ms).
+    #[arg(long, default_value_t = 2000)]
+    max_pause: u64,
+}
+
+/// The sudo policy does not let this target's memory be shown.
+#[derive(Debug)]
+struct MemoryNotAllowed(String);
+
+impl std::fmt::Display for MemoryNotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "gopeek print shows the target's memory, which the sudo policy does not allow here ({}); an administrator can set show_memory = true in the matching [[allow]] rule of /etc/gopeek/policy.toml",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MemoryNotAllowed {}
+
+impl ExitStatus for MemoryNotAllowed {
+    fn exit_code(&self) -> u8 {
+        PERMISSION
+    }
+}
+
+/// Runs `gopeek print`.
+pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
+    let session = sudo.map(|ctx| SudoSession::begin(ctx, a.pid)).transpose()?;
+    if let Some(s) = &session {
+        if !s.decision().show_memory {
+            let e = MemoryNotAllowed(s.decision().reason.clone());
+            s.finish(Err(e.to_string()));
+            return Err(e.into());
+        }
+    }
+    forbid_writes()?;
+    let max_pause = Duration::from_millis(a.max_pause);
+    let opts = PrintOptions {
+        limits: Limits {
+            max_depth: a.max_depth,
+            max_len: a.max_len,
+            max_bytes: a.max_bytes,
+        },
+        consistent: a.consistent,
+        max_pause,
+        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
+    };
+    let result = print_values(a.pid, &a.exprs, &opts);
+    if let Some(s) = &session {
+        s.finish(match &result {
+            Ok(r) => Ok(format!("print of {} expressions", r.values.len())),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let r = result?;
+    if super::timing::wanted() {
+        eprintln!(
+            "gopeek: timing: print total {} us, pause {} us",
+            r.elapsed.as_micros(),
+            r.pause_us.unwrap_or(0)
+        );
+    }
+    let stdout = io::stdout();
+    let mut w = io::BufWriter::new(stdout.lock());
+    let pretty = io::stdout().is_terminal();
+    match a.format {
+        PrintFormat::Text => gopeek::output::print::write_text(&r.values, &mut w),
+        PrintFormat::Json => {
+            gopeek::output::print::write_json(&r.values, r.go_minor, pretty, &mut w)
+        }
+    }
+    .doing("writing the values")?;
+    w.flush()?;
+    let failed = r.values.iter().filter(|v| v.error.is_some()).count();
+    if failed > 0 {
+        eprintln!(
+            "gopeek: {failed} of {} expressions could not be printed",
+            r.values.len()
+        );
+        return Ok(ExitCode::from(gopeek::exit::FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}

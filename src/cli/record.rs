@@ -1,0 +1,242 @@
+//! `gopeek record`: a CPU profile of a live Go process, sampled from
+//! outside without stopping it (perf events per thread), written as pprof,
+//! speedscope, folded stacks or an SVG flame graph. Progress on stderr;
+//! Ctrl-C ends early and still writes the profile; a target that exits
+//! mid-record gives what was sampled.
+
+use super::analysis::parse_duration;
+use super::error::{CliError, Doing, UsageError};
+use gopeek::output::{write_cpu_folded, write_cpu_pprof, write_cpu_speedscope, write_cpu_svg};
+use gopeek::profile::record::{with_session, Backend, Progress, RecordOptions, Session};
+use gopeek::sudo::privilege::{create_output, SudoContext};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// `gopeek record --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RecordFormat {
+    /// Gzipped pprof CPU profile, for `go tool pprof`.
+    Pprof,
+    /// speedscope's JSON (open at https://www.speedscope.app).
+    Speedscope,
+    /// Folded stacks with sample counts (flamegraph.pl, inferno).
+    Folded,
+    /// An SVG flame graph.
+    Svg,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendArg {
+    /// perf events per thread: the target never stops (default; falls
+    /// back to ptrace when perf events are refused, unless named).
+    Perf,
+    /// Stop the running threads for a moment at each (jittered) tick.
+    Ptrace,
+}
+
+impl BackendArg {
+    pub(crate) fn backend(b: Option<BackendArg>) -> Backend {
+        match b {
+            None => Backend::PerfOrPtrace,
+            Some(BackendArg::Perf) => Backend::Perf,
+            Some(BackendArg::Ptrace) => Backend::Ptrace,
+        }
+    }
+}
+
+/// Says on stderr that the ptrace sampler runs, and why.
+pub(crate) fn announce_backend(s: &Session<'_, '_>) {
+    if let Some(why) = &s.fallback {
+        eprintln!("gopeek: {why}");
+        eprintln!("gopeek: falling back to --backend ptrace: the running threads are stopped for a moment at each tick");
+    }
+}
+
+/// `gopeek record` arguments.
+#[derive(clap::Args)]
+pub(crate) struct RecordArgs {
+    /// The process to profile.
+    #[arg(long)]
+    pid: i32,
+    /// How long to record (500ms, 10s, 2m); Ctrl-C ends earlier.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Samples per second of each thread's CPU time.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    rate: u32,
+    #[arg(long, value_enum, default_value_t = RecordFormat::Pprof)]
+    format: RecordFormat,
+    /// How to sample: perf (default, never stops the target) or ptrace.
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
+    /// Write the profile to FILE instead of stdout. Never follows a
+    /// symlink; an existing file must be yours.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C and SIGTERM end the recording early (the profile is still
+/// written); a second one kills gopeek (SA_RESETHAND). The target is never
+/// traced by the perf backend, so nothing needs undoing either way.
+pub(crate) fn catch_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores to an
+        // atomic (async-signal-safe).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as *const () as usize;
+            sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The seccomp filters of a sampling command: `forbid_writes`, with
+/// `perf_event_open` admitted for per-thread sampling events only.
+pub(crate) fn forbid_writes_sampling() -> Result<(), CliError> {
+    gopeek::process::seccomp::install_sampling_filter()
+        .doing("installing the read-only seccomp filter")?;
+    gopeek::process::seccomp::forbid_open_for_write()
+        .doing("installing the no-write-open seccomp filter")?;
+    Ok(())
+}
+
+fn progress_line(p: &Progress, total: Duration) -> String {
+    format!(
+        "gopeek: recording: {:.1}s/{:.1}s, {} samples, {} lost, {} threads",
+        p.elapsed.as_secs_f64(),
+        total.as_secs_f64(),
+        p.samples,
+        p.lost,
+        p.threads
+    )
+}
+
+/// Runs `gopeek record`.
+pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
+    if sudo.is_some() {
+        return Err(UsageError(
+            "gopeek record does not run under sudo yet (it cannot drop privileges while sampling); run it as the target's user with CAP_PERFMON, or as root without sudo".into(),
+        )
+        .into());
+    }
+    let binary = matches!(a.format, RecordFormat::Pprof);
+    if binary && a.output.is_none() && io::stdout().is_terminal() {
+        return Err(UsageError(
+            "a pprof profile is binary: write it with -o FILE or redirect stdout".into(),
+        )
+        .into());
+    }
+    let out_file = a
+        .output
+        .as_ref()
+        .map(|p| create_output(p, None))
+        .transpose()?;
+    forbid_writes_sampling()?;
+    catch_stop_signals();
+    let opts = RecordOptions {
+        backend: BackendArg::backend(a.backend),
+        rate_hz: a.rate,
+        stack_bytes: if a.rate > 250 { 8192 } else { 16384 },
+    };
+    let tty = io::stderr().is_terminal();
+    let (profile, ended) = with_session(a.pid, opts, |s| {
+        announce_backend(s);
+        let t0 = Instant::now();
+        let mut last_print = Instant::now();
+        let ended = loop {
+            std::thread::sleep(s.sleep_hint());
+            let alive = s.tick();
+            if !alive {
+                break End::Exited;
+            }
+            if STOP.load(Ordering::SeqCst) {
+                break End::Interrupted;
+            }
+            if t0.elapsed() >= a.duration {
+                break End::Done;
+            }
+            if tty && last_print.elapsed() >= Duration::from_millis(250) {
+                last_print = Instant::now();
+                eprint!("\r{}\x1b[K", progress_line(&s.progress(), a.duration));
+            }
+        };
+        let p = s.progress();
+        let mut comments = Vec::new();
+        match ended {
+            End::Interrupted => comments.push(format!(
+                "interrupted after {:.1}s of {:.1}s",
+                p.elapsed.as_secs_f64(),
+                a.duration.as_secs_f64()
+            )),
+            End::Exited => comments.push(format!(
+                "the process exited after {:.1}s",
+                p.elapsed.as_secs_f64()
+            )),
+            End::Done => {}
+        }
+        (s.take(comments), ended)
+    })?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    let stdout = io::stdout();
+    let sink: Box<dyn Write> = match out_file {
+        Some(f) => Box::new(f),
+        None => Box::new(stdout.lock()),
+    };
+    let mut w = io::BufWriter::with_capacity(1 << 16, sink);
+    match a.format {
+        RecordFormat::Pprof => write_cpu_pprof(&profile, &mut w),
+        RecordFormat::Speedscope => write_cpu_speedscope(&profile, &mut w),
+        RecordFormat::Folded => write_cpu_folded(&profile, &mut w),
+        RecordFormat::Svg => write_cpu_svg(&profile, &mut w),
+    }
+    .doing("writing the profile")?;
+    w.flush()?;
+    let st = &profile.stats;
+    match ended {
+        End::Exited => eprintln!(
+            "gopeek: process {} exited during the recording; the profile has the {} samples taken before",
+            a.pid, st.samples
+        ),
+        End::Interrupted => eprintln!("gopeek: interrupted; the profile has what was sampled until then"),
+        End::Done => {}
+    }
+    eprintln!(
+        "gopeek: recorded {:.1}s: {} samples, {} lost, {} without registers, {} partial stacks, {} outside Go, {} threads",
+        profile.duration_ns as f64 / 1e9,
+        st.samples,
+        st.lost,
+        st.unattributed,
+        st.truncated,
+        st.external,
+        st.threads
+    );
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.starts_with("time in system calls"))
+    {
+        eprintln!("gopeek: warning: {c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Done,
+    Interrupted,
+    Exited,
+}

@@ -1,0 +1,409 @@
+//! From one kernel sample (registers + a copy of the stack top) to a
+//! stack of physical frames and the goroutine it belongs to.
+//!
+//! The goroutine: R14 (the g register of Go's internal ABI) when it is the
+//! thread's `m.curg` or a g of `allgs`; the system stack when it is the
+//! M's `g0`/`gsignal` (then the goroutine is `m.curg`, whose labels Go's
+//! profiler uses too); else, in assembly or C code where R14 means
+//! nothing, the thread's `m.curg` if SP is on its stack, else `g0`.
+//!
+//! The stack: gopeek's pclntab unwinder over the copied bytes (falling
+//! back to the live memory above the copy), from the user IP; in a
+//! syscall that IP is the instruction after it, so kernel time lands on
+//! the Go frame that entered the kernel, as in Go's profile. A stack on
+//! g0 that reaches `runtime.systemstack`/`runtime.morestack` continues on
+//! the goroutine's stack, as Go's `unwindJumpStack` does. Code outside Go
+//! is followed back by frame pointers to the first Go frame; failing
+//! that the sample is `runtime._ExternalCode` under `runtime._System`, as
+//! Go counts it.
+
+use super::Labels;
+use crate::binary::program::GoProgram;
+use crate::layout::offsets::RuntimeOffsets;
+use crate::memory::{BatchRead, Memory, MemoryError, MemoryExt, SliceMemory};
+use crate::process::perf::ring::RawSample;
+use crate::walk::gstruct::GRecord;
+use crate::walk::labels::read_labels;
+use crate::walk::unwind::{unwind_into, UnwindCache, UnwindStart, Unwound};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
+
+/// Most Ms followed along `allm`.
+const MAX_MS: usize = 100_000;
+/// Most C frames followed by frame pointers before giving up.
+const MAX_C_FRAMES: usize = 64;
+
+/// A frame of an attributed stack, before symbolization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RawFrame {
+    /// A Go frame: runtime PC and the link-time PC to symbolize.
+    Go { pc: u64, sym_pc: u64 },
+    /// Go's stand-ins for code it cannot unwind (`runtime._ExternalCode`,
+    /// `runtime._System`).
+    Synthetic(&'static str),
+}
+
+/// One sample, attributed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Attributed {
+    pub(crate) frames: Vec<RawFrame>,
+    pub(crate) goid: Option<u64>,
+    /// Address of the label set (0: none); the labels themselves are in
+    /// [`Attributor::labels_at`].
+    pub(crate) labels: u64,
+    pub(crate) tid: i32,
+    /// The sample hit in the kernel (a system call or a fault).
+    pub(crate) kernel: bool,
+    /// The user PC was outside Go code (C, the vDSO).
+    pub(crate) external: bool,
+}
+
+/// How far a sample's stack went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Whole,
+    Truncated,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct MInfo {
+    g0: u64,
+    gsignal: u64,
+    curg: u64,
+}
+
+/// The target's copied stack, then its live memory above the copy.
+struct SampleMemory<'s, M> {
+    copy: SliceMemory<'s>,
+    live: &'s M,
+}
+
+impl<M: Memory> Memory for SampleMemory<'_, M> {
+    fn read_at(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.copy
+            .read_at(addr, buf)
+            .or_else(|_| self.live.read_at(addr, buf))
+    }
+}
+
+/// Attributes samples of one process; caches what it reads of the
+/// target for one drain ([`Self::new_drain`] forgets it).
+pub(crate) struct Attributor<'p, 'a, M> {
+    prog: &'p GoProgram<'a>,
+    off: &'p RuntimeOffsets,
+    bias: u64,
+    mem: &'p M,
+    allgs: FxHashSet<u64>,
+    ms: FxHashMap<i32, MInfo>,
+    gs: FxHashMap<u64, Option<GRecord>>,
+    labels: FxHashMap<u64, Option<Labels>>,
+    ucache: UnwindCache,
+    buf: Unwound,
+    special: FxHashMap<usize, Special>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    None,
+    SystemStack,
+    MoreStack,
+}
+
+impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
+    pub(crate) fn new(
+        prog: &'p GoProgram<'a>,
+        off: &'p RuntimeOffsets,
+        bias: u64,
+        mem: &'p M,
+    ) -> Self {
+        Attributor {
+            prog,
+            off,
+            bias,
+            mem,
+            allgs: FxHashSet::default(),
+            ms: FxHashMap::default(),
+            gs: FxHashMap::default(),
+            labels: FxHashMap::default(),
+            ucache: UnwindCache::for_target(prog.version.minor, prog.bin.arch()),
+            buf: Unwound::default(),
+            special: FxHashMap::default(),
+        }
+    }
+
+    /// Forgets the g's and M's read for the previous drain (goroutines
+    /// come and go, g's are reused, labels change); `allgs` too when
+    /// `with_allgs`.
+    pub(crate) fn new_drain(&mut self, with_allgs: bool) {
+        self.gs.clear();
+        self.ms.clear();
+        if with_allgs {
+            self.allgs.clear();
+            if let Ok(list) = self.read_allgs() {
+                self.allgs.extend(list);
+            }
+        }
+        self.read_ms();
+    }
+
+    fn read_allgs(&self) -> Result<Vec<u64>, MemoryError> {
+        let Some(at) = self.prog.globals.allgs.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let at = at.addr.wrapping_add(self.bias);
+        let ptr = self.mem.read_u64(at)?;
+        let len = self.mem.read_u64(at.wrapping_add(8))?;
+        if len > crate::walk::MAX_GOROUTINES {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .mem
+            .read_vec(ptr, len * 8, crate::walk::MAX_GOROUTINES * 8)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .filter(|&g| g != 0)
+            .collect())
+    }
+
+    /// Every M along `allm`, by thread id.
+    fn read_ms(&mut self) {
+        let Some(at) = self.prog.globals.allm.as_ref() else {
+            return;
+        };
+        let mo = &self.off.m;
+        let Ok(mut m) = self.mem.read_u64(at.addr.wrapping_add(self.bias)) else {
+            return;
+        };
+        let mut seen = FxHashSet::default();
+        while m != 0 && seen.len() < MAX_MS && seen.insert(m) {
+            let w = |o: u64| self.mem.read_u64(m.wrapping_add(o)).unwrap_or(0);
+            let tid = w(mo.procid) as i32;
+            if tid > 0 {
+                self.ms.insert(
+                    tid,
+                    MInfo {
+                        g0: w(mo.g0),
+                        gsignal: w(mo.gsignal),
+                        curg: w(mo.curg),
+                    },
+                );
+            }
+            m = w(mo.alllink);
+        }
+    }
+
+    fn g(&mut self, addr: u64) -> Option<GRecord> {
+        if addr == 0 {
+            return None;
+        }
+        if let Some(g) = self.gs.get(&addr) {
+            return g.clone();
+        }
+        let n = GRecord::bytes_needed(&self.off.g) as usize;
+        let mut b = vec![0u8; n];
+        let rec = self
+            .mem
+            .read_at(addr, &mut b)
+            .ok()
+            .map(|()| GRecord::decode(addr, &b, &self.off.g))
+            .filter(|g| g.looks_valid() && !g.is_dead());
+        self.gs.insert(addr, rec.clone());
+        rec
+    }
+
+    /// The labels at `ptr` (cached per drain).
+    pub(crate) fn labels_at(&mut self, ptr: u64) -> Option<Labels> {
+        if ptr == 0 {
+            return None;
+        }
+        let (mem, minor) = (self.mem, self.prog.version.minor);
+        self.labels
+            .entry(ptr)
+            .or_insert_with(|| read_labels(&mem, ptr, minor).map(Arc::new))
+            .clone()
+    }
+
+    fn special(&mut self, func: usize) -> Special {
+        let tab = &self.prog.pclntab;
+        *self
+            .special
+            .entry(func)
+            .or_insert_with(|| match tab.func(func).map(|f| f.name()) {
+                Ok(n) if n == "runtime.systemstack" => Special::SystemStack,
+                Ok(n) if n == "runtime.morestack" => Special::MoreStack,
+                _ => Special::None,
+            })
+    }
+
+    fn is_go_pc(&self, pc: u64) -> bool {
+        self.prog
+            .pclntab
+            .find_func(pc.wrapping_sub(self.bias))
+            .is_ok()
+    }
+
+    /// Attributes one sample; `None` when it has no user registers.
+    pub(crate) fn attribute(&mut self, s: &RawSample) -> Option<(Attributed, Outcome)> {
+        let regs = s.regs?;
+        let m = self.ms.get(&s.tid).copied();
+        let sp = regs.sp;
+        let on = |g: &GRecord| sp >= g.stack_lo && sp < g.stack_hi;
+        // Which stack the thread is on, and whose goroutine it is.
+        let (stack_g, goroutine, system) = match m {
+            Some(m) if regs.g != 0 && regs.g == m.curg => (self.g(m.curg), self.g(m.curg), false),
+            Some(m) if regs.g != 0 && (regs.g == m.g0 || regs.g == m.gsignal) => {
+                (self.g(regs.g), self.g(m.curg), true)
+            }
+            _ if self.allgs.contains(&regs.g) => {
+                let g = self.g(regs.g);
+                (g.clone(), g, false)
+            }
+            Some(m) => {
+                let curg = self.g(m.curg);
+                if curg.as_ref().is_some_and(on) {
+                    (curg.clone(), curg, false)
+                } else {
+                    (self.g(m.g0), curg, true)
+                }
+            }
+            None => (None, None, false),
+        };
+        let hi = stack_g
+            .as_ref()
+            .filter(|g| on(g))
+            .map_or(sp.saturating_add(s.stack.len() as u64), |g| g.stack_hi);
+        let mem = SampleMemory {
+            copy: SliceMemory {
+                base: sp,
+                data: &s.stack,
+            },
+            live: self.mem,
+        };
+        let mut frames = Vec::new();
+        let mut outcome = Outcome::Whole;
+        let start = UnwindStart {
+            pc: regs.ip,
+            sp,
+            trap: true,
+            syscall: false,
+            // the sampled registers carry no link register (amd64 only so far)
+            lr: 0,
+        };
+        let external = !self.is_go_pc(regs.ip);
+        if !external {
+            outcome = self.walk(&mem, start, sp, hi, &mut frames);
+        } else {
+            // C or the vDSO: frame pointers back to the first Go frame.
+            let mut bp = regs.bp;
+            let mut found = false;
+            for _ in 0..MAX_C_FRAMES {
+                if bp < sp || bp == 0 {
+                    break;
+                }
+                let (Ok(ret), Ok(next)) = (mem.read_u64(bp.wrapping_add(8)), mem.read_u64(bp))
+                else {
+                    break;
+                };
+                if self.is_go_pc(ret) {
+                    let st = UnwindStart {
+                        pc: ret,
+                        sp: bp.wrapping_add(16),
+                        trap: false,
+                        syscall: true,
+                        // the sampled registers carry no link register (amd64 only so far)
+                        lr: 0,
+                    };
+                    let lo = st.sp;
+                    let hi = hi.max(lo.saturating_add(1 << 20));
+                    outcome = self.walk(&mem, st, lo, hi, &mut frames);
+                    found = true;
+                    break;
+                }
+                if next <= bp {
+                    break;
+                }
+                bp = next;
+            }
+            if !found {
+                frames.push(RawFrame::Synthetic("runtime._ExternalCode"));
+                frames.push(RawFrame::Synthetic("runtime._System"));
+                outcome = Outcome::External;
+            }
+        }
+        // On the system stack: continue on the goroutine's stack.
+        if system {
+            if let (Some(g), Some(&last)) = (goroutine.as_ref(), self.buf.frames.last()) {
+                if outcome == Outcome::Whole && !frames.is_empty() {
+                    let jump = match self.special(last.func) {
+                        Special::SystemStack => Some((last.pc, g.sched_sp, true)),
+                        Special::MoreStack => Some((g.sched_pc, g.sched_sp, false)),
+                        Special::None => None,
+                    };
+                    if let Some((pc, sp, dup)) = jump {
+                        let st = UnwindStart {
+                            pc,
+                            sp,
+                            trap: false,
+                            syscall: true,
+                            // the sampled registers carry no link register (amd64 only so far)
+                            lr: 0,
+                        };
+                        let mut more = Vec::new();
+                        let (lo, hi) = (g.stack_lo.min(sp), g.stack_hi);
+                        outcome = self.walk(self.mem, st, lo, hi, &mut more);
+                        frames.extend(more.into_iter().skip(usize::from(dup)));
+                    }
+                }
+            }
+        }
+        if frames.is_empty() {
+            frames.push(RawFrame::Synthetic("runtime._System"));
+            outcome = Outcome::Truncated;
+        }
+        let goroutine = goroutine.filter(|g| !system || g.addr != 0);
+        Some((
+            Attributed {
+                frames,
+                goid: goroutine.as_ref().map(|g| g.goid),
+                labels: goroutine.as_ref().map_or(0, |g| g.labels),
+                tid: s.tid,
+                // Kernel addresses have the top bit set (x86_64, arm64).
+                kernel: s.ip >> 63 == 1,
+                external,
+            },
+            outcome,
+        ))
+    }
+
+    fn walk<N: Memory>(
+        &mut self,
+        mem: &N,
+        start: UnwindStart,
+        lo: u64,
+        hi: u64,
+        out: &mut Vec<RawFrame>,
+    ) -> Outcome {
+        let tab = &self.prog.pclntab;
+        unwind_into(
+            tab,
+            &mut self.ucache,
+            self.bias,
+            mem,
+            start,
+            lo,
+            hi,
+            &mut self.buf,
+        );
+        out.extend(self.buf.frames.iter().map(|f| RawFrame::Go {
+            pc: f.pc,
+            sym_pc: f.sym_pc,
+        }));
+        if self.buf.error.is_some() {
+            Outcome::Truncated
+        } else {
+            Outcome::Whole
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The fallback sampler where `perf_event_open` is refused (a container's
+//! default seccomp profile, no CAP_PERFMON): on each tick, stop only the
+//! target's threads in state R (PTRACE_SEIZE + INTERRUPT, the same
+//! read-only attach as `dump --nonblocking`), read their registers and the
+//! top of their stacks, and let them go; a thread counts only if its CPU
+//! time (schedstat) grew since the previous tick, so one merely waiting
+//! for a CPU on a busy machine is not sampled. Ticks are jittered (uniform in
+//! [0.5, 1.5] periods, mean one period), as py-spy does, so that a target
+//! with a periodic rhythm is not sampled in phase with it. The samples it
+//! makes are the same [`RawSample`]s the perf sampler gives, so the rest
+//! of the pipeline does not know which backend ran.
+
+use crate::memory::Memory;
+use crate::process::perf::ring::{RawSample, UserRegs};
+use crate::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
+use std::time::{Duration, Instant};
+
+/// Longest a tick may hold the stopped threads.
+const MAX_HOLD: Duration = Duration::from_millis(50);
+
+/// Samples a process by stopping its running threads at each tick.
+pub(crate) struct PtraceSampler {
+    pid: i32,
+    period: Duration,
+    stack_bytes: usize,
+    next: Instant,
+    rng: u64,
+    mem: LiveMemory,
+    /// How long each tick held the threads it stopped.
+    pub(crate) holds: Vec<Duration>,
+    /// Ticks whose attach failed (threads exited meanwhile, another tracer).
+    pub(crate) failed_ticks: u64,
+    threads: usize,
+    /// CPU time of each thread (schedstat) at the previous tick.
+    oncpu: std::collections::HashMap<i32, u64>,
+}
+
+/// Nanoseconds thread `tid` has spent on a CPU (`/proc/PID/task/TID/schedstat`).
+fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+impl PtraceSampler {
+    pub(crate) fn new(pid: i32, period: Duration, stack_bytes: u32) -> std::io::Result<Self> {
+        Ok(PtraceSampler {
+            pid,
+            period,
+            stack_bytes: stack_bytes as usize,
+            next: Instant::now(),
+            rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
+            mem: LiveMemory::open(pid)?,
+            holds: Vec::new(),
+            failed_ticks: 0,
+            threads: 0,
+            oncpu: std::collections::HashMap::new(),
+        })
+    }
+
+    /// How long until the next tick.
+    pub(crate) fn until_next(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// Threads stopped at the last tick.
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads
+    }
+
+    /// Uniform in [0, 1): xorshift64, enough to break phase locking.
+    fn uniform(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn jitter(&mut self) -> Duration {
+        let u = self.uniform();
+        self.period.mul_f64(0.5 + u)
+    }
+
+    /// Takes one tick's samples if a tick is due; `false` once the
+    /// process is gone.
+    pub(crate) fn sample(&mut self, out: &mut Vec<RawSample>) -> bool {
+        if Instant::now() < self.next {
+            return true;
+        }
+        self.next = Instant::now() + self.jitter();
+        let Ok(tids) = proc_fs::thread_ids(self.pid) else {
+            return false;
+        };
+        if tids.is_empty() {
+            return false;
+        }
+        // Threads in state R that also ran since the last tick: a thread
+        // waiting for a CPU (state R on a busy machine) uses none.
+        let mut running = Vec::new();
+        let mut oncpu = std::collections::HashMap::new();
+        for t in tids {
+            let Some(ns) = cpu_ns(self.pid, t) else {
+                continue;
+            };
+            // A thread that ran less than a period since the last tick is
+            // sampled with probability ran/period (a short burst, such as
+            // sysmon waking, would otherwise count as a whole period).
+            let ran = self
+                .oncpu
+                .get(&t)
+                .map_or(u64::MAX, |&before| ns.saturating_sub(before));
+            oncpu.insert(t, ns);
+            let p = ran as f64 / self.period.as_nanos().max(1) as f64;
+            let take = ran > 0 && (p >= 1.0 || self.uniform() < p);
+            if take && proc_fs::thread_state(self.pid, t).is_ok_and(|s| s == 'R') {
+                running.push(t);
+            }
+        }
+        self.oncpu = oncpu;
+        self.threads = running.len();
+        if running.is_empty() {
+            return true;
+        }
+        let opts = SeizeOptions {
+            max_pause: MAX_HOLD,
+            only_threads: Some(running),
+            ..SeizeOptions::default()
+        };
+        let held = match SeizedProcess::seize(self.pid, &opts) {
+            Ok(h) => h,
+            Err(_) => {
+                self.failed_ticks += 1;
+                return proc_fs::process_state(self.pid).is_ok();
+            }
+        };
+        let time = Instant::now();
+        for t in held.threads() {
+            let sp = t.regs.sp();
+            let mut stack = vec![0u8; self.stack_bytes];
+            // The stack may end sooner than the copy: try smaller copies.
+            let mut n = self.stack_bytes;
+            while n >= 512 && self.mem.read_at(sp, &mut stack[..n]).is_err() {
+                n /= 2;
+            }
+            stack.truncate(if n >= 512 { n } else { 0 });
+            out.push(RawSample {
+                tid: t.tid,
+                time: time.elapsed().as_nanos() as u64,
+                ip: t.regs.pc(),
+                regs: Some(UserRegs {
+                    ip: t.regs.pc(),
+                    sp,
+                    bp: t.regs.fp(),
+                    g: t.regs.go_g(),
+                }),
+                stack,
+            });
+        }
+        let stats = held.detach();
+        self.holds.push(stats.pause);
+        true
+    }
+}

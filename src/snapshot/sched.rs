@@ -1,0 +1,235 @@
+//! `gopeek sched`'s pipeline: open the process and parse its executable
+//! once, then read the scheduler as often as asked, each time either while
+//! the target runs (racy, as the runtime's own `schedtrace` is) or under a
+//! brief hold of every thread (`--consistent`).
+
+use super::live::LiveProcess;
+use super::source::{Source, Stopped};
+use super::{walk_tables, AfterSeize, SnapshotError};
+use crate::gotrace::sched::SchedState;
+use crate::layout::{load_program, SchedDetailOffsets};
+use crate::walk::capture::Hold;
+use crate::walk::sched::{read_sched, SchedConfig, SchedError};
+use crate::walk::sched_stack::thread_stack;
+use crate::walk::ThreadRegs;
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// Why `gopeek sched` failed.
+#[allow(missing_docs)] // each variant's #[error] text documents it
+#[derive(Debug, Error)]
+pub enum SchedTakeError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("process {pid}: {source}")]
+    Sched { pid: i32, source: SchedError },
+}
+
+impl crate::exit::ExitStatus for SchedTakeError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            SchedTakeError::Snapshot(e) => e.exit_code(),
+            SchedTakeError::Sched { source, .. } => source.exit_code(),
+        }
+    }
+}
+
+/// Knobs of `gopeek sched`.
+#[derive(Debug, Clone)]
+pub struct SchedOptions {
+    /// Read under a hold of every thread (`--consistent`).
+    pub consistent: bool,
+    /// Longest the target may be held.
+    pub max_pause: Duration,
+    /// Under sudo: run once the target is held (policy re-check, privilege
+    /// drop); every reading is then taken under a hold.
+    pub after_seize: Option<AfterSeize>,
+    /// A P whose goroutine has run this long (ms) is a CPU hog: its thread
+    /// is held briefly and unwound.
+    pub hog_ms: i64,
+}
+
+/// The Ms whose threads matter: with a stop pending, every M holding a
+/// P (the initiator and the Ps it waits for); else the CPU hogs' Ms.
+fn interesting(state: &SchedState, hog_ms: i64) -> Vec<usize> {
+    state
+        .ms
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.thread_id != 0 && m.curg.is_some())
+        .filter(|(_, m)| {
+            let p = m.p.and_then(|id| state.ps.iter().find(|p| p.id == id));
+            match p {
+                Some(_) if state.gcwaiting => true,
+                Some(p) => p.running_ms.is_some_and(|ms| ms >= hog_ms),
+                None => false,
+            }
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Unwinds the threads of `which` Ms from `threads`' registers (the
+/// target is held).
+fn unwind_threads<M: crate::memory::Memory>(
+    mem: &M,
+    prog: &crate::binary::program::GoProgram<'_>,
+    off: &crate::layout::offsets::RuntimeOffsets,
+    bias: u64,
+    state: &mut SchedState,
+    which: &[usize],
+    threads: &[ThreadRegs],
+) {
+    for &i in which {
+        let m = &state.ms[i];
+        if let Some(regs) = threads.iter().find(|t| t.tid as u64 == m.thread_id) {
+            let st = thread_stack(mem, prog, off, bias, m, regs);
+            state.stacks.push(st);
+        }
+    }
+}
+
+/// One reading of the scheduler, as plain data.
+#[derive(Debug, Clone)]
+pub struct SchedReading {
+    /// The target.
+    pub pid: i32,
+    /// Its executable, as the user should see it.
+    pub exe: String,
+    /// `go1.N.M` of the target.
+    pub go_version: String,
+    /// RFC 3339 time of the reading.
+    pub taken_at: String,
+    /// How long the target was held (`--consistent`), in µs.
+    pub pause_us: Option<u64>,
+    /// The scheduler.
+    pub state: SchedState,
+    /// Registers of every thread, when the reading was taken under a hold.
+    pub threads: Vec<ThreadRegs>,
+}
+
+/// The target's `nanotime()` right now: Go's nanotime is CLOCK_MONOTONIC,
+/// which is one clock for every process of the system (outside time
+/// namespaces).
+fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into `ts`, a valid timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as i64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as i64)
+}
+
+/// Reads the scheduler of `pid` again and again: `each` gets every
+/// reading and says whether to take another (`Ok(true)`), after `pause`.
+pub fn watch_sched<E: From<SchedTakeError>>(
+    pid: i32,
+    opts: &SchedOptions,
+    pause: Duration,
+    each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+) -> Result<(), E> {
+    let src = LiveProcess::open(pid).map_err(SchedTakeError::from)?;
+    let held = opts.consistent || opts.after_seize.is_some();
+    // Under sudo the first hold comes before the executable is parsed.
+    let mut early = None;
+    if let Some(hook) = &opts.after_seize {
+        let stopped = src
+            .stop(Hold::All, opts.max_pause)
+            .map_err(SchedTakeError::from)?;
+        (hook.0)(pid)
+            .map_err(SnapshotError::AfterSeize)
+            .map_err(SchedTakeError::from)?;
+        early = Some(stopped);
+    }
+    let bin = src.parse_executable().map_err(SchedTakeError::from)?;
+    let (prog, layout) = load_program(&bin)
+        .map_err(|source| SnapshotError::NotGo { pid, source })
+        .map_err(SchedTakeError::from)?;
+    let layout = layout
+        .map_err(SnapshotError::from)
+        .map_err(SchedTakeError::from)?;
+    let off = layout
+        .offsets()
+        .map_err(SnapshotError::from)
+        .map_err(SchedTakeError::from)?;
+    let det = SchedDetailOffsets::from_layout(&layout)
+        .map_err(SnapshotError::from)
+        .map_err(SchedTakeError::from)?;
+    let (wait_reasons, _) = walk_tables(&prog);
+    let bias = src.load_bias(&bin).map_err(SchedTakeError::from)?;
+    loop {
+        let mut cfg = SchedConfig {
+            globals: &prog.globals,
+            off: &off,
+            det: &det,
+            wait_reasons: &wait_reasons,
+            go_minor: prog.version.minor,
+            bias,
+            now_ns: 0,
+        };
+        let taken_at = crate::dump::rfc3339(SystemTime::now());
+        let stopped = match early.take() {
+            Some(s) => Some(s),
+            None if held => Some(
+                src.stop(Hold::All, opts.max_pause)
+                    .map_err(SchedTakeError::from)?,
+            ),
+            None => None,
+        };
+        cfg.now_ns = monotonic_ns();
+        let mut state = read_sched(src.memory(), &cfg);
+        let (threads, pause_us) = match stopped {
+            Some(s) => {
+                let threads = s.threads();
+                if let Ok(st) = state.as_mut() {
+                    let which = interesting(st, opts.hog_ms);
+                    unwind_threads(src.memory(), &prog, &off, bias, st, &which, &threads);
+                }
+                let stats = s.release().map_err(SchedTakeError::from)?;
+                (threads, Some(stats.pause_us()))
+            }
+            None => {
+                // Read while running: hold just the threads that matter,
+                // long enough for their registers and stacks.
+                if let Ok(st) = state.as_mut() {
+                    let which = interesting(st, opts.hog_ms);
+                    let tids: Vec<i32> = which.iter().map(|&i| st.ms[i].thread_id as i32).collect();
+                    if !tids.is_empty() {
+                        if let Ok(s) = src.stop(Hold::Threads(tids), opts.max_pause) {
+                            let threads = s.threads();
+                            unwind_threads(src.memory(), &prog, &off, bias, st, &which, &threads);
+                            s.release().map_err(SchedTakeError::from)?;
+                        }
+                    }
+                }
+                (Vec::new(), None)
+            }
+        };
+        let state = state.map_err(|source| {
+            let e = src.walk_error(crate::walk::WalkError::Abandoned);
+            match e {
+                SnapshotError::Process(p) => SchedTakeError::Snapshot(SnapshotError::Process(p)),
+                _ => SchedTakeError::Sched { pid, source },
+            }
+        })?;
+        let reading = SchedReading {
+            pid,
+            exe: src.exe_display(),
+            go_version: prog.version.raw.clone(),
+            taken_at,
+            pause_us,
+            state,
+            threads,
+        };
+        if !each(reading)? {
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+    }
+}

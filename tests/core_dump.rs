@@ -1,0 +1,355 @@
+//! Core files, with Go itself as the oracle: the `parked` fixture runs
+//! with GOTRACEBACK=crash and the core limit raised, is sent SIGQUIT,
+//! prints every goroutine on stderr (runtime frames, `fp= sp= pc=`,
+//! `gp= m= mp=` as its version does) and aborts, leaving a kernel core in
+//! its working directory. `gopeek dump --core core --system` must print
+//! the same goroutines, headers, frames and `file:line +off`.
+//!
+//! Also: a `gcore` (gdb) core of a live fixture against the fixture's own
+//! runtime.Stack, and corrupt cores (truncated, notes removed, the wrong
+//! executable), each with its clear error and exit code.
+
+#[macro_use]
+mod common;
+#[path = "core_dump/crash.rs"]
+mod crash;
+#[path = "core_dump/qemu.rs"]
+mod qemu;
+use common::*;
+use crash::*;
+
+/// Every goroutine of the crash text (its first section: the goroutines
+/// the signalled M printed) must be in gopeek's dump of the core, equal
+/// header and lines (arguments elided on both sides).
+fn check(version: &str, mode: &str) {
+    let Some(bin) = fixture(version, mode, "parked") else {
+        return;
+    };
+    compare_with_crash_text(&format!("go{version}/{mode}"), &crash_core(&bin));
+}
+
+/// The same comparison on arm64: the fixture built for linux/arm64, run
+/// under qemu-user, its guest core read by gopeek.
+fn check_arm64(version: &str, stripped: bool) {
+    let Some(bin) = qemu::arm64_parked(version, stripped) else {
+        return;
+    };
+    let what = format!(
+        "go{version}/arm64-{}",
+        if stripped { "stripped" } else { "default" }
+    );
+    compare_with_crash_text(&what, &qemu::qemu_crash(&bin));
+}
+
+// arm64 under qemu is slow (about 10x): the versions whose traceback
+// rules differ are swept: 1.19 (the old unwinder), 1.22 (the `gp= m=`
+// headers), 1.27 default and stripped (the ADRP/LDR locator).
+#[test]
+fn arm64_go1_19() {
+    check_arm64("1.19", false);
+}
+
+#[test]
+fn arm64_go1_22() {
+    check_arm64("1.22", false);
+}
+
+#[test]
+fn arm64_go1_27() {
+    check_arm64("1.27", false);
+}
+
+#[test]
+fn arm64_go1_27_stripped() {
+    check_arm64("1.27", true);
+}
+
+/// gopeek's `dump --core --system` of `c` against the text Go printed.
+fn compare_with_crash_text(what: &str, c: &Crash) {
+    let out = gopeek()
+        .args(["dump", "--core"])
+        .arg(&c.core)
+        .arg("--system")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: gopeek dump --core failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = blocks_by_id(&String::from_utf8(out.stdout).unwrap());
+    let oracle = crash_blocks(&c.stderr);
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for want in oracle.iter().filter(|b| b.id != 0) {
+        compared += 1;
+        match ours.get(&want.id) {
+            None => failures.push(format!(
+                "goroutine {} [{}] missing from gopeek's dump",
+                want.id, want.status
+            )),
+            Some(got) if got.header != want.header || got.lines != want.lines => {
+                failures.push(format!(
+                    "goroutine {}:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
+                    want.id,
+                    want.header,
+                    want.lines.join("\n"),
+                    got.header,
+                    got.lines.join("\n")
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    // Nothing gopeek lists that Go did not print.
+    for id in ours.keys() {
+        if !oracle.iter().any(|b| b.id == *id) {
+            failures.push(format!("goroutine {id} is in gopeek's dump, not in Go's"));
+        }
+    }
+    assert!(
+        compared >= 25,
+        "{what}: only {compared} goroutines in the crash text"
+    );
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {compared} goroutines differ from Go's crash text:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+// amd64 kernel cores: every version default and stripped (layouts and
+// the locator differ per version); PIE (load bias from AT_ENTRY) and cgo
+// (a C thread, libc mappings) on the newest.
+macro_rules! core_versions {
+    ($($name:ident => $v:literal),*) => {$(
+        mod $name {
+            #[test] fn default() { super::check($v, "default") }
+            #[test] fn stripped() { super::check($v, "stripped") }
+        }
+    )*};
+}
+core_versions!(go1_19 => "1.19", go1_21 => "1.21", go1_22 => "1.22", go1_23 => "1.23", go1_24 => "1.24",
+               go1_25 => "1.25", go1_26 => "1.26", go1_27 => "1.27");
+
+#[test]
+fn go1_27_pie() {
+    check("1.27", "pie");
+}
+
+#[test]
+fn go1_27_cgo() {
+    check("1.27", "cgo");
+}
+
+/// gdb's `gcore` of a live fixture (still running afterwards), against
+/// the fixture's own runtime.Stack, as the live oracle tests compare:
+/// every goroutine that was parked when the fixture dumped itself.
+#[test]
+fn gcore_of_a_live_fixture() {
+    let Some(bin) = fixture("1.27", "stripped", "parked") else {
+        return;
+    };
+    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+    let prefix = run.dir.path().join("gcore");
+    let st = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(run.pid.to_string())
+        .output()
+        .expect("gcore (gdb) is installed by scripts/setup");
+    assert!(st.status.success(), "gcore failed: {st:?}");
+    let core = run.dir.path().join(format!("gcore.{}", run.pid));
+    let out = gopeek()
+        .args(["dump", "--core"])
+        .arg(&core)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = blocks_by_id(&String::from_utf8(out.stdout).unwrap());
+    let oracle = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
+    let mut compared = 0;
+    for want in parse_dump(&oracle)
+        .into_iter()
+        .map(elide_arguments_until_args_land)
+        // Goroutine 1 was dumping itself; the spinner runs.
+        .filter(|b| b.id != 1 && b.status != "running" && b.status != "runnable")
+    {
+        compared += 1;
+        let got = ours
+            .get(&want.id)
+            .unwrap_or_else(|| panic!("goroutine {} missing", want.id));
+        assert_eq!(
+            (&got.header, &got.lines),
+            (&want.header, &want.lines),
+            "goroutine {}",
+            want.id
+        );
+    }
+    assert!(compared >= 25, "only {compared} goroutines compared");
+    assert_running_untraced(run.pid);
+}
+
+/// Corrupt cores and wrong executables: each a clear error and its exit
+/// code, never a panic. One crash core serves every case.
+#[test]
+fn corrupt_cores_and_wrong_executables() {
+    let Some(bin) = fixture("1.27", "default", "parked") else {
+        return;
+    };
+    let Some(other) = fixture("1.26", "default", "parked") else {
+        return;
+    };
+    let c = crash_core(&bin);
+    let dir = c.core.parent().unwrap().to_path_buf();
+    let run = |core: &std::path::Path, extra: &[&std::ffi::OsStr]| {
+        let out = gopeek()
+            .args(["dump", "--core"])
+            .arg(core)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "gopeek panicked:\n{err}");
+        (out.status.code().unwrap_or(-1), err)
+    };
+    // `info --core` reports the executable the core names, as `info` does.
+    let info = |args: &[&std::ffi::OsStr]| {
+        let out = gopeek()
+            .arg("info")
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    assert_eq!(
+        info(&["--core".as_ref(), c.core.as_os_str()]),
+        info(&[bin.as_os_str()])
+    );
+    // The wrong executable: exit 3, says so.
+    let (code, err) = run(&c.core, &["--exe".as_ref(), other.as_os_str()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("does not belong to the core"), "{err}");
+    // The executable given as the core.
+    let (code, err) = run(&bin, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not an ELF core"), "{err}");
+    // The notes removed (PT_NOTE turned into PT_NULL).
+    let bytes = std::fs::read(&c.core).unwrap();
+    let mut no_notes = bytes.clone();
+    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    let phnum = u16::from_le_bytes(bytes[56..58].try_into().unwrap()) as usize;
+    for i in 0..phnum {
+        let at = phoff + 56 * i;
+        if no_notes[at..at + 4] == 4u32.to_le_bytes() {
+            no_notes[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+        }
+    }
+    let p = dir.join("no-notes.core");
+    std::fs::write(&p, &no_notes).unwrap();
+    let (code, err) = run(&p, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no PT_NOTE segment"), "{err}");
+    // Truncated at pseudo-random offsets (fixed seed), the header, the
+    // notes and the memory: a clear error, or a dump that says the core
+    // is truncated.
+    let p = dir.join("cut.core");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut offsets = vec![10, 200, 3000];
+    for _ in 0..6 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        offsets.push((x >> 11) as usize % bytes.len());
+    }
+    for cut in offsets {
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let exe: &[&std::ffi::OsStr] = &["--exe".as_ref(), bin.as_os_str()];
+        let (code, err) = run(&p, exe);
+        match code {
+            0 => assert!(
+                err.contains("the core file is truncated"),
+                "cut at {cut}: {err}"
+            ),
+            1 | 3 => assert!(
+                err.contains("truncated")
+                    || err.contains("not an ELF core")
+                    || err.contains("corrupt"),
+                "cut at {cut}: exit {code}: {err}"
+            ),
+            _ => panic!("cut at {cut}: exit {code}: {err}"),
+        }
+    }
+}
+
+/// `gopeek leaks --core A --core B --core C`: three kernel cores of the
+/// `leaky` fixture, crashed 1, 2 and 3 s after start (separate runs: a
+/// kernel core ends its process). The leaking cluster's counts rise from
+/// core to core, the fixed pool's stay; cores out of order are exit 2.
+#[test]
+fn leaks_over_cores() {
+    let Some(bin) = fixture("1.27", "stripped", "leaky") else {
+        return;
+    };
+    let mut crashes = Vec::new();
+    for wait_ms in [800, 1800, 2800] {
+        crashes.push(crash_after(&bin, &["-leak-every", "50ms"], wait_ms));
+    }
+    let cores: Vec<&std::path::Path> = crashes.iter().map(|c| c.core.as_path()).collect();
+    let leaks = |order: &[usize]| {
+        let mut cmd = gopeek();
+        cmd.args(["leaks", "--format", "json"]);
+        for &i in order {
+            cmd.arg("--core").arg(cores[i]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = leaks(&[0, 1, 2]);
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(10),
+        "{:?}: {}",
+        code,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = |site: &str| -> Vec<u64> {
+        let c = v["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["created_by"]["function"] == site)
+            .unwrap_or_else(|| panic!("no cluster created by {site}: {v}"));
+        c["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect()
+    };
+    let leak = counts("main.serveRequests");
+    assert_eq!(leak.len(), 3, "{leak:?}");
+    assert!(
+        leak[0] < leak[1] && leak[1] < leak[2],
+        "the leak grows: {leak:?}"
+    );
+    let pool = counts("main.startPool");
+    assert!(
+        pool.iter().all(|&n| n == pool[0]),
+        "the pool stays: {pool:?}"
+    );
+    let out = leaks(&[2, 1, 0]);
+    assert_eq!(out.status.code(), Some(2), "cores out of order");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oldest first"));
+}

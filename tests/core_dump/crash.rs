@@ -1,0 +1,137 @@
+//! Crashing a fixture into a core, and reading Go's crash text.
+
+use crate::common::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A fixture that crashed: its core, and what it printed on the way down.
+pub struct Crash {
+    /// Keeps the working directory (and the core in it) alive.
+    pub _run: Running,
+    pub core: PathBuf,
+    pub stderr: String,
+}
+
+/// Where the kernel writes cores: these tests need the plain pattern
+/// (`core`, `core.%p`...) that writes into the crashing process's working
+/// directory. A pattern that pipes to a program (systemd-coredump,
+/// apport) or names another directory cannot be used; the test says so.
+pub fn check_core_pattern() {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    assert!(
+        !pattern.starts_with('|') && !pattern.contains('/'),
+        "kernel.core_pattern is {pattern:?}: cores go to a program or another directory, \
+         not the crashing process's working directory, so these tests cannot find them. \
+         Run `sysctl -w kernel.core_pattern=core` (as root) and try again."
+    );
+}
+
+/// Runs `bin` (the parked fixture) with GOTRACEBACK=crash and the core
+/// limit raised, waits until it is ready, sends SIGQUIT and waits for it
+/// to abort; returns its core and stderr.
+pub fn crash_core(bin: &Path) -> Crash {
+    crash_after(bin, &["-out", "oracle.txt", "-lifetime", "10m"], 0)
+}
+
+/// [`crash_core`] with `args`, `wait_ms` after the fixture is ready.
+pub fn crash_after(bin: &Path, args: &[&str], wait_ms: u64) -> Crash {
+    check_core_pattern();
+    let mut run = Launch::new(bin)
+        .args(args)
+        .envs(&[("GOTRACEBACK", "crash")])
+        .core_dumps()
+        .start();
+    std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.pid, libc::SIGQUIT) };
+    let status = run.child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "GOTRACEBACK=crash should abort on SIGQUIT: {status:?}\n{}",
+        run.stderr()
+    );
+    assert!(
+        status.core_dumped(),
+        "the fixture aborted without a core (RLIMIT_CORE, core_pattern?)"
+    );
+    let core = find_core(run.dir.path(), run.pid);
+    let stderr = run.stderr();
+    Crash {
+        _run: run,
+        core,
+        stderr,
+    }
+}
+
+/// The core the kernel wrote in `dir` (`core` or `core.PID`).
+pub fn find_core(dir: &Path, pid: i32) -> PathBuf {
+    for name in ["core".to_string(), format!("core.{pid}")] {
+        if dir.join(&name).exists() {
+            return dir.join(name);
+        }
+    }
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("core") || n.ends_with(".core"))
+        })
+        .unwrap_or_else(|| panic!("no core in {}", dir.display()))
+}
+
+/// Arguments are not printed the way Go prints them yet (issue 13's
+/// argument part lands separately): until then every frame's argument
+/// list is `(...)` on both sides of a comparison. Delete this helper (and
+/// its two calls) when gopeek prints Go's arguments.
+pub fn elide_arguments_until_args_land(mut b: Block) -> Block {
+    for l in &mut b.lines {
+        if !l.starts_with('\t') && l.ends_with(')') && !l.starts_with("created by") {
+            if let Some(open) = l.rfind('(') {
+                *l = format!("{}(...)", &l[..open]);
+            }
+        }
+    }
+    b
+}
+
+/// The goroutines of the crash text. The M that got SIGQUIT prints every
+/// goroutine; a goroutine running on another M is "stack unavailable"
+/// there, and that M prints it in full in its own section (after a
+/// `-----` line), which is the block kept for it.
+pub fn crash_blocks(stderr: &str) -> Vec<Block> {
+    let mut out: Vec<Block> = Vec::new();
+    for section in stderr.split("\n-----\n") {
+        let start = section.find("goroutine ").unwrap_or(section.len());
+        for b in parse_dump(&section[start..]) {
+            let b = elide_arguments_until_args_land(b);
+            match out.iter_mut().find(|o| o.id == b.id && b.id != 0) {
+                Some(o) if unavailable(o) && !unavailable(&b) => *o = b,
+                Some(_) => {}
+                None => out.push(b),
+            }
+        }
+    }
+    out
+}
+
+/// Go's placeholder for a goroutine another thread runs.
+pub fn unavailable(b: &Block) -> bool {
+    b.lines
+        .first()
+        .is_some_and(|l| l.contains("stack unavailable"))
+}
+
+/// gopeek's text, by goroutine id.
+pub fn blocks_by_id(text: &str) -> HashMap<u64, Block> {
+    parse_dump(text)
+        .into_iter()
+        .map(elide_arguments_until_args_land)
+        .map(|b| (b.id, b))
+        .collect()
+}

@@ -1,0 +1,78 @@
+//! arm64 fixtures, built on demand and run under qemu-user, which writes
+//! the guest's core as `qemu_<name>_<date>-<time>_<pid>.core` in the
+//! working directory when RLIMIT_CORE allows.
+
+use crate::common::*;
+use crate::crash::{check_core_pattern, Crash};
+use std::path::{Path, PathBuf};
+
+/// The `parked` fixture for linux/arm64 (CGO_ENABLED=0), built once into
+/// target/fixtures/go1.N/arm64-MODE/parked (MODE: default or stripped).
+pub fn arm64_parked(version: &str, stripped: bool) -> Option<PathBuf> {
+    let mode = if stripped {
+        "arm64-stripped"
+    } else {
+        "arm64-default"
+    };
+    let out = root()
+        .join("target/fixtures")
+        .join(format!("go{version}"))
+        .join(mode)
+        .join("parked");
+    if out.exists() {
+        return std::fs::canonicalize(&out).ok();
+    }
+    let go = goroot(version).join("bin/go");
+    present(go.clone(), "Go toolchain", "run scripts/setup")?;
+    std::fs::create_dir_all(out.parent()?).ok()?;
+    GoBuild::new(&go, &root().join("go-fixtures/parked"))
+        .goarch("arm64")
+        .cgo(false)
+        .stripped(stripped)
+        .build(&out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::canonicalize(&out).ok()
+}
+
+/// Runs `bin` under qemu-aarch64 with GOTRACEBACK=crash, sends SIGQUIT
+/// to qemu (which hands it to the guest), and returns the guest's core.
+pub fn qemu_crash(bin: &Path) -> Crash {
+    check_core_pattern();
+    let qemu = Path::new("/usr/bin/qemu-aarch64");
+    assert!(
+        qemu.exists(),
+        "qemu-aarch64 is installed by scripts/setup (qemu-user)"
+    );
+    let mut run = Launch::new(qemu)
+        .args(&[
+            bin.to_str().unwrap(),
+            "-out",
+            "oracle.txt",
+            "-lifetime",
+            "10m",
+        ])
+        .envs(&[("GOTRACEBACK", "crash")])
+        .core_dumps()
+        .start();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.pid, libc::SIGQUIT) };
+    let _ = run.child.wait().unwrap();
+    let core = std::fs::read_dir(run.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("qemu_") && n.ends_with(".core"))
+        })
+        .unwrap_or_else(|| panic!("qemu wrote no guest core; stderr:\n{}", run.stderr()));
+    // qemu's own (host) core, if the kernel wrote one, is not needed.
+    let _ = std::fs::remove_file(run.dir.path().join("core"));
+    let stderr = run.stderr();
+    Crash {
+        _run: run,
+        core,
+        stderr,
+    }
+}
