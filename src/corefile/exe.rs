@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 const PAGE: u64 = 4096;
 /// Most read-only bytes compared with the core.
 const MAX_COMPARE: u64 = 256 << 20;
+/// Most pages looked up in the core while comparing (twice what
+/// [`MAX_COMPARE`] allows to match, so holes in the core do not stop the
+/// check early on a real executable).
+const MAX_PAGES: u64 = 2 * (MAX_COMPARE / PAGE);
 
 /// What checking the executable against the core found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +170,9 @@ pub fn check(core: &CoreFile, exe_path: &Path, exe: &[u8]) -> Result<ExeMatch, C
 }
 
 /// Compares every read-only segment's bytes the core kept, page by page
-/// (at most [`MAX_COMPARE`] bytes in all).
+/// (at most [`MAX_COMPARE`] bytes compared and [`MAX_PAGES`] pages looked
+/// at in all: the program headers are the executable's to lie about, and
+/// a `p_filesz` of 2^63 must not become 2^51 lookups).
 fn compare_text(
     core: &CoreFile,
     exe: &[u8],
@@ -174,14 +180,20 @@ fn compare_text(
     bias: u64,
 ) -> Result<Option<String>, String> {
     let mut compared = 0u64;
+    let mut examined = 0u64;
     let mut first = None;
     for p in loads
         .iter()
         .filter(|p| p.p_flags(LE) & object::elf::PF_W == 0)
     {
-        let (vaddr, off, filesz) = (p.p_vaddr(LE), p.p_offset(LE), p.p_filesz(LE));
+        let (vaddr, off) = (p.p_vaddr(LE), p.p_offset(LE));
+        // Only what the file really holds can be compared.
+        let filesz = p
+            .p_filesz(LE)
+            .min((exe.len() as u64).saturating_sub(off));
         let mut o = 0;
-        while o < filesz && compared < MAX_COMPARE {
+        while o < filesz && compared < MAX_COMPARE && examined < MAX_PAGES {
+            examined += 1;
             let n = (filesz - o).min(PAGE);
             let want = usize::try_from(off + o)
                 .ok()
