@@ -10,6 +10,8 @@ pub mod arm64;
 pub mod buildinfo;
 pub(crate) mod cursor;
 pub mod elf;
+#[cfg(test)]
+mod fuzz_seeds;
 pub mod info;
 pub(crate) mod locate;
 pub mod locate_sched;

@@ -3,7 +3,6 @@
 use super::modinfo::*;
 use super::*;
 use crate::memory::RegionMemory;
-use std::path::Path;
 
 const INFO_START: &[u8; 16] = b"\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6";
 const INFO_END: &[u8; 16] = b"\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41\x16\xd8\xf2";
@@ -533,22 +532,23 @@ fn pointer_image(base: u64) -> Vec<u8> {
     image
 }
 
-/// Writes the synthetic seeds of the fuzz corpus (run by hand:
-/// `cargo test --lib buildinfo::tests::write_fuzz_seeds -- --ignored`).
+/// The synthetic seeds of the buildinfo fuzz corpus.
 #[test]
-#[ignore]
-fn write_fuzz_seeds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/buildinfo");
-    std::fs::create_dir_all(&dir).unwrap();
+fn fuzz_seeds_are_current() {
+    use crate::binary::fuzz_seeds::check_seed;
     let text =
         "path\tex.com/a\nmod\tex.com/a\t(devel)\t\ndep\tex.com/c\tv1.2.3\n=>\t../c\t(devel)\t\n\
         build\t-ldflags=\"-X \\\"a=b c\\\" \\x41\\u00e9\"\nbuild\t\"k y\"=`v`\n";
     let blob = inline_blob(b"go1.27.3", &wrap(text));
-    std::fs::write(dir.join("synthetic-inline"), &blob).unwrap();
-    std::fs::write(dir.join("synthetic-elf-inline"), tiny_elf(0x60_0000, &blob)).unwrap();
-    std::fs::write(
-        dir.join("synthetic-elf-pointer"),
-        tiny_elf(0x60_0000, &pointer_image(0x60_0000)),
-    )
-    .unwrap();
+    check_seed("buildinfo", "synthetic-inline", &blob);
+    check_seed(
+        "buildinfo",
+        "synthetic-elf-inline",
+        &tiny_elf(0x60_0000, &blob),
+    );
+    check_seed(
+        "buildinfo",
+        "synthetic-elf-pointer",
+        &tiny_elf(0x60_0000, &pointer_image(0x60_0000)),
+    );
 }

@@ -151,18 +151,15 @@ fn outermost_pc_follows_the_inline_tree() {
     assert_eq!(f.outermost_pc(0x401030).unwrap(), 0x401030);
 }
 
-/// Writes the argument table as a fuzz seed (run with `-- --ignored`), in
-/// the pclntab target's form: two length bytes, the table, go:func.
+/// The argument table as a fuzz seed, in the pclntab target's form: two
+/// length bytes, the table, go:func.
 #[test]
-#[ignore]
-fn write_fuzz_seed() {
+fn fuzz_seed_is_current() {
     let (tab, gofunc) = table();
     let mut seed = (tab.len() as u16).to_le_bytes().to_vec();
     seed.extend(&tab);
     seed.extend(&gofunc);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/pclntab");
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(format!("{dir}/synthetic-args"), seed).unwrap();
+    crate::binary::fuzz_seeds::check_seed("pclntab", "synthetic-args", &seed);
 }
 
 /// One function `main.f` at 0x401000 (0x40 bytes) with argument info

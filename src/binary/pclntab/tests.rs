@@ -365,16 +365,13 @@ fn looping_pcvalue_tables_are_bounded() {
     assert!(Pclntab::parse(&tab, 0, None).is_err());
 }
 
-/// Writes the synthetic tables as fuzz seeds (run with `-- --ignored`):
-/// two length bytes giving the table size, the table, then go:func.
+/// The synthetic tables as a fuzz seed: two length bytes giving the table
+/// size, the table, then go:func.
 #[test]
-#[ignore]
-fn write_fuzz_seeds() {
+fn fuzz_seed_is_current() {
     let (tab, gofunc) = sample();
     let mut seed = (tab.len() as u16).to_le_bytes().to_vec();
     seed.extend(&tab);
     seed.extend(&gofunc);
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/pclntab");
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(format!("{dir}/synthetic-inline"), seed).unwrap();
+    crate::binary::fuzz_seeds::check_seed("pclntab", "synthetic-inline", &seed);
 }
