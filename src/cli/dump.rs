@@ -9,7 +9,7 @@ use gopeek::dump::DumpSnapshot;
 use gopeek::output::{
     write_json, FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput,
 };
-use gopeek::snapshot::{take, take_core, SnapshotError, SnapshotOptions};
+use gopeek::snapshot::{take, take_core, LiveTarget, SnapshotOptions};
 use gopeek::sudo::privilege::{create_output, SudoContext};
 use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
@@ -79,9 +79,6 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
     let filter = a
         .analysis
         .check(a.format, a.output.is_none() && io::stdout().is_terminal())?;
-    if sudo.is_some() && a.nonblocking {
-        return Err(SnapshotError::NonblockingUnderSudo.into());
-    }
     if sudo.is_some() && a.core.is_some() {
         // A core is a file: nothing to attach to, so no reason to parse
         // it (untrusted bytes) as root.
@@ -95,6 +92,12 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
     let session = match (sudo, a.pid) {
         (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
         _ => None,
+    };
+    // sudo: the root monitor that will hold the target on request, forked
+    // while gopeek is root and single-threaded (process::monitor).
+    let monitor = match &session {
+        Some(s) => Some(s.start_monitor()?),
+        None => None,
     };
     // -o: created now (as the invoking user under sudo), before the
     // no-write-open filter.
@@ -116,14 +119,23 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         max_pause,
         nonblocking: a.nonblocking,
         frame_registers: a.system && matches!(a.format, DumpFormat::Text),
-        // sudo: re-check the policy and drop privileges once seized.
-        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
+        // sudo: the monitor re-checks the policy on every hold.
+        after_seize: None,
     };
-    let taken = match (&a.core, a.pid) {
-        (Some(core), _) => take_core(core, a.exe.as_deref(), &opts),
-        (None, Some(pid)) => take(pid, &opts),
+    let taken = match (&a.core, a.pid, &session) {
+        (Some(core), _, _) => take_core(core, a.exe.as_deref(), &opts).map_err(CliError::from),
+        // sudo: open the target as root, drop for good, then read it as
+        // the invoking user while the monitor holds it on request.
+        (None, Some(pid), Some(s)) => LiveTarget::open(pid, monitor.clone())
+            .map_err(CliError::from)
+            .and_then(|t| {
+                s.drop_privileges()?;
+                Ok(t)
+            })
+            .and_then(|t| Ok(t.take(&opts)?)),
+        (None, Some(pid), None) => take(pid, &opts).map_err(CliError::from),
         // clap requires one of them.
-        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+        (None, None, _) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
     };
     let result = taken.map(|s| {
         if super::timing::wanted() {

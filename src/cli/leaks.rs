@@ -7,8 +7,9 @@ use super::forbid_writes;
 use gopeek::analyze::leaks;
 use gopeek::exit::LEAK_FOUND;
 use gopeek::output::write_json;
-use gopeek::snapshot::{take, take_core, SnapshotOptions};
-use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
+use gopeek::snapshot::{take_core, LiveTarget, SnapshotOptions};
+use gopeek::sudo::privilege::SudoContext;
+use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,24 +76,68 @@ pub(crate) struct LeaksArgs {
 /// report to stdout; exits [`LEAK_FOUND`] when a growing cluster was found,
 /// else 0. Progress goes to stderr only when it is a terminal.
 pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    if sudo.is_some() {
-        return Err(PrivilegeError::NotUnderSudo { command: "leaks" }.into());
-    }
-    forbid_writes()?;
     let opts = SnapshotOptions {
         max_pause: Duration::from_millis(args.max_pause),
         nonblocking: args.nonblocking,
         frame_registers: false,
-        // main refuses `leaks` under sudo: a privilege drop after the first
-        // sample would leave no way to seize the target for the next one.
+        // Under sudo the root monitor holds the target for every sample
+        // and re-checks the policy each time.
         after_seize: None,
     };
     if !args.core.is_empty() {
+        if sudo.is_some() {
+            return Err(UsageError(
+                "`gopeek leaks --core` needs no privilege: run it without sudo, as a user who can read the cores".into(),
+            )
+            .into());
+        }
+        forbid_writes()?;
         return from_cores(&args, &opts);
     }
     let Some(pid) = args.pid else {
         return Err(UsageError("give --pid PID or --core FILE (three or more)".into()).into());
     };
+    // sudo: policy and audit line, then the root monitor (forked while
+    // root and single-threaded), then the target opened as root, then the
+    // drop; every sample is read as the invoking user.
+    let session = match sudo {
+        Some(ctx) => Some(SudoSession::begin(ctx, pid)?),
+        None => None,
+    };
+    let monitor = match &session {
+        Some(s) => Some(s.start_monitor()?),
+        None => None,
+    };
+    forbid_writes()?;
+    let target = LiveTarget::open(pid, monitor)?;
+    if let Some(s) = &session {
+        s.drop_privileges()?;
+    }
+    let hide = session
+        .as_ref()
+        .filter(|s| !s.decision().show_memory)
+        .map(|s| format!("not allowed by the sudo policy ({})", s.decision().reason));
+    let result = sample(&args, &opts, &target, hide.as_deref());
+    if let Some(s) = &session {
+        s.finish(match &result {
+            Ok(_) => Ok(format!("samples={}", args.samples)),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let tracker = result?;
+    if let Some(why) = &hide {
+        eprintln!("gopeek: note: labels and argument values are not shown: {why}");
+    }
+    write_leaks(&args, &tracker)
+}
+
+/// Takes the samples, `--interval` apart.
+fn sample(
+    args: &LeaksArgs,
+    opts: &SnapshotOptions,
+    target: &LiveTarget,
+    hide: Option<&str>,
+) -> Result<leaks::LeakTracker, CliError> {
     let n = args.samples as usize;
     let progress = io::stderr().is_terminal();
     let start = Instant::now();
@@ -104,11 +149,14 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
             std::thread::sleep(due - now);
         }
         let t = start.elapsed().as_secs_f64();
-        let snap = take(pid, &opts)?;
+        let snap = target.take(opts)?;
         if super::timing::wanted() {
             super::timing::print(&snap.timing);
         }
-        let dump = snap.dump;
+        let mut dump = snap.dump;
+        if let Some(why) = hide {
+            dump.hide_memory_contents(why);
+        }
         if progress {
             eprint!(
                 "\rgopeek: sample {}/{n}: {} goroutines, target held {} us   ",
@@ -126,7 +174,7 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         // Clear the progress line: the report follows on stdout.
         eprint!("\r\x1b[K");
     }
-    write_leaks(&args, &tracker)
+    Ok(tracker)
 }
 
 /// `gopeek leaks --core A --core B ...`: one sample per core, timed by the

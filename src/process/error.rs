@@ -130,6 +130,16 @@ pub enum ProcessError {
     #[error("cannot run the tracer thread: {0}")]
     TracerThread(String),
 
+    /// The root monitor (privilege separation under sudo) refused a hold
+    /// or failed; `code` is the exit code of the error it met.
+    #[error("{message}")]
+    Monitor {
+        /// The exit code of the monitor's error.
+        code: u8,
+        /// The monitor's error, as it said it.
+        message: String,
+    },
+
     /// Installing a seccomp filter on gopeek itself failed.
     #[error("cannot install the {what} seccomp filter on gopeek: {errno} (needs Linux 3.17+ with CONFIG_SECCOMP_FILTER)")]
     Seccomp {

@@ -13,6 +13,7 @@ impl ExitStatus for ProcessError {
             | ProcessError::Zombie { .. }
             | ProcessError::Exited { .. } => NO_PROCESS,
             ProcessError::PauseBudgetExceeded { .. } => PAUSE_BUDGET,
+            ProcessError::Monitor { code, .. } => *code,
             _ => FAILURE,
         }
     }

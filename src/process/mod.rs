@@ -21,6 +21,7 @@ mod attach;
 mod error;
 mod exit_codes;
 mod live_memory;
+pub mod monitor;
 pub mod namespace;
 pub mod perf;
 pub mod permission;

@@ -162,3 +162,45 @@ pub(crate) fn read_registers(tid: i32) -> Result<Registers, Errno> {
     };
     Ok(Registers { raw, tpidr_el0 })
 }
+
+/// The register file as plain 64-bit words, for the privilege-separated
+/// monitor (`process/monitor`), which reads registers as root and hands
+/// them to the unprivileged reader over a socket. Every field of the
+/// kernel's `user_regs_struct` is a 64-bit integer on both architectures,
+/// so any words make a valid value.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl Registers {
+    /// Words in [`Registers::words`].
+    pub(crate) const WORDS: usize = std::mem::size_of::<libc::user_regs_struct>() / 8
+        + if cfg!(target_arch = "aarch64") { 1 } else { 0 };
+
+    /// The registers as words (the kernel's order; TPIDR_EL0 last on arm64).
+    pub(crate) fn words(&self) -> Vec<u64> {
+        const N: usize = std::mem::size_of::<libc::user_regs_struct>() / 8;
+        // SAFETY: user_regs_struct is N 64-bit integers with no padding.
+        let words = unsafe { std::slice::from_raw_parts(&self.raw as *const _ as *const u64, N) };
+        #[allow(unused_mut)]
+        let mut out = words.to_vec();
+        #[cfg(target_arch = "aarch64")]
+        out.push(self.tpidr_el0);
+        out
+    }
+
+    /// The inverse of [`Registers::words`]; `None` for the wrong count.
+    pub(crate) fn from_words(w: &[u64]) -> Option<Registers> {
+        const N: usize = std::mem::size_of::<libc::user_regs_struct>() / 8;
+        if w.len() != Self::WORDS {
+            return None;
+        }
+        // SAFETY: plain integers; all-zero is valid.
+        let mut raw: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        // SAFETY: as in words: N 64-bit words, written in place.
+        unsafe { std::slice::from_raw_parts_mut(&mut raw as *mut _ as *mut u64, N) }
+            .copy_from_slice(&w[..N]);
+        Some(Registers {
+            raw,
+            #[cfg(target_arch = "aarch64")]
+            tpidr_el0: w[N],
+        })
+    }
+}

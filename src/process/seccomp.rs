@@ -287,6 +287,24 @@ fn read_only_program(perf: bool) -> Vec<libc::sock_filter> {
     p.build()
 }
 
+/// The BPF of [`install_no_ptrace_filter`]: every `ptrace` call fails.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+fn no_ptrace_program() -> Vec<libc::sock_filter> {
+    let mut p = Prog::new();
+    arch_check(&mut p);
+    p.jmp(
+        JEQ_K,
+        libc::SYS_ptrace as u32,
+        Target::To("eperm"),
+        Target::To("allow"),
+    );
+    common_returns(&mut p);
+    p.build()
+}
+
 /// The BPF of [`forbid_open_for_write`].
 #[cfg_attr(
     not(any(target_arch = "x86_64", target_arch = "aarch64")),
@@ -406,6 +424,14 @@ pub fn install_sampling_filter() -> Result<(), ProcessError> {
     install("read-only+perf", read_only_program(true))
 }
 
+/// Makes every `ptrace` call fail (EPERM) from now on: under sudo, the
+/// part of gopeek dropped to the invoking user, whose holds the root
+/// monitor makes (`process::monitor`), never traces anything itself.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn install_no_ptrace_filter() -> Result<(), ProcessError> {
+    install("no-ptrace", no_ptrace_program())
+}
+
 /// Makes opening files for writing fail from now on (output files must be
 /// open already). Call after opening outputs, before attaching.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -424,6 +450,12 @@ pub fn install_read_only_filter() -> Result<(), ProcessError> {
 /// Not available on this architecture: the syscall tables differ.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub fn install_sampling_filter() -> Result<(), ProcessError> {
+    install_read_only_filter()
+}
+
+/// Not available on this architecture: the syscall tables differ.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn install_no_ptrace_filter() -> Result<(), ProcessError> {
     install_read_only_filter()
 }
 
@@ -472,6 +504,24 @@ mod tests {
 
     const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
     const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn no_ptrace_program_decisions() {
+        let p = no_ptrace_program();
+        let a = NATIVE_AUDIT_ARCH;
+        let nr = libc::SYS_ptrace;
+        for req in [0x4206u64, 0x4207, 12, 17, 0] {
+            assert_eq!(
+                run(&p, a, nr, [req, 1, 0, 0, 0, 0]),
+                EPERM,
+                "request {req:#x}"
+            );
+        }
+        assert_eq!(run(&p, a, libc::SYS_read, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&p, a, libc::SYS_process_vm_readv, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&p, 0x4000_0003, nr, [0; 6]), ENOSYS);
+    }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]

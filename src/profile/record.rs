@@ -141,7 +141,7 @@ pub fn with_session<R>(
     opts: RecordOptions,
     f: impl FnOnce(&mut Session<'_, '_>) -> R,
 ) -> Result<R, RecordError> {
-    let src = LiveProcess::open(pid)?;
+    let src = LiveProcess::open(pid, None)?;
     let bin = src.parse_executable()?;
     let (prog, layout) =
         load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;

@@ -10,7 +10,7 @@ use crate::walk::census::{self, GoroutineCount};
 /// Counts the goroutines of process `pid` while it runs: never attaches,
 /// never stops a thread (the reads are racy, as `ps` itself is).
 pub fn count_goroutines(pid: i32) -> Result<GoroutineCount, SnapshotError> {
-    let src = LiveProcess::open(pid)?;
+    let src = LiveProcess::open(pid, None)?;
     let bin = src.parse_executable()?;
     let (prog, layout) =
         load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;

@@ -1,19 +1,23 @@
 //! The live process as a snapshot [`Source`]: `/proc/PID/exe`, its
 //! mapping and environment read when it is opened (under sudo that is
 //! before the privilege drop makes them unreadable), memory through
-//! [`LiveMemory`], and [`SeizedProcess`] as the hold.
+//! [`LiveMemory`], and [`SeizedProcess`] as the hold (or, under sudo,
+//! a hold the root [`Monitor`] makes on request).
 
 use super::source::{Source, Stopped};
 use super::SnapshotError;
 use crate::binary::elf::{ElfError, GoBinary};
+use crate::process::monitor::Monitor;
 use crate::process::permission::PermissionFacts;
 use crate::process::{
     namespace, proc_fs, LiveMemory, PauseStats, ProcessError, SeizeOptions, SeizedProcess,
+    ThreadState,
 };
 use crate::walk::capture::Hold;
 use crate::walk::{ThreadRegs, WalkError};
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A process opened for a snapshot (nothing is attached yet).
@@ -30,12 +34,18 @@ pub(crate) struct LiveProcess {
     nspid: Option<i32>,
     container: Option<String>,
     mem: LiveMemory,
+    /// Under sudo: who holds the target (root), on request.
+    monitor: Option<Arc<Monitor>>,
 }
 
 impl LiveProcess {
     /// Opens what a snapshot needs, with the errors a user should see:
-    /// gone, a zombie or kernel thread, or not permitted.
-    pub(crate) fn open(pid: i32) -> Result<LiveProcess, SnapshotError> {
+    /// gone, a zombie or kernel thread, or not permitted. With a
+    /// `monitor`, holds are asked of it instead of made here.
+    pub(crate) fn open(
+        pid: i32,
+        monitor: Option<Arc<Monitor>>,
+    ) -> Result<LiveProcess, SnapshotError> {
         let exe_display = proc_fs::exe_path(pid)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
@@ -56,6 +66,7 @@ impl LiveProcess {
             nspid: namespace::inner_pid(pid).ok(),
             container: namespace::container_id(pid),
             mem,
+            monitor,
         })
     }
 }
@@ -108,6 +119,19 @@ impl Source for LiveProcess {
     }
 
     fn stop(&self, which: Hold, max_pause: Duration) -> Result<Seized, SnapshotError> {
+        if let Some(m) = &self.monitor {
+            let only = match which {
+                Hold::All => None,
+                Hold::Threads(tids) => Some(tids),
+            };
+            let threads = m.hold(only, max_pause)?;
+            return Ok(Seized::Remote(RemoteHold {
+                monitor: Arc::clone(m),
+                threads,
+                max_pause,
+                released: false,
+            }));
+        }
         let opts = SeizeOptions {
             max_pause,
             only_threads: match which {
@@ -116,7 +140,7 @@ impl Source for LiveProcess {
             },
             ..SeizeOptions::default()
         };
-        Ok(Seized(SeizedProcess::seize(self.pid, &opts)?))
+        Ok(Seized::Local(SeizedProcess::seize(self.pid, &opts)?))
     }
 
     fn walk_error(&self, source: WalkError) -> SnapshotError {
@@ -130,13 +154,55 @@ impl Source for LiveProcess {
     }
 }
 
-/// The live hold: every (or the named) thread seized by ptrace.
-pub(crate) struct Seized(SeizedProcess);
+/// The live hold: every (or the named) thread seized by ptrace, here or
+/// by the root monitor.
+pub(crate) enum Seized {
+    Local(SeizedProcess),
+    Remote(RemoteHold),
+}
+
+/// A hold the root monitor made; released when dropped.
+pub(crate) struct RemoteHold {
+    monitor: Arc<Monitor>,
+    threads: Vec<ThreadState>,
+    max_pause: Duration,
+    released: bool,
+}
+
+impl RemoteHold {
+    fn release(mut self) -> Result<PauseStats, SnapshotError> {
+        self.released = true;
+        let stats = self.monitor.release()?;
+        if stats.budget_exceeded {
+            return Err(ProcessError::PauseBudgetExceeded {
+                pid: self.monitor.pid(),
+                budget: self.max_pause,
+                elapsed: stats.pause.min(self.max_pause),
+                phase: "copying memory",
+            }
+            .into());
+        }
+        Ok(stats)
+    }
+}
+
+impl Drop for RemoteHold {
+    /// A hold dropped on an error path is released too.
+    fn drop(&mut self) {
+        if !self.released {
+            self.released = true;
+            let _ = self.monitor.release();
+        }
+    }
+}
 
 impl Stopped for Seized {
     fn threads(&self) -> Vec<ThreadRegs> {
-        self.0
-            .threads()
+        let threads = match self {
+            Seized::Local(s) => s.threads(),
+            Seized::Remote(r) => &r.threads,
+        };
+        threads
             .iter()
             .map(|t| ThreadRegs {
                 tid: t.tid,
@@ -148,14 +214,22 @@ impl Stopped for Seized {
     }
 
     fn within_budget(&self) -> bool {
-        self.0.check_budget().is_ok()
+        match self {
+            Seized::Local(s) => s.check_budget().is_ok(),
+            Seized::Remote(r) => r.monitor.within_budget(),
+        }
     }
 
     fn release(self) -> Result<PauseStats, SnapshotError> {
-        let budget = self.0.check_budget();
-        let stats = self.0.detach();
-        budget?;
-        Ok(stats)
+        match self {
+            Seized::Local(s) => {
+                let budget = s.check_budget();
+                let stats = s.detach();
+                budget?;
+                Ok(stats)
+            }
+            Seized::Remote(r) => r.release(),
+        }
     }
 }
 

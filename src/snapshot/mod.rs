@@ -178,8 +178,30 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
 pub fn take(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError> {
     let t_start = Instant::now();
     let mode = opts.mode()?;
-    let src = LiveProcess::open(pid)?;
+    let src = LiveProcess::open(pid, None)?;
     run(&src, mode, opts, t_start)
+}
+
+/// A live target opened once for any number of snapshots: its executable,
+/// its memory descriptor and, under sudo, the root monitor that holds it
+/// on request. Under sudo it is opened while still root, and every
+/// snapshot is taken after the privilege drop.
+pub struct LiveTarget(LiveProcess);
+
+impl LiveTarget {
+    /// Opens `pid`; holds go through `monitor` when given.
+    pub fn open(
+        pid: i32,
+        monitor: Option<std::sync::Arc<crate::process::monitor::Monitor>>,
+    ) -> Result<LiveTarget, SnapshotError> {
+        Ok(LiveTarget(LiveProcess::open(pid, monitor)?))
+    }
+
+    /// One snapshot of the target, with the timing.
+    pub fn take(&self, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError> {
+        let t_start = Instant::now();
+        run(&self.0, opts.mode()?, opts, t_start)
+    }
 }
 
 /// Takes a snapshot of the dead process a core file holds: `exe`

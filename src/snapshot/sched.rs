@@ -134,7 +134,7 @@ pub fn watch_sched<E: From<SchedTakeError>>(
     pause: Duration,
     each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let src = LiveProcess::open(pid).map_err(SchedTakeError::from)?;
+    let src = LiveProcess::open(pid, None).map_err(SchedTakeError::from)?;
     let held = opts.consistent || opts.after_seize.is_some();
     // Under sudo the first hold comes before the executable is parsed.
     let mut early = None;

@@ -77,7 +77,7 @@ pub fn print_values(
     opts: &PrintOptions,
 ) -> Result<PrintResult, ValuesError> {
     let t0 = Instant::now();
-    let src = LiveProcess::open(pid)?;
+    let src = LiveProcess::open(pid, None)?;
     let held = opts.consistent || opts.after_seize.is_some();
     // Under sudo: hold and drop privileges before parsing anything.
     let mut stopped = None;

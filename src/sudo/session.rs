@@ -20,6 +20,8 @@
 //!    early `?` in `main`, a failed seccomp install, a panic) logs a
 //!    failure from its `Drop`, and `finish` after `finish` logs nothing.
 
+use crate::exit::ExitStatus;
+use crate::process::monitor::Monitor;
 use crate::process::ProcessError;
 use crate::snapshot::{AfterSeize, HookError};
 use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};
@@ -169,6 +171,37 @@ impl SudoSession {
             drop_to(&s.ctx).map_err(boxed)?;
             Ok(())
         }))
+    }
+
+    /// Forks the root monitor that holds the target on request (the
+    /// privilege separation of `process::monitor`); it re-checks, as
+    /// root, that every held target is still the one the policy allowed.
+    /// Call right after [`SudoSession::begin`], while gopeek is root and
+    /// single-threaded, then open the target and
+    /// [`SudoSession::drop_privileges`].
+    pub fn start_monitor(&self) -> Result<Arc<Monitor>, SudoError> {
+        let facts = self.facts.clone();
+        let verify = Box::new(move |pid: i32| -> Result<(), (u8, String)> {
+            let now = TargetFacts::read(pid).map_err(|e| (e.exit_code(), e.to_string()))?;
+            match changed(&facts, &now) {
+                None => Ok(()),
+                Some(what) => {
+                    let e = PolicyError::TargetChanged { pid, what };
+                    Err((e.exit_code(), e.to_string()))
+                }
+            }
+        });
+        Ok(Arc::new(Monitor::spawn(self.facts.pid, verify)?))
+    }
+
+    /// Drops to the invoking user for good (see
+    /// [`crate::sudo::privilege::drop_to`]) and makes `ptrace` fail for
+    /// the rest of gopeek's life: from here on only the root monitor
+    /// holds the target.
+    pub fn drop_privileges(&self) -> Result<(), SudoError> {
+        drop_to(&self.ctx)?;
+        crate::process::seccomp::install_no_ptrace_filter()?;
+        Ok(())
     }
 
     /// Logs how the inspection ended (`Ok`: a summary, `Err`: the error).

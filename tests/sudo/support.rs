@@ -124,8 +124,10 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// The pid of the running gopeek whose command line mentions `needle`
-/// (sudo's own command line mentions it too, so match the executable).
-pub fn find_gopeek(needle: &str) -> Option<i32> {
+/// (sudo's own command line mentions it too, so match the executable)
+/// and that satisfies `also` (under sudo the reader and its root monitor
+/// share a command line).
+pub fn find_gopeek_as(needle: &str, also: impl Fn(i32) -> bool) -> Option<i32> {
     let me = std::fs::canonicalize(bin()).ok()?;
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
@@ -135,7 +137,7 @@ pub fn find_gopeek(needle: &str) -> Option<i32> {
             continue;
         }
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(needle) {
+        if String::from_utf8_lossy(&cmd).contains(needle) && also(pid) {
             return Some(pid);
         }
     }
