@@ -349,6 +349,7 @@ impl Session<'_, '_> {
             comments.push("time in system calls is not counted: the kernel refused kernel-mode samples (perf_event_paranoid; run as root or with CAP_PERFMON)".into());
         }
         CpuProfile {
+            clock: super::Clock::Cpu,
             pid: self.pid,
             exe: self.exe.clone(),
             go_version: self.go_version.clone(),
