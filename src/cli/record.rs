@@ -218,6 +218,14 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
     {
         eprintln!("gopeek: warning: {c}");
     }
+    // What the ptrace backend cost the target (scripts/bench reads it).
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.starts_with("backend ptrace:"))
+    {
+        eprintln!("gopeek: {c}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -341,6 +349,14 @@ fn wall_summary(profile: &CpuProfile, pid: i32, ended: End) -> ExitCode {
         .filter(|c| c.contains("captures failed"))
     {
         eprintln!("gopeek: warning: {c}");
+    }
+    // How long the captures stopped the running threads (scripts/bench).
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.starts_with("wall clock:"))
+    {
+        eprintln!("gopeek: {c}");
     }
     ExitCode::SUCCESS
 }

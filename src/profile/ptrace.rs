@@ -28,6 +28,10 @@ pub(crate) struct PtraceSampler {
     mem: LiveMemory,
     /// How long each tick held the threads it stopped.
     pub(crate) holds: Vec<Duration>,
+    /// Of each hold, the time from the first PTRACE_INTERRUPT until every
+    /// thread had stopped (the rest: registers, stack reads, hand-offs to
+    /// and from the tracer thread, detach).
+    pub(crate) stop_latencies: Vec<Duration>,
     /// Ticks whose attach failed (threads exited meanwhile, another tracer).
     pub(crate) failed_ticks: u64,
     threads: usize,
@@ -51,6 +55,7 @@ impl PtraceSampler {
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
             mem: LiveMemory::open(pid)?,
             holds: Vec::new(),
+            stop_latencies: Vec::new(),
             failed_ticks: 0,
             threads: 0,
             oncpu: std::collections::HashMap::new(),
@@ -157,6 +162,7 @@ impl PtraceSampler {
         }
         let stats = held.detach();
         self.holds.push(stats.pause);
+        self.stop_latencies.push(stats.stop_latency);
         true
     }
 }
