@@ -130,37 +130,45 @@ impl PtraceSampler {
             only_threads: Some(running),
             ..SeizeOptions::default()
         };
-        let held = match SeizedProcess::seize(self.pid, &opts) {
-            Ok(h) => h,
+        // Registers and stack tops are read on the tracer thread itself,
+        // between the stop and the detach: no hand-off between threads
+        // inside the hold.
+        let (mem, stack_bytes) = (&self.mem, self.stack_bytes);
+        let read = |threads: &[crate::process::ThreadState]| {
+            let time = Instant::now();
+            let mut samples = Vec::with_capacity(threads.len());
+            for t in threads {
+                let sp = t.regs.sp();
+                let mut stack = vec![0u8; stack_bytes];
+                // The stack may end sooner than the copy: try smaller copies.
+                let mut n = stack_bytes;
+                while n >= 512 && mem.read_at(sp, &mut stack[..n]).is_err() {
+                    n /= 2;
+                }
+                stack.truncate(if n >= 512 { n } else { 0 });
+                samples.push(RawSample {
+                    tid: t.tid,
+                    time: time.elapsed().as_nanos() as u64,
+                    ip: t.regs.pc(),
+                    regs: Some(UserRegs {
+                        ip: t.regs.pc(),
+                        sp,
+                        bp: t.regs.fp(),
+                        g: t.regs.go_g(),
+                    }),
+                    stack,
+                });
+            }
+            samples
+        };
+        let (samples, stats) = match SeizedProcess::run_held(self.pid, &opts, read) {
+            Ok(r) => r,
             Err(_) => {
                 self.failed_ticks += 1;
                 return proc_fs::process_state(self.pid).is_ok();
             }
         };
-        let time = Instant::now();
-        for t in held.threads() {
-            let sp = t.regs.sp();
-            let mut stack = vec![0u8; self.stack_bytes];
-            // The stack may end sooner than the copy: try smaller copies.
-            let mut n = self.stack_bytes;
-            while n >= 512 && self.mem.read_at(sp, &mut stack[..n]).is_err() {
-                n /= 2;
-            }
-            stack.truncate(if n >= 512 { n } else { 0 });
-            out.push(RawSample {
-                tid: t.tid,
-                time: time.elapsed().as_nanos() as u64,
-                ip: t.regs.pc(),
-                regs: Some(UserRegs {
-                    ip: t.regs.pc(),
-                    sp,
-                    bp: t.regs.fp(),
-                    g: t.regs.go_g(),
-                }),
-                stack,
-            });
-        }
-        let stats = held.detach();
+        out.extend(samples);
         self.holds.push(stats.pause);
         self.stop_latencies.push(stats.stop_latency);
         true
