@@ -13,6 +13,10 @@
 // Nth SIGUSR1 it writes a CPU profile of the next CPUBURN_SECONDS seconds
 // (default 4) at CPUBURN_HZ (default 500) to $CPUBURN_PROFILE.N and
 // prints `profiled N`.
+// With CPUBURN_OPS_EVERY set (a Go duration), it also prints
+// `ops TOTAL UNIX_NS` at that interval: the work done so far by every
+// worker (one op: an outer loop of burnA, burnB or burnD, a read of
+// burnC), for the overhead benchmark (`scripts/bench record`).
 // It runs until killed.
 package main
 
@@ -28,11 +32,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 var sink uint64
+
+// ops counts the work done (see the package doc).
+var ops uint64
 
 func goid() int64 {
 	b := make([]byte, 64)
@@ -50,6 +58,7 @@ func burnA() {
 			x = x*6364136223846793005 + 1442695040888963407
 		}
 		sink += x
+		atomic.AddUint64(&ops, 1)
 	}
 }
 
@@ -69,6 +78,7 @@ func burnB() {
 			x = mixB(x + uint64(i))
 		}
 		sink += x
+		atomic.AddUint64(&ops, 1)
 	}
 }
 
@@ -83,6 +93,7 @@ func burnC() {
 		if _, err := syscall.Read(fd, buf); err != nil {
 			panic(err)
 		}
+		atomic.AddUint64(&ops, 1)
 	}
 }
 
@@ -103,6 +114,7 @@ func burnD() {
 	for {
 		x = leafD(x)
 		sink += x
+		atomic.AddUint64(&ops, 1)
 	}
 }
 
@@ -142,6 +154,14 @@ func main() {
 	hz := 500
 	if s, err := strconv.Atoi(os.Getenv("CPUBURN_HZ")); err == nil {
 		hz = s
+	}
+	if every, err := time.ParseDuration(os.Getenv("CPUBURN_OPS_EVERY")); err == nil && every > 0 {
+		go func() {
+			// One write per line, beside the buffered writer's.
+			for range time.Tick(every) {
+				fmt.Fprintf(os.Stdout, "ops %d %d\n", atomic.LoadUint64(&ops), time.Now().UnixNano())
+			}
+		}()
 	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)

@@ -2,12 +2,16 @@
 //! outside without stopping it (perf events per thread), written as pprof,
 //! speedscope, folded stacks or an SVG flame graph. Progress on stderr;
 //! Ctrl-C ends early and still writes the profile; a target that exits
-//! mid-record gives what was sampled.
+//! mid-record gives what was sampled. `--wall` records wall-clock time
+//! instead: every goroutine, running or parked, at each of repeated
+//! `--nonblocking` captures.
 
 use super::analysis::parse_duration;
 use super::error::{CliError, Doing, UsageError};
 use gopeek::output::{write_cpu_folded, write_cpu_pprof, write_cpu_speedscope, write_cpu_svg};
 use gopeek::profile::record::{with_session, Backend, Progress, RecordOptions, Session};
+use gopeek::profile::wall::{with_wall_session, WallSession, DEFAULT_WALL_HZ};
+use gopeek::profile::CpuProfile;
 use gopeek::sudo::privilege::{create_output, SudoContext};
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -65,14 +69,21 @@ pub(crate) struct RecordArgs {
     /// How long to record (500ms, 10s, 2m); Ctrl-C ends earlier.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
-    /// Samples per second of each thread's CPU time.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    rate: u32,
+    /// Samples per second of each thread's CPU time [default: 100]; with
+    /// --wall, captures of every goroutine per second [default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    rate: Option<u32>,
     #[arg(long, value_enum, default_value_t = RecordFormat::Pprof)]
     format: RecordFormat,
     /// How to sample: perf (default, never stops the target) or ptrace.
     #[arg(long, value_enum)]
     backend: Option<BackendArg>,
+    /// Wall-clock time instead of CPU time: every goroutine, running or
+    /// parked, sampled by repeated --nonblocking captures (sample type
+    /// wall/nanoseconds), so time spent waiting shows beside CPU time.
+    /// The threads running Go code are stopped for a moment at each.
+    #[arg(long, conflicts_with = "backend")]
+    wall: bool,
     /// Write the profile to FILE instead of stdout. Never follows a
     /// symlink; an existing file must be yours.
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -145,49 +156,22 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
         .transpose()?;
     forbid_writes_sampling()?;
     catch_stop_signals();
-    let opts = RecordOptions {
-        backend: BackendArg::backend(a.backend),
-        rate_hz: a.rate,
-        stack_bytes: if a.rate > 250 { 8192 } else { 16384 },
-    };
     let tty = io::stderr().is_terminal();
-    let (profile, ended) = with_session(a.pid, opts, |s| {
-        announce_backend(s);
-        let t0 = Instant::now();
-        let mut last_print = Instant::now();
-        let ended = loop {
-            std::thread::sleep(s.sleep_hint());
-            let alive = s.tick();
-            if !alive {
-                break End::Exited;
-            }
-            if STOP.load(Ordering::SeqCst) {
-                break End::Interrupted;
-            }
-            if t0.elapsed() >= a.duration {
-                break End::Done;
-            }
-            if tty && last_print.elapsed() >= Duration::from_millis(250) {
-                last_print = Instant::now();
-                eprint!("\r{}\x1b[K", progress_line(&s.progress(), a.duration));
-            }
+    let (profile, ended) = if a.wall {
+        let rate = a.rate.unwrap_or(DEFAULT_WALL_HZ);
+        with_wall_session(a.pid, rate, |s| record_loop(s, a.duration, tty))?
+    } else {
+        let rate = a.rate.unwrap_or(100);
+        let opts = RecordOptions {
+            backend: BackendArg::backend(a.backend),
+            rate_hz: rate,
+            stack_bytes: if rate > 250 { 8192 } else { 16384 },
         };
-        let p = s.progress();
-        let mut comments = Vec::new();
-        match ended {
-            End::Interrupted => comments.push(format!(
-                "interrupted after {:.1}s of {:.1}s",
-                p.elapsed.as_secs_f64(),
-                a.duration.as_secs_f64()
-            )),
-            End::Exited => comments.push(format!(
-                "the process exited after {:.1}s",
-                p.elapsed.as_secs_f64()
-            )),
-            End::Done => {}
-        }
-        (s.take(comments), ended)
-    })?;
+        with_session(a.pid, opts, |s| {
+            announce_backend(s);
+            record_loop(s, a.duration, tty)
+        })?
+    };
     if tty {
         eprint!("\r\x1b[K");
     }
@@ -206,6 +190,9 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
     .doing("writing the profile")?;
     w.flush()?;
     let st = &profile.stats;
+    if a.wall {
+        return Ok(wall_summary(&profile, a.pid, ended));
+    }
     match ended {
         End::Exited => eprintln!(
             "gopeek: process {} exited during the recording; the profile has the {} samples taken before",
@@ -231,7 +218,147 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
     {
         eprintln!("gopeek: warning: {c}");
     }
+    // What the ptrace backend cost the target (scripts/bench reads it).
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.starts_with("backend ptrace:"))
+    {
+        eprintln!("gopeek: {c}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the record loop needs of a session, CPU or wall-clock.
+trait Recorder {
+    fn sleep_hint(&self) -> Duration;
+    fn tick(&mut self) -> bool;
+    fn progress(&self) -> Progress;
+    fn take(&mut self, comments: Vec<String>) -> CpuProfile;
+    fn progress_line(&self, total: Duration) -> String {
+        progress_line(&self.progress(), total)
+    }
+}
+
+impl Recorder for Session<'_, '_> {
+    fn sleep_hint(&self) -> Duration {
+        Session::sleep_hint(self)
+    }
+    fn tick(&mut self) -> bool {
+        Session::tick(self)
+    }
+    fn progress(&self) -> Progress {
+        Session::progress(self)
+    }
+    fn take(&mut self, comments: Vec<String>) -> CpuProfile {
+        Session::take(self, comments)
+    }
+}
+
+impl Recorder for WallSession<'_, '_, '_, '_> {
+    fn sleep_hint(&self) -> Duration {
+        WallSession::sleep_hint(self)
+    }
+    fn tick(&mut self) -> bool {
+        WallSession::tick(self)
+    }
+    fn progress(&self) -> Progress {
+        WallSession::progress(self)
+    }
+    fn take(&mut self, comments: Vec<String>) -> CpuProfile {
+        WallSession::take(self, comments)
+    }
+    fn progress_line(&self, total: Duration) -> String {
+        let p = self.progress();
+        format!(
+            "gopeek: recording wall time: {:.1}s/{:.1}s, {} captures, {} samples, {} goroutines, {} failed",
+            p.elapsed.as_secs_f64(),
+            total.as_secs_f64(),
+            self.captures(),
+            p.samples,
+            p.threads,
+            p.lost
+        )
+    }
+}
+
+/// Ticks until the duration, Ctrl-C or the target's exit; the profile
+/// and how it ended.
+fn record_loop(s: &mut impl Recorder, duration: Duration, tty: bool) -> (CpuProfile, End) {
+    let t0 = Instant::now();
+    let mut last_print = Instant::now();
+    let ended = loop {
+        // Short sleeps, so that Ctrl-C is seen within 25 ms.
+        std::thread::sleep(s.sleep_hint().min(Duration::from_millis(25)));
+        let alive = s.tick();
+        if !alive {
+            break End::Exited;
+        }
+        if STOP.load(Ordering::SeqCst) {
+            break End::Interrupted;
+        }
+        if t0.elapsed() >= duration {
+            break End::Done;
+        }
+        if tty && last_print.elapsed() >= Duration::from_millis(250) {
+            last_print = Instant::now();
+            eprint!("\r{}\x1b[K", s.progress_line(duration));
+        }
+    };
+    let p = s.progress();
+    let mut comments = Vec::new();
+    match ended {
+        End::Interrupted => comments.push(format!(
+            "interrupted after {:.1}s of {:.1}s",
+            p.elapsed.as_secs_f64(),
+            duration.as_secs_f64()
+        )),
+        End::Exited => comments.push(format!(
+            "the process exited after {:.1}s",
+            p.elapsed.as_secs_f64()
+        )),
+        End::Done => {}
+    }
+    (s.take(comments), ended)
+}
+
+/// The closing lines of `record --wall` on stderr.
+fn wall_summary(profile: &CpuProfile, pid: i32, ended: End) -> ExitCode {
+    let st = &profile.stats;
+    match ended {
+        End::Exited => eprintln!(
+            "gopeek: process {pid} exited during the recording; the profile has the {} samples taken before",
+            st.samples
+        ),
+        End::Interrupted => eprintln!("gopeek: interrupted; the profile has what was sampled until then"),
+        End::Done => {}
+    }
+    let captures = profile.duration_ns / profile.period_ns.max(1);
+    eprintln!(
+        "gopeek: recorded {:.1}s of wall time: {} captures (mean {:.1} ms apart), {} goroutine samples, {} given up (stack kept changing), {} partial stacks",
+        profile.duration_ns as f64 / 1e9,
+        captures,
+        profile.period_ns as f64 / 1e6,
+        st.samples,
+        st.unattributed,
+        st.truncated
+    );
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.contains("captures failed"))
+    {
+        eprintln!("gopeek: warning: {c}");
+    }
+    // How long the captures stopped the running threads (scripts/bench).
+    for c in profile
+        .comments
+        .iter()
+        .filter(|c| c.starts_with("wall clock:"))
+    {
+        eprintln!("gopeek: {c}");
+    }
+    ExitCode::SUCCESS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,16 +43,27 @@ pub fn write_cpu_svg(p: &CpuProfile, w: &mut dyn Write) -> io::Result<()> {
     if stacks.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "no samples to draw (the process used no CPU while recorded)",
+            match p.clock {
+                crate::profile::Clock::Cpu => {
+                    "no samples to draw (the process used no CPU while recorded)"
+                }
+                crate::profile::Clock::Wall => {
+                    "no samples to draw (no goroutine could be read while recorded)"
+                }
+            },
         ));
     }
     let lines: Vec<String> = stacks.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let mut opts = Options::default();
-    opts.title = format!("CPU of pid {} ({})", p.pid, p.exe);
+    opts.title = format!("{} of pid {} ({})", p.clock.title(), p.pid, p.exe);
     opts.subtitle = Some(format!(
-        "{} samples every {} us of CPU, {}",
+        "{} samples every {} us of {}, {}",
         p.stats.samples,
         p.period_ns / 1000,
+        match p.clock {
+            crate::profile::Clock::Cpu => "CPU",
+            crate::profile::Clock::Wall => "wall time per goroutine",
+        },
         p.go_version
     ));
     opts.count_name = "samples".to_string();
@@ -127,7 +138,7 @@ pub fn write_cpu_speedscope(p: &CpuProfile, w: &mut dyn Write) -> io::Result<()>
         weights.push(s.count.saturating_mul(p.period_ns));
     }
     let total = weights.iter().sum();
-    let name = format!("CPU of pid {} ({})", p.pid, p.exe);
+    let name = format!("{} of pid {} ({})", p.clock.title(), p.pid, p.exe);
     let file = SsFile {
         schema: "https://www.speedscope.app/file-format-schema.json",
         shared: SsShared { frames },

@@ -85,7 +85,7 @@ pub fn encode_cpu_profile(p: &CpuProfile) -> Vec<u8> {
     let mut out = Vec::new();
     // sample_type = 1
     let samples_vt = value_type(&mut s, "samples", "count");
-    let cpu_vt = value_type(&mut s, "cpu", "nanoseconds");
+    let cpu_vt = value_type(&mut s, p.clock.pprof_type(), "nanoseconds");
     bytes(&mut out, 1, &samples_vt);
     bytes(&mut out, 1, &cpu_vt);
     // sample = 2
@@ -156,15 +156,22 @@ pub fn encode_cpu_profile(p: &CpuProfile) -> Vec<u8> {
         uint(&mut f, 4, *file);
         bytes(&mut out, 5, &f);
     }
-    let mut comments = vec![s.id(&format!(
-        "gopeek record of pid {} ({}, {}): {} samples, {} lost, {} without registers, {} partial stacks",
-        p.pid, p.exe, p.go_version, p.stats.samples, p.stats.lost, p.stats.unattributed, p.stats.truncated
-    ))];
+    let first = match p.clock {
+        crate::profile::Clock::Cpu => format!(
+            "gopeek record of pid {} ({}, {}): {} samples, {} lost, {} without registers, {} partial stacks",
+            p.pid, p.exe, p.go_version, p.stats.samples, p.stats.lost, p.stats.unattributed, p.stats.truncated
+        ),
+        crate::profile::Clock::Wall => format!(
+            "gopeek record --wall of pid {} ({}, {}): {} samples, {} goroutine reads given up (stack kept changing), {} partial stacks",
+            p.pid, p.exe, p.go_version, p.stats.samples, p.stats.unattributed, p.stats.truncated
+        ),
+    };
+    let mut comments = vec![s.id(&first)];
     for c in &p.comments {
         comments.push(s.id(c));
     }
     // period_type = 11 (its strings are in the table before it is written)
-    let period_vt = value_type(&mut s, "cpu", "nanoseconds");
+    let period_vt = value_type(&mut s, p.clock.pprof_type(), "nanoseconds");
     // string_table = 6
     for st in &s.list {
         bytes(&mut out, 6, st.as_bytes());

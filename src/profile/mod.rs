@@ -14,6 +14,7 @@ mod ptrace;
 pub mod record;
 mod symbols;
 pub mod top;
+pub mod wall;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,16 +81,48 @@ pub struct RecordStats {
     pub throttled: u64,
 }
 
-/// A CPU profile of one process over one interval.
+/// What a profile's samples measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// CPU time: a thread sampled every period of the CPU time it used.
+    #[default]
+    Cpu,
+    /// Wall-clock time (`record --wall`): every goroutine sampled every
+    /// period of real time, running or parked.
+    Wall,
+}
+
+impl Clock {
+    /// The sample (and period) type's name in pprof: `cpu` or `wall`.
+    pub fn pprof_type(self) -> &'static str {
+        match self {
+            Clock::Cpu => "cpu",
+            Clock::Wall => "wall",
+        }
+    }
+
+    /// How titles name the profile: `CPU` or `Wall time`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Clock::Cpu => "CPU",
+            Clock::Wall => "Wall time",
+        }
+    }
+}
+
+/// A CPU (or wall-clock) profile of one process over one interval.
 #[derive(Debug, Clone)]
 pub struct CpuProfile {
+    /// CPU or wall-clock time.
+    pub clock: Clock,
     /// The process.
     pub pid: i32,
     /// Its executable, as the user should see it.
     pub exe: String,
     /// Its Go version (`go1.22.3`).
     pub go_version: String,
-    /// Sampling period in nanoseconds of CPU time.
+    /// Sampling period in nanoseconds of CPU time (of wall time for a
+    /// wall-clock profile: the mean interval between its snapshots).
     pub period_ns: u64,
     /// When recording started (Unix nanoseconds).
     pub start_unix_ns: u64,

@@ -28,6 +28,10 @@ pub(crate) struct PtraceSampler {
     mem: LiveMemory,
     /// How long each tick held the threads it stopped.
     pub(crate) holds: Vec<Duration>,
+    /// Of each hold, the time from the first PTRACE_INTERRUPT until every
+    /// thread had stopped (the rest: registers, stack reads, hand-offs to
+    /// and from the tracer thread, detach).
+    pub(crate) stop_latencies: Vec<Duration>,
     /// Ticks whose attach failed (threads exited meanwhile, another tracer).
     pub(crate) failed_ticks: u64,
     threads: usize,
@@ -51,6 +55,7 @@ impl PtraceSampler {
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
             mem: LiveMemory::open(pid)?,
             holds: Vec::new(),
+            stop_latencies: Vec::new(),
             failed_ticks: 0,
             threads: 0,
             oncpu: std::collections::HashMap::new(),
@@ -125,38 +130,47 @@ impl PtraceSampler {
             only_threads: Some(running),
             ..SeizeOptions::default()
         };
-        let held = match SeizedProcess::seize(self.pid, &opts) {
-            Ok(h) => h,
+        // Registers and stack tops are read on the tracer thread itself,
+        // between the stop and the detach: no hand-off between threads
+        // inside the hold.
+        let (mem, stack_bytes) = (&self.mem, self.stack_bytes);
+        let read = |threads: &[crate::process::ThreadState]| {
+            let time = Instant::now();
+            let mut samples = Vec::with_capacity(threads.len());
+            for t in threads {
+                let sp = t.regs.sp();
+                let mut stack = vec![0u8; stack_bytes];
+                // The stack may end sooner than the copy: try smaller copies.
+                let mut n = stack_bytes;
+                while n >= 512 && mem.read_at(sp, &mut stack[..n]).is_err() {
+                    n /= 2;
+                }
+                stack.truncate(if n >= 512 { n } else { 0 });
+                samples.push(RawSample {
+                    tid: t.tid,
+                    time: time.elapsed().as_nanos() as u64,
+                    ip: t.regs.pc(),
+                    regs: Some(UserRegs {
+                        ip: t.regs.pc(),
+                        sp,
+                        bp: t.regs.fp(),
+                        g: t.regs.go_g(),
+                    }),
+                    stack,
+                });
+            }
+            samples
+        };
+        let (samples, stats) = match SeizedProcess::run_held(self.pid, &opts, read) {
+            Ok(r) => r,
             Err(_) => {
                 self.failed_ticks += 1;
                 return proc_fs::process_state(self.pid).is_ok();
             }
         };
-        let time = Instant::now();
-        for t in held.threads() {
-            let sp = t.regs.sp();
-            let mut stack = vec![0u8; self.stack_bytes];
-            // The stack may end sooner than the copy: try smaller copies.
-            let mut n = self.stack_bytes;
-            while n >= 512 && self.mem.read_at(sp, &mut stack[..n]).is_err() {
-                n /= 2;
-            }
-            stack.truncate(if n >= 512 { n } else { 0 });
-            out.push(RawSample {
-                tid: t.tid,
-                time: time.elapsed().as_nanos() as u64,
-                ip: t.regs.pc(),
-                regs: Some(UserRegs {
-                    ip: t.regs.pc(),
-                    sp,
-                    bp: t.regs.fp(),
-                    g: t.regs.go_g(),
-                }),
-                stack,
-            });
-        }
-        let stats = held.detach();
+        out.extend(samples);
         self.holds.push(stats.pause);
+        self.stop_latencies.push(stats.stop_latency);
         true
     }
 }

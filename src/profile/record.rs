@@ -290,14 +290,20 @@ impl Session<'_, '_> {
                 "backend perf: perf_event_open task-clock per thread at {hz} Hz, unwound by gopeek from copied stacks; the target was never stopped"
             ),
             Sampler::Ptrace(p) => {
-                let mut h: Vec<Duration> = p.holds.clone();
-                h.sort_unstable();
-                let q = |f: f64| h.get(((h.len() as f64 - 1.0) * f).round() as usize).map_or(0, |d| d.as_micros());
+                let sorted = |v: &[Duration]| {
+                    let mut v = v.to_vec();
+                    v.sort_unstable();
+                    v
+                };
+                let (h, s) = (sorted(&p.holds), sorted(&p.stop_latencies));
+                let q = |h: &[Duration], f: f64| h.get(((h.len() as f64 - 1.0) * f).round() as usize).map_or(0, |d| d.as_micros());
                 format!(
-                    "backend ptrace: the running threads were stopped at jittered ticks (mean {hz} Hz) to read registers and stacks; hold per tick p50 {} us, p99 {} us over {} ticks{}",
-                    q(0.5),
-                    q(0.99),
+                    "backend ptrace: the running threads were stopped at jittered ticks (mean {hz} Hz) to read registers and stacks; hold per tick p50 {} us, p99 {} us over {} ticks (of which stopping the threads p50 {} us, p99 {} us){}",
+                    q(&h, 0.5),
+                    q(&h, 0.99),
                     h.len(),
+                    q(&s, 0.5),
+                    q(&s, 0.99),
                     self.fallback.as_ref().map_or(String::new(), |why| format!("; perf events were refused: {why}"))
                 )
             }
@@ -349,6 +355,7 @@ impl Session<'_, '_> {
             comments.push("time in system calls is not counted: the kernel refused kernel-mode samples (perf_event_paranoid; run as root or with CAP_PERFMON)".into());
         }
         CpuProfile {
+            clock: super::Clock::Cpu,
             pid: self.pid,
             exe: self.exe.clone(),
             go_version: self.go_version.clone(),

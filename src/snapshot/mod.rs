@@ -10,6 +10,7 @@ mod census;
 mod core;
 mod godebug;
 pub(crate) mod live;
+pub(crate) mod repeat;
 pub mod sched;
 pub(crate) mod source;
 #[cfg(test)]

@@ -114,7 +114,7 @@ impl Symbolizer<'_, '_> {
 }
 
 /// `true` for goroutines Go hides at GOTRACEBACK=all (`isSystemGoroutine`).
-fn is_system(prog: &GoProgram<'_>, startpc_link: u64) -> bool {
+pub(crate) fn is_system(prog: &GoProgram<'_>, startpc_link: u64) -> bool {
     match prog.pclntab.find_func(startpc_link) {
         Ok(f) => is_system_start(&f.name()),
         Err(_) => false,

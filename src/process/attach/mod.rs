@@ -219,35 +219,7 @@ impl SeizedProcess {
     /// detached by the kernel as the tracer thread exits (a few
     /// microseconds later at most).
     pub fn seize(pid: i32, opts: &SeizeOptions) -> Result<Self, ProcessError> {
-        let Some(machine) = NATIVE_MACHINE else {
-            return Err(ProcessError::UnsupportedArchitecture {
-                arch: format!("gopeek built for {}", std::env::consts::ARCH),
-            });
-        };
-        if pid <= 0 {
-            return Err(ProcessError::NoSuchProcess { pid });
-        }
-        let me = std::process::id() as i32;
-        let status = ProcStatus::read(pid)
-            .map_err(|e| proc_fs::proc_error(pid, format!("/proc/{pid}/status"), e))?;
-        let pid = if status.tgid > 0 { status.tgid } else { pid };
-        if pid == me {
-            return Err(ProcessError::SelfAttach { pid });
-        }
-        if proc_fs::is_zombie(pid).unwrap_or(false) {
-            return Err(ProcessError::Zombie { pid });
-        }
-        if status.tracer_pid != 0 {
-            return Err(already_traced(pid, status.tracer_pid));
-        }
-        if let Ok(m) = proc_fs::exe_machine(pid) {
-            if m != machine {
-                return Err(ProcessError::UnsupportedArchitecture {
-                    arch: format!("this target ({})", machine_name(m)),
-                });
-            }
-        }
-
+        let pid = Self::precheck(pid)?;
         let defer = opts.defer_stop_signals.then(StopSignalDeferral::new);
         let released = Arc::new(AtomicBool::new(false));
         let (attach_tx, attach_rx) = mpsc::sync_channel::<Result<Attached, ProcessError>>(1);
@@ -287,6 +259,72 @@ impl SeizedProcess {
                 Err(e)
             }
         }
+    }
+
+    /// The checks before any attach (architecture, a real pid, not
+    /// ourselves, not a zombie, not traced by another); the thread-group
+    /// id of `pid`.
+    fn precheck(pid: i32) -> Result<i32, ProcessError> {
+        let Some(machine) = NATIVE_MACHINE else {
+            return Err(ProcessError::UnsupportedArchitecture {
+                arch: format!("gopeek built for {}", std::env::consts::ARCH),
+            });
+        };
+        if pid <= 0 {
+            return Err(ProcessError::NoSuchProcess { pid });
+        }
+        let me = std::process::id() as i32;
+        let status = ProcStatus::read(pid)
+            .map_err(|e| proc_fs::proc_error(pid, format!("/proc/{pid}/status"), e))?;
+        let pid = if status.tgid > 0 { status.tgid } else { pid };
+        if pid == me {
+            return Err(ProcessError::SelfAttach { pid });
+        }
+        if proc_fs::is_zombie(pid).unwrap_or(false) {
+            return Err(ProcessError::Zombie { pid });
+        }
+        if status.tracer_pid != 0 {
+            return Err(already_traced(pid, status.tracer_pid));
+        }
+        if let Ok(m) = proc_fs::exe_machine(pid) {
+            if m != machine {
+                return Err(ProcessError::UnsupportedArchitecture {
+                    arch: format!("this target ({})", machine_name(m)),
+                });
+            }
+        }
+
+        Ok(pid)
+    }
+
+    /// [`Self::seize`] for a short look: the threads are stopped, `f` runs
+    /// on the tracer thread itself with their registers, and they are
+    /// detached as soon as it returns, so no hand-off between threads
+    /// falls inside the hold (with `seize`, the caller must be woken to
+    /// read and the tracer again to detach; on a busy machine each wake-up
+    /// can wait milliseconds for a CPU while the target stays stopped).
+    /// The ptrace sampler's tick. `f` should be short: the budget is
+    /// checked after it, not enforced during it.
+    pub fn run_held<T: Send>(
+        pid: i32,
+        opts: &SeizeOptions,
+        f: impl FnOnce(&[ThreadState]) -> T + Send,
+    ) -> Result<(T, PauseStats), ProcessError> {
+        let pid = Self::precheck(pid)?;
+        let _defer = opts.defer_stop_signals.then(StopSignalDeferral::new);
+        let (budget, only) = (opts.max_pause, opts.only_threads.clone());
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("gopeek-tracer".into())
+                .spawn_scoped(s, move || tracer::run_held(pid, budget, only, f))
+                .map_err(|e| ProcessError::TracerThread(e.to_string()))?
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(ProcessError::TracerThread(
+                        "the tracer thread ended unexpectedly".into(),
+                    ))
+                })
+        })
     }
 
     /// The process id (thread-group id) that is held.

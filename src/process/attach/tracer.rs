@@ -71,6 +71,33 @@ pub(super) fn tracer_main(
     // attached (threads that never reported their stop).
 }
 
+/// The body of [`super::SeizedProcess::run_held`]'s tracer thread:
+/// attach, run `f` here on the stopped threads, release at once.
+pub(super) fn run_held<T>(
+    pid: i32,
+    budget: Duration,
+    only: Option<Vec<i32>>,
+    f: impl FnOnce(&[ThreadState]) -> T,
+) -> Result<(T, PauseStats), ProcessError> {
+    // SAFETY: prctl with integer arguments; failure is harmless.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    let mut t = Tracer::new(pid, budget, Arc::new(AtomicBool::new(false)));
+    t.only = only;
+    match t.attach() {
+        Err(e) => {
+            t.release();
+            Err(e)
+        }
+        Ok(a) => {
+            let out = f(&a.threads);
+            let late = t.deadline.is_some_and(|d| Instant::now() >= d);
+            let mut stats = t.release();
+            stats.budget_exceeded = late;
+            Ok((out, stats))
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Seized and interrupted; its stop has not been seen yet.

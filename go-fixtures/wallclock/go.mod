@@ -1,0 +1,3 @@
+module gopeek.test/wallclock
+
+go 1.19
