@@ -549,76 +549,96 @@ fn check_core(version: &str, mode: &str) {
         !pattern.starts_with('|') && !pattern.contains('/'),
         "kernel.core_pattern is {pattern:?}: run `sysctl -w kernel.core_pattern=core` (as root)"
     );
-    let godebug = format!("{TRACE},dontfreezetheworld=1");
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut target = Launch::new(&bin)
-        .args(&["-mode=nosplit", "-stw=gc", "-hold=4s"])
-        .envs(&[("GODEBUG", godebug.as_str()), ("GOTRACEBACK", "crash")])
-        .on_line(move |l| {
-            let _ = tx.send(l.to_string());
+    // A blocker whose thread the crash signal caught in the vDSO (the
+    // spinner calls nanotime) has no unwindable stack past the signal
+    // frame, as in the live test above: the crash is then taken again.
+    let crash_once = || -> Run {
+        let godebug = format!("{TRACE},dontfreezetheworld=1");
+        let (tx, rx) = mpsc::channel::<String>();
+        let mut target = Launch::new(&bin)
+            .args(&["-mode=nosplit", "-stw=gc", "-hold=4s"])
+            .envs(&[("GODEBUG", godebug.as_str()), ("GOTRACEBACK", "crash")])
+            .on_line(move |l| {
+                let _ = tx.send(l.to_string());
+            })
+            .core_dumps()
+            .kill_with_test()
+            .start();
+        let mut stdout = Vec::new();
+        loop {
+            let l = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no `calling` line; stderr:\n{}", target.stderr()));
+            stdout.push(l.clone());
+            if l.starts_with("calling") {
+                break;
+            }
+        }
+        // Well inside the stall (the fixture spins 4 s).
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(target.pid, libc::SIGQUIT) };
+        let status = target.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert!(status.core_dumped(), "{what}: no core: {status:?}");
+        let dir = target.dir.path();
+        let core = [dir.join("core"), dir.join(format!("core.{}", target.pid))]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{what}: no core in {}", dir.display()));
+        let sched = |extra: &[&str]| {
+            let out = gopeek()
+                .args(["sched", "--core"])
+                .arg(&core)
+                .args(extra)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{what}: gopeek sched --core failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let throwing = |text: &str| -> String {
+            text.lines()
+                .map(|l| {
+                    if l.starts_with("  M") && l.contains(" dying=1 ") {
+                        mask(&mask(l, "throwing="), "locks=")
+                    } else if l.starts_with("  M") {
+                        mask(l, "throwing=")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let stderr = target.stderr();
+        let before_crash = stderr.split("\nSIGQUIT: quit").next().unwrap_or("");
+        Run {
+            gopeek: throwing(&sched(&["--detail"])),
+            gopeek_json: serde_json::from_str(&sched(&["--format", "json"])).ok(),
+            stderr: throwing(before_crash),
+            stdout,
+        }
+    };
+    let cut = |r: &Run| {
+        r.gopeek_json.as_ref().is_some_and(|j| {
+            !j["stw"]["waiting_for"][0]["frames"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|f| f["function"] == "main.spinNosplit"))
         })
-        .core_dumps()
-        .kill_with_test()
-        .start();
-    let mut stdout = Vec::new();
-    loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no `calling` line; stderr:\n{}", target.stderr()));
-        stdout.push(l.clone());
-        if l.starts_with("calling") {
+    };
+    let mut r = crash_once();
+    for _ in 0..5 {
+        if !cut(&r) {
             break;
         }
+        r = crash_once();
     }
-    // Well inside the stall (the fixture spins 4 s).
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(target.pid, libc::SIGQUIT) };
-    let status = target.child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert!(status.core_dumped(), "{what}: no core: {status:?}");
-    let dir = target.dir.path();
-    let core = [dir.join("core"), dir.join(format!("core.{}", target.pid))]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{what}: no core in {}", dir.display()));
-    let sched = |extra: &[&str]| {
-        let out = gopeek()
-            .args(["sched", "--core"])
-            .arg(&core)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{what}: gopeek sched --core failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let throwing = |text: &str| -> String {
-        text.lines()
-            .map(|l| {
-                if l.starts_with("  M") && l.contains(" dying=1 ") {
-                    mask(&mask(l, "throwing="), "locks=")
-                } else if l.starts_with("  M") {
-                    mask(l, "throwing=")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let stderr = target.stderr();
-    let before_crash = stderr.split("\nSIGQUIT: quit").next().unwrap_or("");
-    let r = Run {
-        gopeek: throwing(&sched(&["--detail"])),
-        gopeek_json: serde_json::from_str(&sched(&["--format", "json"])).ok(),
-        stderr: throwing(before_crash),
-        stdout,
-    };
+    let stderr = r.stderr.clone();
     assert!(
         blocks(&r.stderr).last().is_some_and(|b| is_stuck(b)),
         "{what}: the block printed at the crash is not stuck:\n{stderr}"
