@@ -208,7 +208,8 @@ fn watch_source<S: Source, E: From<SchedTakeError>>(
             bias,
             now_ns: 0,
         };
-        let taken_at = crate::dump::rfc3339(SystemTime::now());
+        // A core's reading is of the time the core was written.
+        let taken_at = crate::dump::rfc3339(src.taken_at().unwrap_or_else(SystemTime::now));
         let stopped = match early.take() {
             Some(s) => Some(s),
             None if held => Some(
