@@ -8,7 +8,7 @@ use super::ReportFormat;
 use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
-use gopeek::snapshot::sched::{watch_sched, SchedOptions};
+use gopeek::snapshot::sched::{sched_core, watch_sched, SchedOptions};
 use gopeek::sudo::privilege::SudoContext;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -18,8 +18,17 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub(crate) struct SchedArgs {
     /// The process to inspect.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// Read a core file instead of a live process (kernel, gcore or
+    /// qemu-user core): one reading, the stop-the-world analysis from the
+    /// threads' registers in the core.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["interval", "count", "consistent"])]
+    core: Option<std::path::PathBuf>,
+    /// With --core: the executable that wrote the core (default: the one
+    /// the core names); checked against the core's bytes.
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<std::path::PathBuf>,
     /// Also print the P, M and G lines (as GODEBUG=scheddetail=1 does).
     #[arg(long)]
     detail: bool,
@@ -96,7 +105,8 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         )
         .into());
     }
-    let apo = asyncpreemptoff(a.pid);
+    // A core's environment is not read: asyncpreemptoff is taken as off.
+    let apo = a.pid.is_some_and(asyncpreemptoff);
     forbid_writes()?;
     let opts = SchedOptions {
         consistent: a.consistent,
@@ -110,7 +120,7 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         Some(_) => a.count,
     };
     let stdout = io::stdout();
-    watch_sched::<CliError>(a.pid, &opts, pause, &mut |r| {
+    let mut each = |r: gopeek::snapshot::sched::SchedReading| -> Result<bool, CliError> {
         let stw = analyze_stw(&r.state, apo, a.hog_ms);
         let mut out = io::BufWriter::new(stdout.lock());
         match a.format {
@@ -134,6 +144,11 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Ok(*n > 0);
         }
         Ok(true)
-    })?;
+    };
+    match (&a.core, a.pid) {
+        (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each)?,
+        (None, Some(pid)) => watch_sched::<CliError>(pid, &opts, pause, &mut each)?,
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    }
     Ok(ExitCode::SUCCESS)
 }

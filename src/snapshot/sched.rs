@@ -135,6 +135,41 @@ pub fn watch_sched<E: From<SchedTakeError>>(
     each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
 ) -> Result<(), E> {
     let src = LiveProcess::open(pid, None).map_err(SchedTakeError::from)?;
+    watch_source(&src, opts, pause, each)
+}
+
+/// One reading of the scheduler in a core file (`exe` overrides the
+/// executable the core names): the dead process is its own hold, so the
+/// stop-the-world analysis unwinds the threads from their NT_PRSTATUS
+/// registers, as a live `--consistent` reading does from ptrace's.
+pub fn sched_core<E: From<SchedTakeError>>(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    opts: &SchedOptions,
+    each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+) -> Result<(), E> {
+    let src = super::core::CoreSource::open(core, exe).map_err(SchedTakeError::from)?;
+    let opts = SchedOptions {
+        consistent: true,
+        after_seize: None,
+        ..opts.clone()
+    };
+    watch_source(&src, &opts, Duration::ZERO, &mut |mut r| {
+        // Nothing was paused: a core is still already.
+        r.pause_us = None;
+        each(r)?;
+        Ok(false)
+    })
+}
+
+/// [`watch_sched`] over any source (a live process or a core).
+fn watch_source<S: Source, E: From<SchedTakeError>>(
+    src: &S,
+    opts: &SchedOptions,
+    pause: Duration,
+    each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+) -> Result<(), E> {
+    let pid = src.pid();
     let held = opts.consistent || opts.after_seize.is_some();
     // Under sudo the first hold comes before the executable is parsed.
     let mut early = None;
@@ -173,7 +208,8 @@ pub fn watch_sched<E: From<SchedTakeError>>(
             bias,
             now_ns: 0,
         };
-        let taken_at = crate::dump::rfc3339(SystemTime::now());
+        // A core's reading is of the time the core was written.
+        let taken_at = crate::dump::rfc3339(src.taken_at().unwrap_or_else(SystemTime::now));
         let stopped = match early.take() {
             Some(s) => Some(s),
             None if held => Some(
@@ -182,7 +218,7 @@ pub fn watch_sched<E: From<SchedTakeError>>(
             ),
             None => None,
         };
-        cfg.now_ns = monotonic_ns();
+        cfg.now_ns = src.nanotime().unwrap_or_else(monotonic_ns);
         let mut state = read_sched(src.memory(), &cfg);
         let (threads, pause_us) = match stopped {
             Some(s) => {

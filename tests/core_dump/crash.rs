@@ -85,21 +85,6 @@ pub fn find_core(dir: &Path, pid: i32) -> PathBuf {
         .unwrap_or_else(|| panic!("no core in {}", dir.display()))
 }
 
-/// Arguments are not printed the way Go prints them yet (issue 13's
-/// argument part lands separately): until then every frame's argument
-/// list is `(...)` on both sides of a comparison. Delete this helper (and
-/// its two calls) when gopeek prints Go's arguments.
-pub fn elide_arguments_until_args_land(mut b: Block) -> Block {
-    for l in &mut b.lines {
-        if !l.starts_with('\t') && l.ends_with(')') && !l.starts_with("created by") {
-            if let Some(open) = l.rfind('(') {
-                *l = format!("{}(...)", &l[..open]);
-            }
-        }
-    }
-    b
-}
-
 /// The goroutines of the crash text. The M that got SIGQUIT prints every
 /// goroutine; a goroutine running on another M is "stack unavailable"
 /// there, and that M prints it in full in its own section (after a
@@ -109,7 +94,6 @@ pub fn crash_blocks(stderr: &str) -> Vec<Block> {
     for section in stderr.split("\n-----\n") {
         let start = section.find("goroutine ").unwrap_or(section.len());
         for b in parse_dump(&section[start..]) {
-            let b = elide_arguments_until_args_land(b);
             match out.iter_mut().find(|o| o.id == b.id && b.id != 0) {
                 Some(o) if unavailable(o) && !unavailable(&b) => *o = b,
                 Some(_) => {}
@@ -129,9 +113,5 @@ pub fn unavailable(b: &Block) -> bool {
 
 /// gopeek's text, by goroutine id.
 pub fn blocks_by_id(text: &str) -> HashMap<u64, Block> {
-    parse_dump(text)
-        .into_iter()
-        .map(elide_arguments_until_args_land)
-        .map(|b| (b.id, b))
-        .collect()
+    parse_dump(text).into_iter().map(|b| (b.id, b)).collect()
 }

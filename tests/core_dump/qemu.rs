@@ -1,4 +1,5 @@
-//! arm64 fixtures, built on demand and run under qemu-user, which writes
+//! arm64 fixtures (scripts/build-fixtures, modes arm64 and
+//! arm64-stripped) run under qemu-user, which writes
 //! the guest's core as `qemu_<name>_<date>-<time>_<pid>.core` in the
 //! working directory when RLIMIT_CORE allows.
 
@@ -6,32 +7,12 @@ use crate::common::*;
 use crate::crash::{check_core_pattern, Crash};
 use std::path::{Path, PathBuf};
 
-/// The `parked` fixture for linux/arm64 (CGO_ENABLED=0), built once into
-/// target/fixtures/go1.N/arm64-MODE/parked (MODE: default or stripped).
+/// The `parked` fixture for linux/arm64 (CGO_ENABLED=0), built by
+/// scripts/build-fixtures into target/fixtures/go1.N/MODE/parked (MODE:
+/// arm64 or arm64-stripped), or `None` (a note) when it is missing.
 pub fn arm64_parked(version: &str, stripped: bool) -> Option<PathBuf> {
-    let mode = if stripped {
-        "arm64-stripped"
-    } else {
-        "arm64-default"
-    };
-    let out = root()
-        .join("target/fixtures")
-        .join(format!("go{version}"))
-        .join(mode)
-        .join("parked");
-    if out.exists() {
-        return std::fs::canonicalize(&out).ok();
-    }
-    let go = goroot(version).join("bin/go");
-    present(go.clone(), "Go toolchain", "run scripts/setup")?;
-    std::fs::create_dir_all(out.parent()?).ok()?;
-    GoBuild::new(&go, &root().join("go-fixtures/parked"))
-        .goarch("arm64")
-        .cgo(false)
-        .stripped(stripped)
-        .build(&out)
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::canonicalize(&out).ok()
+    let mode = if stripped { "arm64-stripped" } else { "arm64" };
+    fixture(version, mode, "parked")
 }
 
 /// Runs `bin` under qemu-aarch64 with GOTRACEBACK=crash, sends SIGQUIT
