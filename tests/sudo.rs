@@ -643,7 +643,8 @@ fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
             // SAFETY: signalling the gopeek process.
             unsafe { libc::kill(reader, libc::SIGSTOP) };
             if held_by(monitor) {
-                caught = Some((reader, Instant::now()));
+                let sudo_pid: i32 = status_field(reader, "PPid").parse().unwrap_or(0);
+                caught = Some((reader, sudo_pid, Instant::now()));
             } else {
                 // Released in between: try again.
                 // SAFETY: as above.
@@ -651,15 +652,22 @@ fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
             }
         }
     }
-    let (reader, stopped_at) = caught.expect("never caught gopeek holding the target");
+    let (reader, sudo_pid, stopped_at) = caught.expect("never caught gopeek holding the target");
     let released = common::wait_threads(target.pid, Duration::from_secs(10), "running", |s| {
         s != 't' && s != 'T'
     });
     let still_stopped = status_field(reader, "State").starts_with('T');
-    // SAFETY: ending the processes this test started.
+    // SAFETY: ending the processes this test started. sudo suspends
+    // itself when its command stops: let it (and runuser) go so that they
+    // can reap the killed reader.
     unsafe {
         libc::kill(reader, libc::SIGKILL);
         libc::kill(reader, libc::SIGCONT);
+        for p in [sudo_pid, child.id() as i32] {
+            if p > 0 {
+                libc::kill(p, libc::SIGCONT);
+            }
+        }
     }
     let _ = child.wait();
     let released = released.expect("the target stayed stopped while gopeek was stopped");

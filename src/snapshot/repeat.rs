@@ -30,7 +30,7 @@ pub(crate) fn with_repeated<R>(
     pid: i32,
     f: impl FnOnce(&Repeated<'_, '_, '_>) -> R,
 ) -> Result<R, SnapshotError> {
-    let src = LiveProcess::open(pid)?;
+    let src = LiveProcess::open(pid, None)?;
     let bin = src.parse_executable()?;
     let (prog, layout) =
         load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
