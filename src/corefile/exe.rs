@@ -188,9 +188,7 @@ fn compare_text(
     {
         let (vaddr, off) = (p.p_vaddr(LE), p.p_offset(LE));
         // Only what the file really holds can be compared.
-        let filesz = p
-            .p_filesz(LE)
-            .min((exe.len() as u64).saturating_sub(off));
+        let filesz = p.p_filesz(LE).min((exe.len() as u64).saturating_sub(off));
         let mut o = 0;
         while o < filesz && compared < MAX_COMPARE && examined < MAX_PAGES {
             examined += 1;

@@ -11,6 +11,7 @@ use crate::process::{
     namespace, proc_fs, LiveMemory, PauseStats, ProcessError, SeizeOptions, SeizedProcess,
 };
 use crate::walk::capture::Hold;
+use crate::walk::threads::HeldThread;
 use crate::walk::{ThreadRegs, WalkError};
 use std::fs::File;
 use std::path::PathBuf;
@@ -143,6 +144,23 @@ impl Stopped for Seized {
                 pc: t.regs.pc(),
                 sp: t.regs.sp(),
                 lr: t.regs.lr(),
+            })
+            .collect()
+    }
+
+    fn held_threads(&self) -> Vec<HeldThread> {
+        self.0
+            .threads()
+            .iter()
+            .map(|t| HeldThread {
+                regs: ThreadRegs {
+                    tid: t.tid,
+                    pc: t.regs.pc(),
+                    sp: t.regs.sp(),
+                    lr: t.regs.lr(),
+                },
+                state: t.state_before,
+                registers: t.regs.named(),
             })
             .collect()
     }

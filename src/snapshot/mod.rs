@@ -14,6 +14,7 @@ pub mod sched;
 pub(crate) mod source;
 #[cfg(test)]
 mod tests;
+pub mod threads;
 pub mod values;
 
 use crate::binary::elf::{ElfError, GoBinary};

@@ -1,0 +1,54 @@
+//! `gopeek threads`: every thread of the target, held briefly: its M, P
+//! and goroutine, registers as gdb's `info registers`, a Go-aware
+//! backtrace and, with `--disasm N`, the code at its PC.
+
+use super::error::CliError;
+use super::forbid_writes;
+use super::ReportFormat;
+use gopeek::output::threads::{write_threads_text, ThreadsJson};
+use gopeek::output::write_json;
+use gopeek::snapshot::threads::{take_threads, ThreadsOptions};
+use gopeek::sudo::privilege::SudoContext;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `gopeek threads` arguments.
+#[derive(clap::Args)]
+pub(crate) struct ThreadsArgs {
+    /// The process to inspect.
+    #[arg(long)]
+    pid: i32,
+    /// Only this thread (a TID from /proc/PID/task).
+    #[arg(long)]
+    tid: Option<i32>,
+    /// Disassemble N instructions from each thread's PC (as gdb's x/Ni $pc).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=4096))]
+    disasm: u16,
+    /// Give up, detach and fail if the target would be held longer (ms).
+    #[arg(long, default_value_t = 2000)]
+    max_pause: u64,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+/// Runs `gopeek threads`.
+pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
+    let _ = sudo;
+    forbid_writes()?;
+    let opts = ThreadsOptions {
+        tid: a.tid,
+        disasm: a.disasm as usize,
+        max_pause: Duration::from_millis(a.max_pause),
+        after_seize: None,
+    };
+    let r = take_threads(a.pid, &opts)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.format {
+        ReportFormat::Text => write_threads_text(&mut out, &r)?,
+        ReportFormat::Json => write_json(&ThreadsJson::new(&r), false, &mut out)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
