@@ -9,7 +9,8 @@
 //! part of the view empty with the reason, never the whole report.
 
 use super::sched_stack::{stack_of, thread_stack};
-use super::ThreadRegs;
+use super::signal::interrupted_contexts;
+use super::{ThreadRegs, WalkConfig};
 use crate::binary::disasm::{disassemble, Insn, SymbolTable, MAX_INSNS, MAX_INSN_LEN};
 use crate::binary::program::GoProgram;
 use crate::gotrace::sched::{MState, SchedState};
@@ -194,6 +195,30 @@ fn backtrace<M: Memory>(
             });
         }
         frames.extend(go_frames(&st.frames));
+        if let Some(i) = frames.iter().position(|f| f.function == "runtime.sigtramp") {
+            // In Go's signal handler: the handler's frames, then the
+            // context the signal interrupted (from the kernel's signal
+            // frame), not the goroutine's stale `sched`.
+            if let Some(ctx) = interrupted(mem, cfg, t.regs) {
+                frames.truncate(i + 1);
+                let st = thread_stack(mem, cfg.prog, cfg.off, cfg.bias, m, &ctx);
+                frames.extend(go_frames(&st.frames));
+                if st.frames.len() == 1 && st.error.is_none() && m.addrs.vdso_sp != 0 {
+                    // Interrupted in nanotime1/walltime after it set
+                    // m.vdsoPC/SP: its Go caller is there.
+                    let (pc, sp) = (m.addrs.vdso_pc, m.addrs.vdso_sp);
+                    frames.extend(continue_at(mem, cfg, m, t, pc, sp));
+                }
+                return (frames, st.error);
+            }
+        }
+        if in_go && st.frames.len() == 1 && st.error.is_none() {
+            // Go's unwinder stops at an assembly function that writes SP
+            // (nanotime1, mcall...), as Go's own does; on amd64 such a
+            // function has pushed its caller's frame pointer by then, so
+            // gdb's way goes on: the return address at [rbp+8].
+            frames.extend(past_spwrite(mem, cfg, m, t));
+        }
         return (frames, st.error);
     }
     // Outside Go (C code of a cgo call, or a thread C created).
@@ -217,6 +242,77 @@ fn backtrace<M: Memory>(
         }
     }
     (frames, error)
+}
+
+/// The registers a signal interrupted, when `regs` is inside Go's handler.
+fn interrupted<M: Memory>(
+    mem: &M,
+    cfg: &ThreadsConfig<'_, '_>,
+    regs: ThreadRegs,
+) -> Option<ThreadRegs> {
+    let wcfg = WalkConfig {
+        prog: cfg.prog,
+        off: cfg.off,
+        bias: cfg.bias,
+        wait_reasons: Vec::new(),
+        gstatus: Vec::new(),
+        frame_registers: false,
+    };
+    let ctx = interrupted_contexts(&wcfg, mem, vec![regs]).pop()?;
+    (ctx.pc != regs.pc || ctx.sp != regs.sp).then_some(ctx)
+}
+
+/// The caller's frames of an innermost SP-writing assembly function, by
+/// its frame pointer: unwound from the call instruction (`ret - 1`, whose
+/// SP delta and line are the call's), shown at the return address.
+fn past_spwrite<M: Memory>(
+    mem: &M,
+    cfg: &ThreadsConfig<'_, '_>,
+    m: &MState,
+    t: &HeldThread,
+) -> Vec<ThreadFrame> {
+    let Some(fp) = t.reg("rbp") else {
+        return Vec::new();
+    };
+    if fp < t.regs.sp || fp - t.regs.sp > MAX_C_FRAME {
+        return Vec::new();
+    }
+    let Ok(ret) = mem.read_u64(fp.wrapping_add(8)) else {
+        return Vec::new();
+    };
+    continue_at(mem, cfg, m, t, ret, fp.wrapping_add(16))
+}
+
+/// Go frames from a return address `ret` and the SP after the return.
+fn continue_at<M: Memory>(
+    mem: &M,
+    cfg: &ThreadsConfig<'_, '_>,
+    m: &MState,
+    t: &HeldThread,
+    ret: u64,
+    sp: u64,
+) -> Vec<ThreadFrame> {
+    if ret == 0
+        || cfg
+            .prog
+            .pclntab
+            .find_func(ret.wrapping_sub(1).wrapping_sub(cfg.bias))
+            .is_err()
+    {
+        return Vec::new();
+    }
+    let regs = ThreadRegs {
+        pc: ret - 1,
+        sp,
+        lr: 0,
+        ..t.regs
+    };
+    let st = thread_stack(mem, cfg.prog, cfg.off, cfg.bias, m, &regs);
+    let mut v = go_frames(&st.frames);
+    for f in v.iter_mut().take_while(|f| f.pc == ret - 1) {
+        f.pc = ret;
+    }
+    v
 }
 
 fn go_frames(f: &[crate::gotrace::sched::StackFrame]) -> Vec<ThreadFrame> {
