@@ -9,7 +9,8 @@ use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
 use gopeek::snapshot::sched::{watch_sched, SchedOptions};
-use gopeek::sudo::privilege::SudoContext;
+use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
+use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -90,18 +91,25 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     if a.count == Some(0) {
         return Err(UsageError("--count must be at least 1".into()).into());
     }
-    if sudo.is_some() {
-        return Err(UsageError(
-            "gopeek sched is not yet available under sudo; run it as the target's user".into(),
-        )
+    // Under sudo, as `dump`: one reading under a hold, root dropped once
+    // the target is held; a second reading would need root again.
+    if sudo.is_some() && a.interval.is_some() {
+        return Err(PrivilegeError::NotUnderSudo {
+            command: "sched --interval",
+        }
         .into());
     }
+    let session = match sudo {
+        Some(ctx) => Some(SudoSession::begin(ctx, a.pid)?),
+        None => None,
+    };
     let apo = asyncpreemptoff(a.pid);
     forbid_writes()?;
+    let max_pause = Duration::from_millis(a.max_pause);
     let opts = SchedOptions {
         consistent: a.consistent,
-        max_pause: Duration::from_millis(a.max_pause),
-        after_seize: None,
+        max_pause,
+        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
         hog_ms: a.hog_ms,
     };
     let pause = a.interval.unwrap_or_default();
@@ -110,7 +118,14 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         Some(_) => a.count,
     };
     let stdout = io::stdout();
-    watch_sched::<CliError>(a.pid, &opts, pause, &mut |r| {
+    let mut outcome = String::new();
+    let watched = watch_sched::<CliError>(a.pid, &opts, pause, &mut |r| {
+        outcome = format!(
+            "pause_us={} ps={} ms={}",
+            r.pause_us.unwrap_or(0),
+            r.state.ps.len(),
+            r.state.ms.len()
+        );
         let stw = analyze_stw(&r.state, apo, a.hog_ms);
         let mut out = io::BufWriter::new(stdout.lock());
         match a.format {
@@ -134,6 +149,13 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Ok(*n > 0);
         }
         Ok(true)
-    })?;
+    });
+    if let Some(s) = &session {
+        s.finish(match &watched {
+            Ok(()) => Ok(outcome),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    watched?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use gopeek::output::threads::{write_threads_text, ThreadsJson};
 use gopeek::output::write_json;
 use gopeek::snapshot::threads::{take_threads, ThreadsOptions};
 use gopeek::sudo::privilege::SudoContext;
+use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,17 +34,41 @@ pub(crate) struct ThreadsArgs {
     format: ReportFormat,
 }
 
-/// Runs `gopeek threads`.
+/// Runs `gopeek threads`. Under sudo as `dump` does: the policy decides
+/// and the audit log says so before anything is opened; the target is
+/// held, checked again and root dropped before the executable is parsed;
+/// the outcome is logged. Without `show_memory`, only rip, rsp and rbp of
+/// the registers are shown (the others may hold the target's data).
 pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    let _ = sudo;
+    let session = match sudo {
+        Some(ctx) => Some(SudoSession::begin(ctx, a.pid)?),
+        None => None,
+    };
     forbid_writes()?;
+    let max_pause = Duration::from_millis(a.max_pause);
     let opts = ThreadsOptions {
         tid: a.tid,
         disasm: a.disasm as usize,
-        max_pause: Duration::from_millis(a.max_pause),
-        after_seize: None,
+        max_pause,
+        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
-    let r = take_threads(a.pid, &opts)?;
+    let taken = take_threads(a.pid, &opts);
+    if let Some(s) = &session {
+        s.finish(match &taken {
+            Ok(r) => Ok(format!(
+                "pause_us={} threads={}",
+                r.pause_us.unwrap_or(0),
+                r.threads.len()
+            )),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let mut r = taken?;
+    if let Some(s) = session.as_ref().filter(|s| !s.decision().show_memory) {
+        let why = format!("not allowed by the sudo policy ({})", s.decision().reason);
+        r.hide_register_values(&why);
+        eprintln!("gopeek: note: registers other than rip, rsp and rbp are not shown: {why}");
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     match a.format {
         ReportFormat::Text => write_threads_text(&mut out, &r)?,

@@ -49,6 +49,23 @@ pub struct ThreadsReport {
     pub warnings: Vec<String>,
 }
 
+/// The registers shown when memory contents may not be (under sudo
+/// without `show_memory`): where each thread is, not what it holds.
+const LOCATION_REGISTERS: [&str; 6] = ["rip", "rsp", "rbp", "pc", "sp", "x29"];
+
+impl ThreadsReport {
+    /// Keeps only the registers that locate a thread (PC, SP, frame
+    /// pointer): the others may hold the target's data.
+    pub fn hide_register_values(&mut self, why: &str) {
+        for t in &mut self.threads {
+            t.registers.retain(|(n, _)| LOCATION_REGISTERS.contains(n));
+        }
+        self.warnings.push(format!(
+            "registers other than the PC, SP and frame pointer are not shown: {why}"
+        ));
+    }
+}
+
 /// Reads every thread of `pid` (or only `opts.tid`).
 pub fn take_threads(pid: i32, opts: &ThreadsOptions) -> Result<ThreadsReport, SchedTakeError> {
     let src = LiveProcess::open(pid)?;
