@@ -472,3 +472,105 @@ fn threads_survives_sigkill() {
         assert!(held_kills > 0, "{label}: no kill landed during a hold");
     }
 }
+
+/// `threads --core` on gdb's `gcore` of the stuck fixture: the futex
+/// threads' registers and backtraces equal `threads --pid` read just
+/// before (gdb wrote the core from the same stopped threads), the spinner
+/// named; the target still runs afterwards.
+#[test]
+fn core_matches_live() {
+    for (label, bin) in fixtures(&[("1.27", "stripped"), ("1.19", "default")], "stwstuck") {
+        let t = stuck(&bin);
+        // A futex sleep with a timeout (sysmon) may wake between the live
+        // read and the core: three tries, each compared whole.
+        let mut last = String::new();
+        let mut ok = false;
+        for _ in 0..3 {
+            let live = threads_json(t.pid, &[]);
+            let prefix = t.dir.path().join("core");
+            let st = std::process::Command::new("gcore")
+                .arg("-o")
+                .arg(&prefix)
+                .arg(t.pid.to_string())
+                .output()
+                .expect("gcore (gdb) is installed by scripts/setup");
+            assert!(st.status.success(), "gcore failed: {st:?}");
+            wait_running_untraced(t.pid).expect("gcore left the target running");
+            let core = t.dir.path().join(format!("core.{}", t.pid));
+            let out = gopeek()
+                .arg("threads")
+                .arg("--core")
+                .arg(&core)
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            let _ = std::fs::remove_file(&core);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let dead: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(dead["pid"].as_i64(), Some(t.pid as i64));
+            let funcs = |th: &Value| -> Vec<String> {
+                th["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["function"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            let by_tid: HashMap<i64, &Value> = dead["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|th| (th["tid"].as_i64().unwrap(), th))
+                .collect();
+            let parked = futex_threads(&live);
+            assert!(parked.len() >= 2, "{label}: {live:#}");
+            let mut diffs = Vec::new();
+            for th in &parked {
+                let tid = th["tid"].as_i64().unwrap();
+                let d = by_tid
+                    .get(&tid)
+                    .unwrap_or_else(|| panic!("{label}: thread {tid} not in the core"));
+                for r in REGS {
+                    if reg(d, r) != reg(th, r) {
+                        diffs.push(format!(
+                            "thread {tid} {r}: core {:#x}, live {:#x}",
+                            reg(d, r),
+                            reg(th, r)
+                        ));
+                    }
+                }
+                if funcs(d) != funcs(th) {
+                    diffs.push(format!(
+                        "thread {tid} backtrace: core {:?}, live {:?}",
+                        funcs(d),
+                        funcs(th)
+                    ));
+                }
+                assert_eq!(
+                    (&d["m"], &d["p"], &d["on"]),
+                    (&th["m"], &th["p"], &th["on"])
+                );
+            }
+            assert!(
+                by_tid
+                    .values()
+                    .any(|th| funcs(th).iter().any(|f| f == "main.spinNosplit")),
+                "{label}: the spinner is not named in the core:\n{dead:#}"
+            );
+            if diffs.is_empty() {
+                eprintln!(
+                    "{label}: {} futex threads equal in the core and live",
+                    parked.len()
+                );
+                ok = true;
+                break;
+            }
+            last = diffs.join("\n");
+        }
+        assert!(ok, "{label}: the core and the live read differ:\n{last}");
+    }
+}

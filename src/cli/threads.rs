@@ -2,15 +2,16 @@
 //! and goroutine, registers as gdb's `info registers`, a Go-aware
 //! backtrace and, with `--disasm N`, the code at its PC.
 
-use super::error::CliError;
+use super::error::{CliError, UsageError};
 use super::forbid_writes;
 use super::ReportFormat;
 use gopeek::output::threads::{write_threads_text, ThreadsJson};
 use gopeek::output::write_json;
-use gopeek::snapshot::threads::{take_threads, ThreadsOptions};
+use gopeek::snapshot::threads::{take_threads, take_threads_core, ThreadsOptions};
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,8 +19,15 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub(crate) struct ThreadsArgs {
     /// The process to inspect.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// A core file instead of a live process (threads and registers from
+    /// its NT_PRSTATUS notes).
+    #[arg(long, value_name = "FILE")]
+    core: Option<PathBuf>,
+    /// With --core: the executable, when not the one the core names.
+    #[arg(long, value_name = "FILE", requires = "core")]
+    exe: Option<PathBuf>,
     /// Only this thread (a TID from /proc/PID/task).
     #[arg(long)]
     tid: Option<i32>,
@@ -40,9 +48,15 @@ pub(crate) struct ThreadsArgs {
 /// the outcome is logged. Without `show_memory`, only rip, rsp and rbp of
 /// the registers are shown (the others may hold the target's data).
 pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    let session = match sudo {
-        Some(ctx) => Some(SudoSession::begin(ctx, a.pid)?),
-        None => None,
+    if sudo.is_some() && a.core.is_some() {
+        return Err(UsageError(
+            "`gopeek threads --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
+        )
+        .into());
+    }
+    let session = match (sudo, a.pid) {
+        (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
+        _ => None,
     };
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
@@ -52,7 +66,12 @@ pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode
         max_pause,
         after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
-    let taken = take_threads(a.pid, &opts);
+    let taken = match (&a.core, a.pid) {
+        (Some(core), _) => take_threads_core(core, a.exe.as_deref(), &opts),
+        (None, Some(pid)) => take_threads(pid, &opts),
+        // clap requires one of them.
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
     if let Some(s) = &session {
         s.finish(match &taken {
             Ok(r) => Ok(format!(

@@ -56,12 +56,15 @@ pub fn write_threads_text(
 ) -> io::Result<()> {
     writeln!(
         w,
-        "process {} ({}, {}): {} threads, held {}µs at {}",
+        "process {} ({}, {}): {} threads, {} at {}",
         r.pid,
         r.exe,
         r.go_version,
         r.threads.len(),
-        r.pause_us.unwrap_or(0),
+        match r.pause_us {
+            Some(us) => format!("held {us}µs"),
+            None => "from a core file".into(),
+        },
         r.taken_at
     )?;
     for warn in &r.warnings {

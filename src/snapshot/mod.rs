@@ -7,7 +7,7 @@
 //! and read). Timing is returned as data, for the command line to print.
 
 mod census;
-mod core;
+pub(crate) mod core;
 mod godebug;
 pub(crate) mod live;
 pub mod sched;

@@ -82,6 +82,25 @@ pub fn take_threads(pid: i32, opts: &ThreadsOptions) -> Result<ThreadsReport, Sc
     take_from(&src, opts, &comm)
 }
 
+/// Reads every thread of a core file (`gopeek threads --core`), its
+/// executable named by the core or given (`exe`).
+pub fn take_threads_core(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    opts: &ThreadsOptions,
+) -> Result<ThreadsReport, SchedTakeError> {
+    let src = super::core::CoreSource::open(core, exe)?;
+    let opts = ThreadsOptions {
+        after_seize: None,
+        ..opts.clone()
+    };
+    let r = take_from(&src, &opts, &|_| String::new())?;
+    Ok(ThreadsReport {
+        pause_us: None,
+        ..r
+    })
+}
+
 /// The pipeline over any [`Source`] (a live process; a core next).
 pub(crate) fn take_from<S: Source>(
     src: &S,
