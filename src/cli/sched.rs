@@ -8,10 +8,11 @@ use super::ReportFormat;
 use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
-use gopeek::snapshot::sched::{watch_sched, SchedOptions};
+use gopeek::snapshot::sched::{sched_core, watch_sched, SchedOptions};
 use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,8 +20,14 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub(crate) struct SchedArgs {
     /// The process to inspect.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// A core file instead of a live process (one reading).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["interval", "consistent"])]
+    core: Option<PathBuf>,
+    /// With --core: the executable, when not the one the core names.
+    #[arg(long, value_name = "FILE", requires = "core")]
+    exe: Option<PathBuf>,
     /// Also print the P, M and G lines (as GODEBUG=scheddetail=1 does).
     #[arg(long)]
     detail: bool,
@@ -99,11 +106,17 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         }
         .into());
     }
-    let session = match sudo {
-        Some(ctx) => Some(SudoSession::begin(ctx, a.pid)?),
-        None => None,
+    if sudo.is_some() && a.core.is_some() {
+        return Err(UsageError(
+            "`gopeek sched --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
+        )
+        .into());
+    }
+    let session = match (sudo, a.pid) {
+        (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
+        _ => None,
     };
-    let apo = asyncpreemptoff(a.pid);
+    let apo = a.pid.is_some_and(asyncpreemptoff);
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = SchedOptions {
@@ -119,7 +132,7 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     };
     let stdout = io::stdout();
     let mut outcome = String::new();
-    let watched = watch_sched::<CliError>(a.pid, &opts, pause, &mut |r| {
+    let mut each = |r: gopeek::snapshot::sched::SchedReading| -> Result<bool, CliError> {
         outcome = format!(
             "pause_us={} ps={} ms={}",
             r.pause_us.unwrap_or(0),
@@ -149,7 +162,13 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Ok(*n > 0);
         }
         Ok(true)
-    });
+    };
+    let watched = match (&a.core, a.pid) {
+        (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each),
+        (None, Some(pid)) => watch_sched::<CliError>(pid, &opts, pause, &mut each),
+        // clap requires one of them.
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
     if let Some(s) = &session {
         s.finish(match &watched {
             Ok(()) => Ok(outcome),

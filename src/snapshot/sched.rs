@@ -138,6 +138,35 @@ pub fn watch_sched<E: From<SchedTakeError>>(
     each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
 ) -> Result<(), E> {
     let src = LiveProcess::open(pid).map_err(SchedTakeError::from)?;
+    watch_from(&src, opts, pause, each)
+}
+
+/// One reading of a core file's scheduler (`gopeek sched --core`): the
+/// dead process is still, so every reading is consistent.
+pub fn sched_core<E: From<SchedTakeError>>(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    opts: &SchedOptions,
+    each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+) -> Result<(), E> {
+    let src = super::core::CoreSource::open(core, exe).map_err(SchedTakeError::from)?;
+    let opts = SchedOptions {
+        after_seize: None,
+        consistent: true,
+        ..opts.clone()
+    };
+    let mut once = |r: SchedReading| each(r).map(|_| false);
+    watch_from(&src, &opts, Duration::ZERO, &mut once)
+}
+
+/// The loop over any [`Source`].
+fn watch_from<S: Source, E: From<SchedTakeError>>(
+    src: &S,
+    opts: &SchedOptions,
+    pause: Duration,
+    each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+) -> Result<(), E> {
+    let pid = src.pid();
     let held = opts.consistent || opts.after_seize.is_some();
     // Under sudo the first hold comes before the executable is parsed.
     let mut early = None;
@@ -176,7 +205,7 @@ pub fn watch_sched<E: From<SchedTakeError>>(
             bias,
             now_ns: 0,
         };
-        let taken_at = crate::dump::rfc3339(SystemTime::now());
+        let taken_at = crate::dump::rfc3339(src.taken_at().unwrap_or_else(SystemTime::now));
         let stopped = match early.take() {
             Some(s) => Some(s),
             None if held => Some(
@@ -185,7 +214,7 @@ pub fn watch_sched<E: From<SchedTakeError>>(
             ),
             None => None,
         };
-        cfg.now_ns = monotonic_ns();
+        cfg.now_ns = src.nanotime().unwrap_or_else(monotonic_ns);
         let mut state = read_sched(src.memory(), &cfg);
         let (threads, pause_us) = match stopped {
             Some(s) => {
