@@ -39,5 +39,6 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Record(a) => cli::record::run(a, sudo),
         Command::Top(a) => cli::top::run(a),
         Command::Sched(a) => cli::sched::run(a, sudo),
+        Command::Threads(a) => cli::threads::run(a, sudo),
     }
 }

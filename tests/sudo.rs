@@ -719,3 +719,98 @@ fn print_follows_show_memory() {
     audit.expect(target.pid, "ok: print of 2 expressions");
     assert_running_untraced(target.pid);
 }
+
+/// `threads` and `sched` under sudo follow `dump`'s rules (issue 12): the
+/// policy decides before anything is opened, the decision and the outcome
+/// are logged, the target is held when root is dropped and ends running
+/// and untraced; without `show_memory` (another user's process, default
+/// policy) `threads` shows only the registers that locate a thread; a
+/// root target is refused; `sched --interval` (a second hold after the
+/// drop) is refused.
+#[test]
+fn threads_and_sched_follow_dumps_rules_under_sudo() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+
+    let out = run(&[
+        "threads", "--pid", &pid, "--format", "json", "--disasm", "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let threads = v["threads"].as_array().unwrap();
+    assert!(!threads.is_empty(), "{v}");
+    for t in threads {
+        let regs = t["registers"].as_object().unwrap();
+        let mut names: Vec<&str> = regs.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["rbp", "rip", "rsp"], "{t}");
+        assert_eq!(t["disasm"].as_array().unwrap().len(), 2, "{t}");
+    }
+    assert!(
+        threads.iter().any(|t| t["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["function"].as_str().unwrap_or("").starts_with("runtime."))),
+        "no backtrace: {v}"
+    );
+    assert!(
+        stderr(&out).contains("registers other than rip, rsp and rbp are not shown"),
+        "{}",
+        stderr(&out)
+    );
+    assert_running_untraced(target.pid);
+
+    let out = run(&["sched", "--pid", &pid, "--detail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("SCHED ")) && text.contains("  M0:"),
+        "{text}"
+    );
+    assert_running_untraced(target.pid);
+
+    let lines = audit.gopeek_lines();
+    let about = |what: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!(" pid={pid} ")) && l.contains(what))
+            .count()
+    };
+    assert_eq!(
+        about("outcome=\"allowed by default policy"),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(about("threads="), 1, "threads' outcome: {lines:#?}");
+    assert_eq!(about(" ms="), 1, "sched's outcome: {lines:#?}");
+
+    let out = run(&[
+        "sched",
+        "--pid",
+        &pid,
+        "--interval",
+        "100ms",
+        "--count",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`gopeek sched --interval` is not available under sudo"),
+        "{}",
+        stderr(&out)
+    );
+
+    let root_target = start_target(&parked, None);
+    for cmd in ["threads", "sched"] {
+        let out = run(&[cmd, "--pid", &root_target.pid.to_string()]);
+        assert_eq!(out.status.code(), Some(4), "{cmd}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    audit.expect(root_target.pid, "refused: ");
+    assert_running_untraced(root_target.pid);
+    assert_running_untraced(target.pid);
+}

@@ -365,4 +365,14 @@ impl GoBinary {
     pub(crate) fn symbol_with_size(&self, name: &str) -> Option<(u64, u64)> {
         self.symbols.get(name).copied()
     }
+
+    /// Every `.symtab` symbol as `(address, size, name)`, unsorted: the
+    /// disassembler names data addresses with them.
+    pub(crate) fn symbols_by_address(&self) -> Vec<(u64, u64, String)> {
+        self.symbols
+            .iter()
+            .filter(|(_, &(a, _))| a != 0)
+            .map(|(n, &(a, s))| (a, s, n.clone()))
+            .collect()
+    }
 }

@@ -9,6 +9,7 @@
 pub mod arm64;
 pub mod buildinfo;
 pub(crate) mod cursor;
+pub(crate) mod disasm;
 pub mod elf;
 #[cfg(test)]
 mod fuzz_seeds;

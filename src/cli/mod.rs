@@ -12,6 +12,7 @@ pub(crate) mod print;
 pub(crate) mod ps;
 pub(crate) mod record;
 pub(crate) mod sched;
+pub(crate) mod threads;
 pub(crate) mod timing;
 pub(crate) mod top;
 
@@ -73,6 +74,10 @@ pub(crate) enum Command {
     /// M and G lines with --detail), after a plain-words analysis of any
     /// pending stop-the-world: who started it, why, which P it waits for.
     Sched(sched::SchedArgs),
+    /// Every thread of a running Go process, held briefly: its M, P and
+    /// goroutine (or g0/gsignal), registers as gdb's `info registers`, a
+    /// Go-aware backtrace, and with --disasm N the code at its PC.
+    Threads(threads::ThreadsArgs),
 }
 
 /// `--format` of the report commands (`info`, `symbolize`).

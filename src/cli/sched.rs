@@ -9,8 +9,10 @@ use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
 use gopeek::snapshot::sched::{sched_core, watch_sched, SchedOptions};
-use gopeek::sudo::privilege::SudoContext;
+use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
+use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,11 +26,11 @@ pub(crate) struct SchedArgs {
     /// qemu-user core): one reading, the stop-the-world analysis from the
     /// threads' registers in the core.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["interval", "count", "consistent"])]
-    core: Option<std::path::PathBuf>,
+    core: Option<PathBuf>,
     /// With --core: the executable that wrote the core (default: the one
     /// the core names); checked against the core's bytes.
     #[arg(long, value_name = "BINARY", requires = "core")]
-    exe: Option<std::path::PathBuf>,
+    exe: Option<PathBuf>,
     /// Also print the P, M and G lines (as GODEBUG=scheddetail=1 does).
     #[arg(long)]
     detail: bool,
@@ -99,19 +101,32 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     if a.count == Some(0) {
         return Err(UsageError("--count must be at least 1".into()).into());
     }
-    if sudo.is_some() {
+    // Under sudo, as `dump`: one reading under a hold, root dropped once
+    // the target is held; a second reading would need root again.
+    if sudo.is_some() && a.interval.is_some() {
+        return Err(PrivilegeError::NotUnderSudo {
+            command: "sched --interval",
+        }
+        .into());
+    }
+    if sudo.is_some() && a.core.is_some() {
         return Err(UsageError(
-            "gopeek sched is not yet available under sudo; run it as the target's user".into(),
+            "`gopeek sched --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
         )
         .into());
     }
     // A core's environment is not read: asyncpreemptoff is taken as off.
+    let session = match (sudo, a.pid) {
+        (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
+        _ => None,
+    };
     let apo = a.pid.is_some_and(asyncpreemptoff);
     forbid_writes()?;
+    let max_pause = Duration::from_millis(a.max_pause);
     let opts = SchedOptions {
         consistent: a.consistent,
-        max_pause: Duration::from_millis(a.max_pause),
-        after_seize: None,
+        max_pause,
+        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
         hog_ms: a.hog_ms,
     };
     let pause = a.interval.unwrap_or_default();
@@ -120,7 +135,14 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         Some(_) => a.count,
     };
     let stdout = io::stdout();
+    let mut outcome = String::new();
     let mut each = |r: gopeek::snapshot::sched::SchedReading| -> Result<bool, CliError> {
+        outcome = format!(
+            "pause_us={} ps={} ms={}",
+            r.pause_us.unwrap_or(0),
+            r.state.ps.len(),
+            r.state.ms.len()
+        );
         let stw = analyze_stw(&r.state, apo, a.hog_ms);
         let mut out = io::BufWriter::new(stdout.lock());
         match a.format {
@@ -145,10 +167,18 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         }
         Ok(true)
     };
-    match (&a.core, a.pid) {
-        (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each)?,
-        (None, Some(pid)) => watch_sched::<CliError>(pid, &opts, pause, &mut each)?,
+    let watched = match (&a.core, a.pid) {
+        (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each),
+        (None, Some(pid)) => watch_sched::<CliError>(pid, &opts, pause, &mut each),
+        // clap requires one of them.
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
+    if let Some(s) = &session {
+        s.finish(match &watched {
+            Ok(()) => Ok(outcome),
+            Err(e) => Err(e.to_string()),
+        });
     }
+    watched?;
     Ok(ExitCode::SUCCESS)
 }

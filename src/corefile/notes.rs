@@ -66,6 +66,55 @@ impl CoreThread {
         }
     }
 
+    /// The registers gdb's `info registers` lists, in its order, from
+    /// the kernel's order in NT_PRSTATUS (`gopeek threads --core`).
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        // user_regs_struct: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx
+        // rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es
+        // fs gs.
+        const AMD64: [(&str, usize); 26] = [
+            ("rax", 10),
+            ("rbx", 5),
+            ("rcx", 11),
+            ("rdx", 12),
+            ("rsi", 13),
+            ("rdi", 14),
+            ("rbp", 4),
+            ("rsp", 19),
+            ("r8", 9),
+            ("r9", 8),
+            ("r10", 7),
+            ("r11", 6),
+            ("r12", 3),
+            ("r13", 2),
+            ("r14", 1),
+            ("r15", 0),
+            ("rip", 16),
+            ("eflags", 18),
+            ("cs", 17),
+            ("ss", 20),
+            ("ds", 23),
+            ("es", 24),
+            ("fs", 25),
+            ("gs", 26),
+            ("fs_base", 21),
+            ("gs_base", 22),
+        ];
+        const ARM64: [&str; 34] = [
+            "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+            "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
+            "x26", "x27", "x28", "x29", "x30", "sp", "pc", "cpsr",
+        ];
+        match self.arch {
+            Arch::Amd64 => AMD64.iter().map(|&(n, i)| (n, self.reg(i))).collect(),
+            Arch::Arm64 => ARM64
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| (n, self.reg(i)))
+                .collect(),
+        }
+    }
+
     /// The register Go keeps the current g in (R14 on amd64 from 1.17's
     /// register ABI, R28 on arm64).
     pub fn g_register(&self) -> u64 {

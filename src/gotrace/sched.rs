@@ -109,6 +109,8 @@ pub struct MAddrs {
     pub g0: u64,
     /// `m.curg`.
     pub curg: u64,
+    /// `m.gsignal`: `gopeek threads` tells a thread in a signal handler.
+    pub gsignal: u64,
     /// `m.vdsoSP`.
     pub vdso_sp: u64,
     /// `m.vdsoPC`.
@@ -127,6 +129,9 @@ pub struct StackFrame {
     pub line: i32,
     /// The PC (runtime address).
     pub pc: u64,
+    /// The frame's SP (`gopeek threads` prints it; not in `sched`'s JSON).
+    #[serde(skip)]
+    pub sp: u64,
     /// This physical PC is not an async safe point (PCDATA_UnsafePoint,
     /// assembly, runtime code); the same for every inlined frame of it.
     pub unsafe_point: bool,

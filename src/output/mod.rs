@@ -15,6 +15,7 @@ pub mod sched;
 mod svg;
 pub mod symbolize;
 mod text;
+pub mod threads;
 mod top;
 
 pub use cpu_formats::{cpu_folded_stacks, write_cpu_folded, write_cpu_speedscope, write_cpu_svg};

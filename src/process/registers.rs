@@ -91,6 +91,73 @@ impl Registers {
     }
 }
 
+/// The registers gdb's `info registers` lists for linux/amd64, in its
+/// order, so that `gopeek threads` can stand in for it.
+#[cfg(target_arch = "x86_64")]
+impl Registers {
+    /// `(name, value)` in gdb's order (the segment registers as the kernel
+    /// stores them, zero-extended).
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        let r = &self.raw;
+        vec![
+            ("rax", r.rax),
+            ("rbx", r.rbx),
+            ("rcx", r.rcx),
+            ("rdx", r.rdx),
+            ("rsi", r.rsi),
+            ("rdi", r.rdi),
+            ("rbp", r.rbp),
+            ("rsp", r.rsp),
+            ("r8", r.r8),
+            ("r9", r.r9),
+            ("r10", r.r10),
+            ("r11", r.r11),
+            ("r12", r.r12),
+            ("r13", r.r13),
+            ("r14", r.r14),
+            ("r15", r.r15),
+            ("rip", r.rip),
+            ("eflags", r.eflags),
+            ("cs", r.cs),
+            ("ss", r.ss),
+            ("ds", r.ds),
+            ("es", r.es),
+            ("fs", r.fs),
+            ("gs", r.gs),
+            ("fs_base", r.fs_base),
+            ("gs_base", r.gs_base),
+        ]
+    }
+}
+
+/// The registers gdb's `info registers` lists for linux/arm64 (general
+/// purpose, sp, pc, cpsr), in its order.
+#[cfg(target_arch = "aarch64")]
+impl Registers {
+    /// `(name, value)` in gdb's order.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        const X: [&str; 31] = [
+            "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+            "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
+            "x26", "x27", "x28", "x29", "x30",
+        ];
+        let r = &self.raw;
+        let mut v: Vec<(&'static str, u64)> =
+            X.iter().copied().zip(r.regs.iter().copied()).collect();
+        v.extend([("sp", r.sp), ("pc", r.pc), ("cpsr", r.pstate)]);
+        v
+    }
+}
+
+/// No live registers on other architectures.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+impl Registers {
+    /// Empty: never constructed here.
+    pub fn named(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+}
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl std::fmt::Debug for Registers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,6 +10,7 @@ use crate::corefile::exe::{self, ExeMatch};
 use crate::corefile::{CoreError, CoreFile, CoreMemory};
 use crate::process::PauseStats;
 use crate::walk::capture::Hold;
+use crate::walk::threads::HeldThread;
 use crate::walk::{ThreadRegs, WalkError};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ pub(crate) struct CoreSource {
     exe_path: PathBuf,
     exe: File,
     matched: ExeMatch,
-    threads: Vec<ThreadRegs>,
+    threads: Vec<HeldThread>,
     written: Option<SystemTime>,
     truncated: usize,
     mem: CoreMemory,
@@ -56,11 +57,16 @@ impl CoreSource {
         let threads = file
             .threads()
             .iter()
-            .map(|t| ThreadRegs {
-                tid: t.tid,
-                pc: t.pc(),
-                sp: t.sp(),
-                lr: t.lr().unwrap_or(0),
+            .map(|t| HeldThread {
+                regs: ThreadRegs {
+                    tid: t.tid,
+                    pc: t.pc(),
+                    sp: t.sp(),
+                    lr: t.lr().unwrap_or(0),
+                },
+                // No /proc state in a core: `-`.
+                state: '-',
+                registers: t.named(),
             })
             .collect();
         let written = std::fs::metadata(core).and_then(|m| m.modified()).ok();
@@ -169,10 +175,14 @@ impl Source for CoreSource {
 }
 
 /// The "hold" of a core: its threads' registers as written.
-pub(crate) struct CoreHold(Vec<ThreadRegs>);
+pub(crate) struct CoreHold(Vec<HeldThread>);
 
 impl Stopped for CoreHold {
     fn threads(&self) -> Vec<ThreadRegs> {
+        self.0.iter().map(|t| t.regs).collect()
+    }
+
+    fn held_threads(&self) -> Vec<HeldThread> {
         self.0.clone()
     }
 

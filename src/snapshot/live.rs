@@ -14,6 +14,7 @@ use crate::process::{
     ThreadState,
 };
 use crate::walk::capture::Hold;
+use crate::walk::threads::HeldThread;
 use crate::walk::{ThreadRegs, WalkError};
 use std::fs::File;
 use std::path::PathBuf;
@@ -209,6 +210,26 @@ impl Stopped for Seized {
                 pc: t.regs.pc(),
                 sp: t.regs.sp(),
                 lr: t.regs.lr(),
+            })
+            .collect()
+    }
+
+    fn held_threads(&self) -> Vec<HeldThread> {
+        let threads = match self {
+            Seized::Local(s) => s.threads(),
+            Seized::Remote(r) => &r.threads,
+        };
+        threads
+            .iter()
+            .map(|t| HeldThread {
+                regs: ThreadRegs {
+                    tid: t.tid,
+                    pc: t.regs.pc(),
+                    sp: t.regs.sp(),
+                    lr: t.regs.lr(),
+                },
+                state: t.state_before,
+                registers: t.regs.named(),
             })
             .collect()
     }

@@ -7,7 +7,7 @@
 //! and read). Timing is returned as data, for the command line to print.
 
 mod census;
-mod core;
+pub(crate) mod core;
 mod godebug;
 pub(crate) mod live;
 pub(crate) mod repeat;
@@ -15,6 +15,7 @@ pub mod sched;
 pub(crate) mod source;
 #[cfg(test)]
 mod tests;
+pub mod threads;
 pub mod values;
 
 use crate::binary::elf::{ElfError, GoBinary};

@@ -23,6 +23,8 @@ pub enum SchedTakeError {
     Snapshot(#[from] SnapshotError),
     #[error("process {pid}: {source}")]
     Sched { pid: i32, source: SchedError },
+    #[error("process {pid} has no thread {tid} (its threads are listed in /proc/{pid}/task)")]
+    NoThread { pid: i32, tid: i32 },
 }
 
 impl crate::exit::ExitStatus for SchedTakeError {
@@ -30,6 +32,7 @@ impl crate::exit::ExitStatus for SchedTakeError {
         match self {
             SchedTakeError::Snapshot(e) => e.exit_code(),
             SchedTakeError::Sched { source, .. } => source.exit_code(),
+            SchedTakeError::NoThread { .. } => crate::exit::NO_PROCESS,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::binary::elf::GoBinary;
 use crate::memory::BatchRead;
 use crate::process::PauseStats;
 use crate::walk::capture::Hold;
+use crate::walk::threads::HeldThread;
 use crate::walk::{ThreadRegs, WalkError};
 use std::time::Duration;
 
@@ -71,6 +72,18 @@ pub(crate) trait Source {
 pub(crate) trait Stopped {
     /// Registers of the stopped threads.
     fn threads(&self) -> Vec<ThreadRegs>;
+    /// Every register and the `/proc` state of each stopped thread
+    /// (`gopeek threads`); by default only what [`Self::threads`] knows.
+    fn held_threads(&self) -> Vec<HeldThread> {
+        self.threads()
+            .into_iter()
+            .map(|regs| HeldThread {
+                regs,
+                state: '?',
+                registers: Vec::new(),
+            })
+            .collect()
+    }
     /// `false` once the pause budget ran out (reads then stop).
     fn within_budget(&self) -> bool;
     /// Lets the target run again; an error if the budget ran out meanwhile.

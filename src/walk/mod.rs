@@ -11,6 +11,7 @@ pub(crate) mod labels;
 pub mod sched;
 pub mod sched_stack;
 pub(crate) mod signal;
+pub mod threads;
 pub(crate) mod unwind;
 
 use crate::binary::program::GoProgram;

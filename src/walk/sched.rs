@@ -237,6 +237,7 @@ pub fn read_sched<M: Memory>(mem: &M, cfg: &SchedConfig<'_>) -> Result<SchedStat
                     m: *addr,
                     g0: f.u64(off.m.g0),
                     curg: f.u64(off.m.curg),
+                    gsignal: f.u64(off.m.gsignal),
                     vdso_sp: f.u64(off.m.vdso_sp),
                     vdso_pc: f.u64(off.m.vdso_pc),
                 },

@@ -55,7 +55,7 @@ fn unsafe_reason(prog: &GoProgram<'_>, link_pc: u64) -> Option<String> {
 }
 
 /// `[lo, hi)` of the stack of g at `g`.
-fn stack_of<M: Memory>(mem: &M, off: &RuntimeOffsets, g: u64) -> Option<(u64, u64)> {
+pub(crate) fn stack_of<M: Memory>(mem: &M, off: &RuntimeOffsets, g: u64) -> Option<(u64, u64)> {
     if g == 0 {
         return None;
     }
@@ -150,6 +150,7 @@ pub fn thread_stack<M: Memory>(
                     file: s.file.to_string(),
                     line: s.line,
                     pc: f.pc,
+                    sp: f.sp,
                     unsafe_point,
                 });
             }
