@@ -112,14 +112,23 @@ fn gdb_registers(pid: i32) -> HashMap<i32, HashMap<String, u64>> {
     all
 }
 
-/// Threads parked in runtime.futex (per gopeek's own symbolization).
+/// Threads parked in runtime.futex (per gopeek's own symbolization) with
+/// no timeout: a timed sleep (sysmon, the stop-the-world initiator's
+/// 100 µs `notetsleep` loop) wakes and re-enters between gopeek's read and
+/// gdb's, changing rax and the stack (seen: -ETIMEDOUT against -516).
 fn futex_threads(j: &Value) -> Vec<&Value> {
     j["threads"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|t| {
-            t["frames"][0]["function"].as_str() == Some("runtime.futex") && t["state"] == "S"
+            let timed = t["frames"].as_array().is_some_and(|f| {
+                f.iter()
+                    .any(|fr| fr["function"].as_str() == Some("runtime.notetsleep_internal"))
+            });
+            t["frames"][0]["function"].as_str() == Some("runtime.futex")
+                && t["state"] == "S"
+                && !timed
         })
         .collect()
 }
@@ -139,8 +148,8 @@ fn registers_match_gdb() {
             wait_running_untraced(t.pid).expect("gdb left the target running");
             let parked = futex_threads(&j);
             assert!(
-                parked.len() >= 2,
-                "{label}: fewer than 2 threads in runtime.futex:\n{j:#}"
+                !parked.is_empty(),
+                "{label}: no thread in an untimed runtime.futex sleep:\n{j:#}"
             );
             let mut diffs = Vec::new();
             for th in &parked {
