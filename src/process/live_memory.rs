@@ -19,6 +19,11 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+/// Requests closer than this are read as one span on the `/proc/PID/mem`
+/// path (a page: g structs sit a few hundred bytes apart in their spans).
+const PREAD_GAP: u64 = 4096;
+/// Longest span read at once on that path.
+const PREAD_SPAN: u64 = 1 << 20;
 /// Remote iovecs per `process_vm_readv` call (the kernel's UIO_MAXIOV).
 pub const IOV_MAX: usize = 1024;
 /// Bytes per `process_vm_readv` call; the kernel silently caps one call at
@@ -91,9 +96,7 @@ impl LiveMemory {
         let mut i = 0;
         while i < n {
             if self.uses_proc_mem() {
-                for (k, (addr, buf)) in requests.iter_mut().enumerate().skip(i) {
-                    results[k] = self.pread_full(*addr, buf);
-                }
+                self.pread_batch(&mut requests[i..], &mut results[i..]);
                 break;
             }
             // Gather one call's worth of non-empty, non-wrapping requests.
@@ -228,6 +231,54 @@ impl LiveMemory {
             }
         }
         self.pread_full(addr, buf)
+    }
+
+    /// The `/proc/PID/mem` path of [`LiveMemory::read_batch`] (under sudo,
+    /// after the drop): one `pread` per request would cost a syscall per
+    /// g struct, so requests are sorted and those within [`PREAD_GAP`] of
+    /// each other read as one span (at most [`PREAD_SPAN`] bytes) and
+    /// copied out. A span that cannot be read whole is read request by
+    /// request, so each failure stays its own, as in the other path.
+    fn pread_batch(
+        &self,
+        requests: &mut [(u64, &mut [u8])],
+        results: &mut [Result<(), MemoryError>],
+    ) {
+        let mut order: Vec<usize> = (0..requests.len())
+            .filter(|&k| !requests[k].1.is_empty())
+            .collect();
+        order.sort_by_key(|&k| requests[k].0);
+        let mut scratch = Vec::new();
+        let mut g = 0;
+        while g < order.len() {
+            let start = requests[order[g]].0;
+            let mut end = start.saturating_add(requests[order[g]].1.len() as u64);
+            let mut h = g + 1;
+            while h < order.len() {
+                let (a, len) = (requests[order[h]].0, requests[order[h]].1.len() as u64);
+                let e = a.saturating_add(len).max(end);
+                if a > end.saturating_add(PREAD_GAP) || e - start > PREAD_SPAN {
+                    break;
+                }
+                end = e;
+                h += 1;
+            }
+            let whole = h - g > 1 && {
+                scratch.resize((end - start) as usize, 0);
+                self.pread_full(start, &mut scratch).is_ok()
+            };
+            for &k in &order[g..h] {
+                let (addr, buf) = &mut requests[k];
+                if whole {
+                    let off = (*addr - start) as usize;
+                    let len = buf.len();
+                    buf.copy_from_slice(&scratch[off..off + len]);
+                } else {
+                    results[k] = self.pread_full(*addr, buf);
+                }
+            }
+            g = h;
+        }
     }
 
     fn pread_full(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
@@ -415,19 +466,53 @@ mod tests {
                 }
             })
             .collect();
-        let mut bufs = vec![[0u8; 1]; ranges.len()];
-        let mut reqs: Vec<(u64, &mut [u8])> = ranges
+        for m in [LiveMemory::new(me), LiveMemory::proc_mem_only(me).unwrap()] {
+            let mut bufs = vec![[0u8; 1]; ranges.len()];
+            let mut reqs: Vec<(u64, &mut [u8])> = ranges
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(&(addr, _), b)| (addr, &mut b[..]))
+                .collect();
+            let results = m.read_batch(&mut reqs);
+            assert_eq!(results.iter().filter(|r| r.is_err()).count(), 4);
+            assert_eq!(results.len(), 2500);
+            assert_eq!(bufs[2499][0], data[2499]);
+            assert_eq!(bufs[1234][0], data[1234]);
+            assert_eq!(
+                bufs[5][0], 0,
+                "an unreadable range leaves its buffer untouched"
+            );
+        }
+    }
+
+    /// The `/proc/PID/mem` path reads nearby requests as one span: each
+    /// buffer gets exactly its own bytes, in any request order, with
+    /// overlapping and zero-length requests.
+    #[test]
+    fn proc_mem_spans_copy_each_request_exactly() {
+        let me = std::process::id() as i32;
+        let data: Vec<u8> = (0..20000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let base = data.as_ptr() as u64;
+        let wanted: Vec<(u64, usize)> = vec![
+            (9000, 40),
+            (10, 5),
+            (12, 30),
+            (5000, 0),
+            (19990, 10),
+            (100, 1),
+            (14000, 3000),
+        ];
+        let m = LiveMemory::proc_mem_only(me).unwrap();
+        let mut bufs: Vec<Vec<u8>> = wanted.iter().map(|&(_, n)| vec![0xee; n]).collect();
+        let mut reqs: Vec<(u64, &mut [u8])> = wanted
             .iter()
             .zip(bufs.iter_mut())
-            .map(|(&(addr, _), b)| (addr, &mut b[..]))
+            .map(|(&(off, _), b)| (base + off, &mut b[..]))
             .collect();
-        let results = LiveMemory::new(me).read_batch(&mut reqs);
-        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 4);
-        assert_eq!(results.len(), 2500);
-        assert_eq!(bufs[2499][0], data[2499]);
-        assert_eq!(
-            bufs[5][0], 0,
-            "an unreadable range leaves its buffer untouched"
-        );
+        let r = m.read_batch(&mut reqs);
+        assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+        for (&(off, n), b) in wanted.iter().zip(&bufs) {
+            assert_eq!(&b[..], &data[off as usize..off as usize + n], "at {off}");
+        }
     }
 }
