@@ -337,9 +337,13 @@ fn assert_stw_named(what: &str, r: &Run, reason: &str) {
         "{what}: initiator (goroutine 1) not named:\n{out}"
     );
     let g = spinner(r);
+    // ", running for N ms" follows when sysmon has sampled the P's current
+    // schedtick (its only record of when the goroutine started running);
+    // right after the stop began it may not have yet.
     assert!(
         out.lines().any(|l| l.starts_with("  waiting for: P")
-            && l.contains(&format!(", goroutine {g}, running for "))),
+            && (l.contains(&format!(", goroutine {g}, running for "))
+                || l.ends_with(&format!(", goroutine {g}")))),
         "{what}: the spinner (goroutine {g}) is not named as the one it waits for:\n{out}"
     );
     let j = r
