@@ -537,7 +537,7 @@ fn core_matches_live() {
                 .map(|th| (th["tid"].as_i64().unwrap(), th))
                 .collect();
             let parked = futex_threads(&live);
-            assert!(parked.len() >= 2, "{label}: {live:#}");
+            assert!(!parked.is_empty(), "{label}: {live:#}");
             let mut diffs = Vec::new();
             for th in &parked {
                 let tid = th["tid"].as_i64().unwrap();
