@@ -75,12 +75,9 @@ fn run(
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    // A blocker's thread caught where no unwinder gets past the runtime
-    // (the prologue or epilogue of runtime.nanotime1, which the spinner
-    // calls in its loop, before its vDSO bookkeeping is set or after it is
-    // undone; or the signal handler refusing one of the preemption signals
-    // it is sent) has a stack without the spinner's frame: the reading is
-    // then taken again (these spots are a small part of the loop's time).
+    // One reading: the blocker's stack is read under a brief hold of its
+    // thread, through nanotime1's frame pointer and the preemption
+    // signal's frame where it is caught there (no retry).
     let read_json = || -> Option<serde_json::Value> {
         gopeek()
             .args(["sched", "--pid", &pid, "--format", "json"])
@@ -89,24 +86,7 @@ fn run(
             .filter(|o| o.status.success())
             .and_then(|o| serde_json::from_slice(&o.stdout).ok())
     };
-    let cut_in_the_runtime = |j: &serde_json::Value| {
-        j["stw"]["waiting_for"][0]["frames"]
-            .as_array()
-            .is_some_and(|fs| {
-                !fs.iter().any(|f| {
-                    f["function"]
-                        .as_str()
-                        .is_some_and(|f| f.starts_with("main."))
-                })
-            })
-    };
-    let mut json = read_json();
-    for _ in 0..10 {
-        if !json.as_ref().is_some_and(cut_in_the_runtime) {
-            break;
-        }
-        json = read_json();
-    }
+    let json = read_json();
     assert_running_untraced(target.pid);
     while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
         let done = l == "done";

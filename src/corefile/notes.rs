@@ -66,6 +66,14 @@ impl CoreThread {
         }
     }
 
+    /// The frame pointer (rbp, x29).
+    pub fn fp(&self) -> u64 {
+        match self.arch {
+            Arch::Amd64 => self.reg(4),
+            Arch::Arm64 => self.reg(29),
+        }
+    }
+
     /// The registers gdb's `info registers` lists, in its order, from
     /// the kernel's order in NT_PRSTATUS (`gopeek threads --core`).
     pub fn named(&self) -> Vec<(&'static str, u64)> {

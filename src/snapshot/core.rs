@@ -63,6 +63,7 @@ impl CoreSource {
                     pc: t.pc(),
                     sp: t.sp(),
                     lr: t.lr().unwrap_or(0),
+                    fp: t.fp(),
                 },
                 // No /proc state in a core: `-`.
                 state: '-',

@@ -210,6 +210,7 @@ impl Stopped for Seized {
                 pc: t.regs.pc(),
                 sp: t.regs.sp(),
                 lr: t.regs.lr(),
+                fp: t.regs.fp(),
             })
             .collect()
     }
@@ -227,6 +228,7 @@ impl Stopped for Seized {
                     pc: t.regs.pc(),
                     sp: t.regs.sp(),
                     lr: t.regs.lr(),
+                    fp: t.regs.fp(),
                 },
                 state: t.state_before,
                 registers: t.regs.named(),

@@ -11,6 +11,7 @@ use crate::layout::{load_program, SchedDetailOffsets};
 use crate::walk::capture::Hold;
 use crate::walk::sched::{read_sched, SchedConfig, SchedError};
 use crate::walk::sched_stack::thread_stack;
+use crate::walk::signal::interrupted_contexts;
 use crate::walk::ThreadRegs;
 use std::time::{Duration, SystemTime};
 use thiserror::Error;
@@ -83,9 +84,37 @@ fn unwind_threads<M: crate::memory::Memory>(
     which: &[usize],
     threads: &[ThreadRegs],
 ) {
+    use crate::memory::MemoryExt;
+    let wcfg = crate::walk::WalkConfig {
+        prog,
+        off,
+        bias,
+        wait_reasons: Vec::new(),
+        gstatus: Vec::new(),
+        frame_registers: false,
+    };
     for &i in which {
-        let m = &state.ms[i];
+        // The M was read before the hold when reading while running: its
+        // vDSO bookkeeping and curg are read again, as they are now.
+        let mut m = state.ms[i].clone();
+        let a = m.addrs.m;
+        if a != 0 {
+            let now = |o: u64| mem.read_u64(a.wrapping_add(o));
+            if let (Ok(sp), Ok(pc), Ok(g)) =
+                (now(off.m.vdso_sp), now(off.m.vdso_pc), now(off.m.curg))
+            {
+                m.addrs.vdso_sp = sp;
+                m.addrs.vdso_pc = pc;
+                m.addrs.curg = g;
+            }
+        }
+        let m = &m;
         if let Some(regs) = threads.iter().find(|t| t.tid as u64 == m.thread_id) {
+            // Caught in Go's signal handler (refusing a preemption
+            // signal): the stack of the context the signal interrupted.
+            let regs = &interrupted_contexts(&wcfg, mem, vec![*regs])
+                .pop()
+                .unwrap_or(*regs);
             let st = thread_stack(mem, prog, off, bias, m, regs);
             state.stacks.push(st);
         }

@@ -69,6 +69,9 @@ pub struct ThreadRegs {
     pub(crate) sp: u64,
     /// The link register (arm64), 0 where there is none.
     pub(crate) lr: u64,
+    /// The frame pointer (rbp, x29), 0 where unknown: the way past an
+    /// assembly function that switched stacks, where pclntab stops.
+    pub(crate) fp: u64,
 }
 
 /// What the walker needs to know about the target besides its memory.

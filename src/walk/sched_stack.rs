@@ -9,6 +9,7 @@
 
 use super::unwind::{unwind, UnwindCache, UnwindStart};
 use super::ThreadRegs;
+use crate::binary::elf::Arch;
 use crate::binary::program::GoProgram;
 use crate::binary::symbolize::frames_at;
 use crate::gotrace::sched::{MState, StackFrame, ThreadStack};
@@ -52,6 +53,30 @@ fn unsafe_reason(prog: &GoProgram<'_>, link_pc: u64) -> Option<String> {
         ));
     }
     None
+}
+
+/// Largest gap from SP to the frame pointer of an SP-writing function.
+const MAX_SPWRITE_FRAME: u64 = 64 * 1024;
+
+/// The return address and caller's SP of an innermost SP-writing
+/// function, by its frame pointer (amd64 only: arm64's SP-writing
+/// functions do not keep x29 as the assembler's frame pointer).
+fn past_spwrite<M: Memory>(
+    mem: &M,
+    prog: &GoProgram<'_>,
+    bias: u64,
+    regs: &ThreadRegs,
+) -> Option<(u64, u64)> {
+    let fp = regs.fp;
+    if prog.bin.arch() != Arch::Amd64 || fp < regs.sp || fp - regs.sp > MAX_SPWRITE_FRAME {
+        return None;
+    }
+    let ret = mem.read_u64(fp.wrapping_add(8)).ok()?;
+    let in_go = prog
+        .pclntab
+        .find_func(ret.wrapping_sub(1).wrapping_sub(bias))
+        .is_ok();
+    (ret != 0 && in_go).then_some((ret, fp.wrapping_add(16)))
 }
 
 /// `[lo, hi)` of the stack of g at `g`.
@@ -125,7 +150,11 @@ pub fn thread_stack<M: Memory>(
             }
         }
     }
-    for (pc, sp, trap, bounds) in segments {
+    let spwrite_at_top = in_go(regs.pc) && segments.len() == 1;
+    let mut i = 0;
+    while i < segments.len() {
+        let (pc, sp, trap, bounds) = segments[i];
+        i += 1;
         let (lo, hi) = bounds.unwrap_or((sp, sp.saturating_add(64 * 1024)));
         let start = UnwindStart {
             pc,
@@ -136,6 +165,23 @@ pub fn thread_stack<M: Memory>(
             lr: if trap { regs.lr } else { 0 },
         };
         let uw = unwind(tab, &mut cache, bias, mem, start, lo, hi);
+        if spwrite_at_top && i == 1 && uw.frames.len() == 1 && uw.error.is_none() {
+            // Go's unwinder stops at an innermost assembly function that
+            // writes SP (nanotime1 around its vDSO call, before it sets
+            // m.vdsoSP or after it cleared it); on amd64 that function
+            // pushed its caller's frame pointer first, so gdb's way goes
+            // on: the return address at [rbp+8], the caller's SP rbp+16.
+            if let Some((ret, csp)) = past_spwrite(mem, prog, bias, regs) {
+                let b = if within(curg, csp) {
+                    curg
+                } else if within(g0, csp) {
+                    g0
+                } else {
+                    None
+                };
+                segments.push((ret, csp, false, b));
+            }
+        }
         for f in &uw.frames {
             if out.frames.len() >= MAX_FRAMES {
                 break;

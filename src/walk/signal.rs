@@ -78,7 +78,19 @@ fn one_level<M: Memory>(
         // x30 sits one register below sp in the saved sigcontext.
         Arch::Arm64 => mem.read_u64(entry_sp.wrapping_add(sp_off - 8)).ok()?,
     };
-    (sp != 0 && pc != 0).then_some(ThreadRegs { pc, sp, lr, ..t })
+    // rbp follows r8..r15, rdi, rsi; x29 is two registers below sp.
+    let fp_off = match arch {
+        Arch::Amd64 => 48 + 80,
+        Arch::Arm64 => sp_off - 16,
+    };
+    let fp = mem.read_u64(entry_sp.wrapping_add(fp_off)).unwrap_or(0);
+    (sp != 0 && pc != 0).then_some(ThreadRegs {
+        pc,
+        sp,
+        lr,
+        fp,
+        ..t
+    })
 }
 
 /// Each thread stopped inside `runtime.sigtramp` replaced by the context

@@ -205,19 +205,14 @@ fn backtrace<M: Memory>(
                 frames.extend(go_frames(&st.frames));
                 if st.frames.len() == 1 && st.error.is_none() && m.addrs.vdso_sp != 0 {
                     // Interrupted in nanotime1/walltime after it set
-                    // m.vdsoPC/SP: its Go caller is there.
+                    // m.vdsoPC/SP: its Go caller is there. (Before that,
+                    // or after it cleared them, thread_stack goes on by
+                    // the frame pointer the signal frame saved.)
                     let (pc, sp) = (m.addrs.vdso_pc, m.addrs.vdso_sp);
                     frames.extend(continue_at(mem, cfg, m, t, pc, sp));
                 }
                 return (frames, st.error);
             }
-        }
-        if in_go && st.frames.len() == 1 && st.error.is_none() {
-            // Go's unwinder stops at an assembly function that writes SP
-            // (nanotime1, mcall...), as Go's own does; on amd64 such a
-            // function has pushed its caller's frame pointer by then, so
-            // gdb's way goes on: the return address at [rbp+8].
-            frames.extend(past_spwrite(mem, cfg, m, t));
         }
         return (frames, st.error);
     }
@@ -260,27 +255,6 @@ fn interrupted<M: Memory>(
     };
     let ctx = interrupted_contexts(&wcfg, mem, vec![regs]).pop()?;
     (ctx.pc != regs.pc || ctx.sp != regs.sp).then_some(ctx)
-}
-
-/// The caller's frames of an innermost SP-writing assembly function, by
-/// its frame pointer: unwound from the call instruction (`ret - 1`, whose
-/// SP delta and line are the call's), shown at the return address.
-fn past_spwrite<M: Memory>(
-    mem: &M,
-    cfg: &ThreadsConfig<'_, '_>,
-    m: &MState,
-    t: &HeldThread,
-) -> Vec<ThreadFrame> {
-    let Some(fp) = t.reg("rbp") else {
-        return Vec::new();
-    };
-    if fp < t.regs.sp || fp - t.regs.sp > MAX_C_FRAME {
-        return Vec::new();
-    }
-    let Ok(ret) = mem.read_u64(fp.wrapping_add(8)) else {
-        return Vec::new();
-    };
-    continue_at(mem, cfg, m, t, ret, fp.wrapping_add(16))
 }
 
 /// Go frames from a return address `ret` and the SP after the return.

@@ -341,6 +341,7 @@ impl World {
                     pc: g.pcs[0],
                     sp: Self::sp(slot),
                     lr: 0,
+                    fp: 0,
                 })
             })
             .collect()
