@@ -370,3 +370,86 @@ fn leaks_over_cores() {
     assert_eq!(out.status.code(), Some(2), "cores out of order");
     assert!(String::from_utf8_lossy(&out.stderr).contains("oldest first"));
 }
+
+/// The aarch64 static gopeek (scripts/release ships it; scripts/test
+/// builds it in debug) run under qemu-aarch64 reads an arm64 core exactly
+/// as the host's gopeek does: the same text, every goroutine, and the
+/// same JSON. Only 1.27 default: what is tested is the arm64 build of
+/// gopeek, not another layout.
+#[test]
+fn aarch64_static_gopeek_reads_an_arm64_core() {
+    let Some(bin) = qemu::arm64_parked("1.27", false) else {
+        return;
+    };
+    let Some(arm) = present(
+        root().join("target/aarch64-unknown-linux-musl/debug/gopeek"),
+        "aarch64 static gopeek",
+        "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc cargo build --target aarch64-unknown-linux-musl (scripts/test does)",
+    ) else {
+        return;
+    };
+    let elf = std::process::Command::new("readelf")
+        .args(["-hlW"])
+        .arg(&arm)
+        .output()
+        .unwrap();
+    let elf = String::from_utf8_lossy(&elf.stdout);
+    assert!(
+        elf.contains("AArch64"),
+        "{} is not arm64:\n{elf}",
+        arm.display()
+    );
+    assert!(
+        !elf.contains("INTERP"),
+        "{} is not static:\n{elf}",
+        arm.display()
+    );
+    let c = qemu::qemu_crash(&bin);
+    for args in [&["--system"][..], &["--format", "json"][..]] {
+        let host = gopeek()
+            .args(["dump", "--core"])
+            .arg(&c.core)
+            .args(args)
+            .output()
+            .unwrap();
+        let guest = std::process::Command::new("/usr/bin/qemu-aarch64")
+            .arg(&arm)
+            .args(["dump", "--core"])
+            .arg(&c.core)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            host.status.success(),
+            "host gopeek: {}",
+            String::from_utf8_lossy(&host.stderr)
+        );
+        assert!(
+            guest.status.success(),
+            "aarch64 gopeek under qemu ({}): {}",
+            guest.status,
+            String::from_utf8_lossy(&guest.stderr)
+        );
+        let (h, g) = (
+            String::from_utf8_lossy(&host.stdout),
+            String::from_utf8_lossy(&guest.stdout),
+        );
+        assert!(
+            h.matches("goroutine ").count() >= 25 || h.contains("\"goroutines\""),
+            "{h}"
+        );
+        // JSON carries the time of the reading and the pause: compare
+        // everything else.
+        let strip = |s: &str| {
+            s.lines()
+                .filter(|l| !l.contains("\"taken_at\"") && !l.contains("\"pause_us\""))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            strip(&h),
+            strip(&g),
+            "dump --core {args:?}: host and aarch64 gopeek differ"
+        );
+    }
+}

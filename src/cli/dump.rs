@@ -3,7 +3,7 @@
 
 use super::analysis::DumpAnalysisArgs;
 use super::error::{CliError, Doing, UsageError};
-use super::forbid_writes;
+use super::{forbid_writes, forbid_writes_offline};
 use gopeek::analyze::group;
 use gopeek::dump::DumpSnapshot;
 use gopeek::output::{
@@ -113,7 +113,11 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         },
         None => None,
     };
-    forbid_writes()?;
+    if a.core.is_some() {
+        forbid_writes_offline()?;
+    } else {
+        forbid_writes()?;
+    }
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = SnapshotOptions {
         max_pause,

@@ -3,7 +3,7 @@
 
 use super::analysis::{parse_duration, SimilarityArg};
 use super::error::{CliError, Doing, UsageError};
-use super::forbid_writes;
+use super::{forbid_writes, forbid_writes_offline};
 use gopeek::analyze::leaks;
 use gopeek::exit::LEAK_FOUND;
 use gopeek::output::write_json;
@@ -91,7 +91,7 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
             )
             .into());
         }
-        forbid_writes()?;
+        forbid_writes_offline()?;
         return from_cores(&args, &opts);
     }
     let Some(pid) = args.pid else {

@@ -101,6 +101,29 @@ pub(crate) fn forbid_writes() -> Result<(), CliError> {
     Ok(())
 }
 
+/// [`forbid_writes`] for a command that reads only files (a core and its
+/// executable): where the kernel (or an emulator such as qemu-user, which
+/// runs the aarch64 gopeek on other machines) has no seccomp, gopeek says
+/// so and goes on, since no process is touched; any other failure stops it.
+pub(crate) fn forbid_writes_offline() -> Result<(), CliError> {
+    use gopeek::process::ProcessError;
+    let no_seccomp = |e: &ProcessError| {
+        matches!(e, ProcessError::Seccomp { errno, .. }
+            if *errno == nix::errno::Errno::ENOSYS || *errno == nix::errno::Errno::EINVAL)
+    };
+    match gopeek::process::seccomp::install_read_only_filter() {
+        Ok(()) => {}
+        Err(e) if no_seccomp(&e) => {
+            eprintln!("gopeek: note: no seccomp here ({e}); reading files only, no process is touched");
+            return Ok(());
+        }
+        Err(e) => return Err(e).doing("installing the read-only seccomp filter"),
+    }
+    gopeek::process::seccomp::forbid_open_for_write()
+        .doing("installing the no-write-open seccomp filter")?;
+    Ok(())
+}
+
 /// A report on stdout, as text or as one JSON document (`pretty`:
 /// indented).
 pub(crate) fn write_report(
