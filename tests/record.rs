@@ -5,7 +5,8 @@
 //!
 //! * total-variation distance of flat per-function shares <= 0.06, and
 //!   every function with >= 5% of Go's samples within ±3 points;
-//! * per-label shares (`work=a..d`) within ±3 points;
+//! * per-label shares (`work=a..d`, and `e` in C through cgo in the cgo
+//!   build) within ±3 points;
 //! * >= 99% of gopeek's samples in `main.burnX` carry a goroutine id that
 //!   the fixture says runs `burnX`;
 //! * the dominant caller chain of each of Go's functions with >= 5% flat
@@ -251,7 +252,9 @@ fn compare(r: &Recorded) {
         );
     }
     let (go_l, gp_l) = (shares(&go, label), shares(gp, label));
-    for k in ["a", "b", "c", "d"] {
+    let mut ks: Vec<&String> = r.workers.keys().collect();
+    ks.sort();
+    for k in ks {
         let (a, b) = (
             go_l.get(k).copied().unwrap_or(0.0),
             gp_l.get(k).copied().unwrap_or(0.0),
@@ -384,6 +387,20 @@ fn oracle_go1_19_stripped() {
 #[test]
 fn oracle_go1_19_pie() {
     check("1.19", "pie")
+}
+
+/// A cgo build: the fifth worker (work=e) spends its time in C, which Go
+/// books to the Go stack of the cgo call (runtime.cgocall under
+/// main._Cfunc_burn_e under main.burnE); gopeek must too.
+#[test]
+fn oracle_go1_27_cgo() {
+    let Some(bin) = fixture("1.27", "cgo", "cpuburn") else {
+        return;
+    };
+    let r = record_oracle(&bin, &[]);
+    check_format(&r.gopeek, true);
+    assert!(r.workers.contains_key("e"), "{:?}", r.workers);
+    compare(&r);
 }
 
 /// The ptrace backend (running threads stopped at jittered ticks) against

@@ -7,6 +7,7 @@
 //	main.burnB   work=b  its hot loop is main.mixB, inlined into it, 3 goroutines
 //	main.burnC   work=c  syscall-heavy: reads /dev/zero, 2 goroutines
 //	main.burnD   work=d  calls main.leafD (generic, not inlined), 1 goroutine
+//	main.burnE   work=e  in C through cgo (cgo builds only, cgo.go), 1 goroutine
 //
 // Protocol: prints `workers {"a":[goids],...}` (which goroutine ids run
 // which function), then `ready <pid>`, once every worker runs. On the
@@ -41,6 +42,9 @@ var sink uint64
 
 // ops counts the work done (see the package doc).
 var ops uint64
+
+// cgoWorker is burnE in cgo builds (cgo.go), else nil.
+var cgoWorker func()
 
 func goid() int64 {
 	b := make([]byte, 64)
@@ -124,6 +128,13 @@ func main() {
 		n     int
 		f     func()
 	}{{"a", 4, burnA}, {"b", 3, burnB}, {"c", 2, burnC}, {"d", 1, burnD}}
+	if cgoWorker != nil {
+		workers = append(workers, struct {
+			label string
+			n     int
+			f     func()
+		}{"e", 1, cgoWorker})
+	}
 	var mu sync.Mutex
 	ids := map[string][]int64{}
 	var wg sync.WaitGroup

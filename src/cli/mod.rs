@@ -114,7 +114,9 @@ pub(crate) fn forbid_writes_offline() -> Result<(), CliError> {
     match gopeek::process::seccomp::install_read_only_filter() {
         Ok(()) => {}
         Err(e) if no_seccomp(&e) => {
-            eprintln!("gopeek: note: no seccomp here ({e}); reading files only, no process is touched");
+            eprintln!(
+                "gopeek: note: no seccomp here ({e}); reading files only, no process is touched"
+            );
             return Ok(());
         }
         Err(e) => return Err(e).doing("installing the read-only seccomp filter"),

@@ -292,7 +292,35 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             lr: 0,
         };
         let external = !self.is_go_pc(regs.ip);
-        if !external {
+        // In C through cgo: Go's sigprof books the sample to the Go stack
+        // of the cgo call (`curg.syscallpc/syscallsp`, saved by
+        // entersyscall in runtime.cgocall) while the M has a cgo call in
+        // progress; C frames only where a cgo traceback is registered,
+        // which gopeek cannot call. The M's `ncgo`, read once per drain,
+        // is stale by now; the sign is the thread's: outside Go, off the
+        // goroutine's stack (on g0, where asmcgocall runs C), with the
+        // goroutine's syscall PC/SP set. (R14 still holds the goroutine in
+        // C code, callee-saved, so `system` may be false here.)
+        let cgo_call = goroutine
+            .as_ref()
+            .filter(|g| {
+                external
+                    && !on(g)
+                    && g.syscallpc != 0
+                    && g.syscallsp >= g.stack_lo
+                    && g.syscallsp < g.stack_hi
+            })
+            .map(|g| (g.syscallpc, g.syscallsp, g.stack_lo, g.stack_hi));
+        if let Some((pc, csp, lo, ghi)) = cgo_call {
+            let st = UnwindStart {
+                pc,
+                sp: csp,
+                trap: false,
+                syscall: true,
+                lr: 0,
+            };
+            outcome = self.walk(self.mem, st, lo, ghi, &mut frames);
+        } else if !external {
             outcome = self.walk(&mem, start, sp, hi, &mut frames);
         } else {
             // C or the vDSO: frame pointers back to the first Go frame.
@@ -333,7 +361,7 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             }
         }
         // On the system stack: continue on the goroutine's stack.
-        if system {
+        if system && cgo_call.is_none() {
             if let (Some(g), Some(&last)) = (goroutine.as_ref(), self.buf.frames.last()) {
                 if outcome == Outcome::Whole && !frames.is_empty() {
                     let jump = match self.special(last.func) {

@@ -42,6 +42,7 @@ pub fn crash_after(bin: &Path, args: &[&str], wait_ms: u64) -> Crash {
         .envs(&[("GOTRACEBACK", "crash")])
         .core_dumps()
         .start();
+    settle_after_ready(run.pid);
     std::thread::sleep(std::time::Duration::from_millis(wait_ms));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.pid, libc::SIGQUIT) };
@@ -63,6 +64,29 @@ pub fn crash_after(bin: &Path, args: &[&str], wait_ms: u64) -> Crash {
         _run: run,
         core,
         stderr,
+    }
+}
+
+/// Waits (up to 5 s) until no thread of `pid` is still inside the
+/// `write` of its `ready` line: a goroutine caught there is printed as
+/// `[syscall]` by the crash and may have left the syscall (`[runnable]`)
+/// by the time the core is written, a race of the test, not of gopeek.
+fn settle_after_ready(pid: i32) {
+    const SYS_WRITE: &str = "1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let writing = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).any(|e| {
+                    std::fs::read_to_string(e.path().join("syscall"))
+                        .is_ok_and(|s| s.split_whitespace().next() == Some(SYS_WRITE))
+                })
+            })
+            .unwrap_or(false);
+        if !writing {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
