@@ -6,6 +6,7 @@
 //! a stripped Go binary still has, but which may also be gone), and the few
 //! symbols gopeek uses when `.symtab` survives.
 
+use super::cursor::Bytes;
 use crate::memory::{Memory, MemoryError};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use std::borrow::Cow;
@@ -90,20 +91,6 @@ pub struct Section {
     pub(crate) file_range: Option<(u64, u64)>,
 }
 
-enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
-}
 
 /// A Go executable (or any ELF, until proven otherwise), indexed for reading.
 pub struct GoBinary {

@@ -18,6 +18,7 @@ mod tests;
 pub use memory::{CoreMemory, ExeRange};
 pub use notes::{CoreThread, FileMapping};
 
+use crate::binary::cursor::Bytes;
 use crate::binary::elf::Arch;
 use object::elf::{FileHeader64, ProgramHeader64, ET_CORE, PF_W, PT_LOAD, PT_NOTE};
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -83,21 +84,6 @@ pub struct CoreSegment {
     pub writable: bool,
 }
 
-/// The bytes of a core file: mapped, or owned (tests, the fuzzer).
-enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
-    }
-}
 
 /// A parsed core file.
 pub struct CoreFile {
