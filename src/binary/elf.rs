@@ -91,7 +91,6 @@ pub struct Section {
     pub(crate) file_range: Option<(u64, u64)>,
 }
 
-
 /// A Go executable (or any ELF, until proven otherwise), indexed for reading.
 pub struct GoBinary {
     path: PathBuf,

@@ -84,7 +84,6 @@ pub struct CoreSegment {
     pub writable: bool,
 }
 
-
 /// A parsed core file.
 pub struct CoreFile {
     path: PathBuf,

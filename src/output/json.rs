@@ -221,6 +221,22 @@ mod tests {
                     goroutine(2, shared.clone()),
                     goroutine(3, shared.clone()),
                     goroutine(4, Arc::from(Vec::new())),
+                    // Own arguments on shared frames (the unshared path),
+                    // one of them not known (inlined: null).
+                    GoroutineSnapshot {
+                        args: Some(Arc::from(vec![
+                            Some(Arc::from("0xc000012345, \"x\"")),
+                            None,
+                        ])),
+                        ..goroutine(5, shared.clone())
+                    },
+                    GoroutineSnapshot {
+                        args: Some(Arc::from(vec![
+                            Some(Arc::from("{...}")),
+                            Some(Arc::from("0x1")),
+                        ])),
+                        ..goroutine(6, shared.clone())
+                    },
                 ],
                 warnings,
             };
