@@ -2,21 +2,32 @@
 //! ptrace attachment, and does exactly what [`Request`] lists, for one
 //! target, one hold at a time. It ends (releasing any hold) on EOF, on a
 //! malformed request, or on a request out of order.
+//!
+//! One budget bounds every hold of a session together: [`MAX_PAUSE_CAP`]
+//! (60 s) of held time in total, whatever the reader asks and however
+//! many holds it asks for (`leaks` samples, `sched --interval` readings).
+//! Each hold gets at most what is left; once it is spent a hold is
+//! refused (exit 6), so the dropped reader can never keep the target
+//! stopped for longer in total than one capped hold could.
 
 use super::wire::{recv, send, Reply, Request};
 use super::Verify;
 use crate::exit::ExitStatus;
 use crate::process::{proc_fs, SeizeOptions, SeizedProcess};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Longest hold the monitor grants, whatever the reader asks.
+/// Longest the monitor holds the target in one session, over all holds
+/// together, whatever the reader asks.
 pub(super) const MAX_PAUSE_CAP: Duration = Duration::from_secs(60);
 
 /// Serves requests until the reader goes away; every hold is released
 /// before this returns.
 pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
-    let mut held: Option<SeizedProcess> = None;
+    let mut held: Option<(SeizedProcess, Instant)> = None;
+    // Held time of the session so far (each hold from before its seize to
+    // after its detach, so never under-counted).
+    let mut spent = Duration::ZERO;
     while let Ok(frame) = recv(&mut sock) {
         let Some(req) = Request::decode(&frame) else {
             break;
@@ -26,21 +37,36 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
                 if held.is_some() {
                     break;
                 }
-                match hold(pid, max_pause, only, verify) {
+                let left = MAX_PAUSE_CAP.saturating_sub(spent);
+                let t0 = Instant::now();
+                let granted = if left.is_zero() {
+                    Err(spent_reply(pid))
+                } else {
+                    hold(pid, max_pause.min(left), only, verify)
+                };
+                match granted {
                     Ok(s) => {
                         let r = Reply::Held(s.threads().to_vec());
-                        held = Some(s);
+                        held = Some((s, t0));
                         r
                     }
-                    Err(reply) => reply,
+                    Err(reply) => {
+                        spent += t0.elapsed();
+                        reply
+                    }
                 }
             }
             Request::Budget => {
-                Reply::Budget(held.as_ref().is_some_and(|h| h.check_budget().is_ok()))
+                Reply::Budget(held.as_ref().is_some_and(|(h, _)| h.check_budget().is_ok()))
             }
-            Request::Release => {
-                Reply::Released(held.take().map(|h| h.detach()).unwrap_or_default())
-            }
+            Request::Release => Reply::Released(match held.take() {
+                Some((h, t0)) => {
+                    let stats = h.detach();
+                    spent += t0.elapsed();
+                    stats
+                }
+                None => Default::default(),
+            }),
         };
         if send(&mut sock, &reply.encode()).is_err() {
             break;
@@ -65,7 +91,7 @@ fn hold(
         }
     };
     let opts = SeizeOptions {
-        max_pause: max_pause.min(MAX_PAUSE_CAP),
+        max_pause,
         // The monitor ignores job-control signals altogether.
         defer_stop_signals: false,
         only_threads: only,
@@ -79,4 +105,15 @@ fn hold(
         return Err(Reply::Error { code, message });
     }
     Ok(seized)
+}
+
+/// The refusal once the session's hold budget is spent.
+fn spent_reply(pid: i32) -> Reply {
+    Reply::Error {
+        code: crate::exit::PAUSE_BUDGET,
+        message: format!(
+            "process {pid}: the root monitor's hold budget for this run ({} s of holds in total) is spent, so the target was not held again; run gopeek again for more readings",
+            MAX_PAUSE_CAP.as_secs()
+        ),
+    }
 }
