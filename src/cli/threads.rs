@@ -47,8 +47,9 @@ pub(crate) struct ThreadsArgs {
 /// and the audit log says so before anything is opened; the target is
 /// opened as root and root dropped for good before the executable is
 /// parsed; the root monitor makes the hold (re-checking the policy on the
-/// held target) and reports the registers; the outcome is logged. Without `show_memory`, only rip, rsp and rbp of
-/// the registers are shown (the others may hold the target's data).
+/// held target) and reports the registers; the outcome is logged.
+/// Without `show_memory`, only rip, rsp and rbp of the registers are
+/// shown (the others may hold the target's data).
 pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
     if sudo.is_some() && a.core.is_some() {
         return Err(UsageError(

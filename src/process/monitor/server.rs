@@ -25,9 +25,7 @@ pub(super) const MAX_PAUSE_CAP: Duration = Duration::from_secs(60);
 /// before this returns.
 pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
     let mut held: Option<(SeizedProcess, Instant)> = None;
-    // Held time of the session so far (each hold from before its seize to
-    // after its detach, so never under-counted).
-    let mut spent = Duration::ZERO;
+    let mut budget = SessionBudget::default();
     while let Ok(frame) = recv(&mut sock) {
         let Some(req) = Request::decode(&frame) else {
             break;
@@ -37,12 +35,10 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
                 if held.is_some() {
                     break;
                 }
-                let left = MAX_PAUSE_CAP.saturating_sub(spent);
                 let t0 = Instant::now();
-                let granted = if left.is_zero() {
-                    Err(spent_reply(pid))
-                } else {
-                    hold(pid, max_pause.min(left), only, verify)
+                let granted = match budget.grant(max_pause) {
+                    None => Err(spent_reply(pid)),
+                    Some(max_pause) => hold(pid, max_pause, only, verify),
                 };
                 match granted {
                     Ok(s) => {
@@ -51,7 +47,7 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
                         r
                     }
                     Err(reply) => {
-                        spent += t0.elapsed();
+                        budget.charge(t0.elapsed());
                         reply
                     }
                 }
@@ -62,7 +58,7 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
             Request::Release => Reply::Released(match held.take() {
                 Some((h, t0)) => {
                     let stats = h.detach();
-                    spent += t0.elapsed();
+                    budget.charge(t0.elapsed());
                     stats
                 }
                 None => Default::default(),
@@ -73,6 +69,28 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
         }
     }
     drop(held);
+}
+
+/// Held time of the session so far, each hold counted from before its
+/// seize to after its detach (never under-counted), against
+/// [`MAX_PAUSE_CAP`].
+#[derive(Debug, Default)]
+struct SessionBudget {
+    spent: Duration,
+}
+
+impl SessionBudget {
+    /// The budget of the next hold: what was asked, at most what is left;
+    /// `None` once nothing is left.
+    fn grant(&self, asked: Duration) -> Option<Duration> {
+        let left = MAX_PAUSE_CAP.saturating_sub(self.spent);
+        (!left.is_zero()).then(|| asked.min(left))
+    }
+
+    /// Counts a hold's time.
+    fn charge(&mut self, held: Duration) {
+        self.spent = self.spent.saturating_add(held);
+    }
 }
 
 /// Seizes the target (only threads of it: a tid that is not one of its
@@ -115,5 +133,30 @@ fn spent_reply(pid: i32) -> Reply {
             "process {pid}: the root monitor's hold budget for this run ({} s of holds in total) is spent, so the target was not held again; run gopeek again for more readings",
             MAX_PAUSE_CAP.as_secs()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_share_one_session_budget() {
+        let mut b = SessionBudget::default();
+        let ms = Duration::from_millis;
+        assert_eq!(b.grant(ms(2000)), Some(ms(2000)));
+        // Asked for more than the cap: the cap.
+        assert_eq!(b.grant(Duration::from_secs(600)), Some(MAX_PAUSE_CAP));
+        // Many short holds (sched --interval, leaks) add up...
+        for _ in 0..59 {
+            b.charge(ms(1000));
+        }
+        assert_eq!(b.grant(ms(2000)), Some(ms(1000)));
+        b.charge(ms(999));
+        assert_eq!(b.grant(ms(2000)), Some(ms(1)));
+        // ...to the cap, after which nothing more is held.
+        b.charge(ms(5));
+        assert_eq!(b.grant(ms(2000)), None);
+        assert_eq!(b.grant(Duration::ZERO), None);
     }
 }
