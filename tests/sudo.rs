@@ -895,6 +895,8 @@ fn sched_interval_under_sudo_reads_like_root() {
             assert_eq!(s["pause_us"].is_u64(), !extra.is_empty(), "{s}");
             assert_eq!(r["pause_us"].is_u64(), !extra.is_empty(), "{r}");
         }
+        let pauses: Vec<_> = sudo.iter().map(|d| d["pause_us"].clone()).collect();
+        eprintln!("sched {extra:?} under sudo: pause_us {pauses:?}");
         // Three readings, not one printed three times: the target's own
         // clock moved by the interval between them.
         let up: Vec<i64> = sudo
