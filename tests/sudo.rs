@@ -18,6 +18,9 @@
 //! targets start through the shared harness (tests/common).
 
 mod common;
+#[cfg(target_arch = "x86_64")]
+#[path = "sudo/inject.rs"]
+mod inject;
 #[path = "sudo/support.rs"]
 mod support;
 
@@ -718,6 +721,26 @@ fn print_follows_show_memory() {
     );
     audit.expect(target.pid, "ok: print of 2 expressions");
     assert_running_untraced(target.pid);
+    // Read after the drop, while running or under the monitor's hold
+    // (--consistent), it equals root's own print without sudo.
+    for extra in [&[][..], &["--consistent"][..]] {
+        let mut args = vec!["print", "--pid", &pid, "--format", "json"];
+        args.extend_from_slice(extra);
+        args.extend(["main.cfg", "main.vMap1", "main.vSlice"]);
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let root = std::process::Command::new(support::bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(root.status.success(), "root {args:?}: {}", stderr(&root));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&root.stdout),
+            "{args:?}"
+        );
+        assert_running_untraced(target.pid);
+    }
 }
 
 /// `threads` and `sched` under sudo follow `dump`'s rules (issue 12): the
@@ -725,8 +748,7 @@ fn print_follows_show_memory() {
 /// are logged, the target is held when root is dropped and ends running
 /// and untraced; without `show_memory` (another user's process, default
 /// policy) `threads` shows only the registers that locate a thread; a
-/// root target is refused; `sched --interval` (a second hold after the
-/// drop) is refused.
+/// root target is refused.
 #[test]
 fn threads_and_sched_follow_dumps_rules_under_sudo() {
     let Some(env) = setup() else { return };
@@ -788,22 +810,6 @@ fn threads_and_sched_follow_dumps_rules_under_sudo() {
     assert_eq!(about("threads="), 1, "threads' outcome: {lines:#?}");
     assert_eq!(about(" ms="), 1, "sched's outcome: {lines:#?}");
 
-    let out = run(&[
-        "sched",
-        "--pid",
-        &pid,
-        "--interval",
-        "100ms",
-        "--count",
-        "2",
-    ]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("`gopeek sched --interval` is not available under sudo"),
-        "{}",
-        stderr(&out)
-    );
-
     let root_target = start_target(&parked, None);
     for cmd in ["threads", "sched"] {
         let out = run(&[cmd, "--pid", &root_target.pid.to_string()]);
@@ -813,4 +819,330 @@ fn threads_and_sched_follow_dumps_rules_under_sudo() {
     audit.expect(root_target.pid, "refused: ");
     assert_running_untraced(root_target.pid);
     assert_running_untraced(target.pid);
+}
+
+/// The JSON documents of a `--format json` run, one per reading.
+fn documents(out: &std::process::Output) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<serde_json::Value>()
+        .map(|d| d.expect("a JSON document"))
+        .collect()
+}
+
+/// The form of a `gopeek.sched/1` reading, without what moves between two
+/// readings of an idle target: its fields in order, the fields of each P
+/// and M, the P ids, the Ms' threads and GOMAXPROCS.
+fn sched_form(v: &serde_json::Value) -> String {
+    let keys = |o: &serde_json::Value| -> Vec<String> {
+        o.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let list = |name: &str, id: &str| -> Vec<String> {
+        v[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+            .iter()
+            .map(|e| format!("{}:{:?}", e[id], keys(e)))
+            .collect()
+    };
+    let mut ms = list("ms", "thread_id");
+    ms.sort();
+    format!(
+        "{:?}\nps {:?}\nms {ms:?}\ngomaxprocs {}\ngc {:?}\nstw {:?}",
+        keys(v),
+        list("ps", "id"),
+        v["gomaxprocs"],
+        keys(&v["gc"]),
+        keys(&v["stw"])
+    )
+}
+
+/// `sched --interval 200ms --count 3` under sudo (refused before the root
+/// monitor): every reading after the drop, each reading's holds made by
+/// the monitor. Three readings, 200 ms apart, each of the same form as
+/// root's own run without sudo, read while running and with
+/// `--consistent` (every reading then held: a pause); one audit outcome
+/// line per run; the target running and untraced after each.
+#[test]
+fn sched_interval_under_sudo_reads_like_root() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let audit = env.audit.as_ref().unwrap();
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    for extra in [&[][..], &["--consistent"][..]] {
+        let mut args = vec!["sched", "--pid", &pid, "--format", "json"];
+        args.extend(["--interval", "200ms", "--count", "3"]);
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_running_untraced(target.pid);
+        let root = std::process::Command::new(bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(root.status.code(), Some(0), "root: {}", stderr(&root));
+        assert_running_untraced(target.pid);
+        let (sudo, root) = (documents(&out), documents(&root));
+        assert_eq!(sudo.len(), 3, "{args:?}: {sudo:#?}");
+        assert_eq!(root.len(), 3, "root {args:?}: {root:#?}");
+        for (i, (s, r)) in sudo.iter().zip(&root).enumerate() {
+            assert_eq!(s["schema"], "gopeek.sched/1");
+            assert_eq!(s["pid"], target.pid);
+            assert_eq!(sched_form(s), sched_form(r), "{args:?}: reading {i}");
+            // Held only with --consistent, under sudo as without.
+            assert_eq!(s["pause_us"].is_u64(), !extra.is_empty(), "{s}");
+            assert_eq!(r["pause_us"].is_u64(), !extra.is_empty(), "{r}");
+        }
+        let pauses: Vec<_> = sudo.iter().map(|d| d["pause_us"].clone()).collect();
+        eprintln!("sched {extra:?} under sudo: pause_us {pauses:?}");
+        // Three readings, not one printed three times: the target's own
+        // clock moved by the interval between them.
+        let up: Vec<i64> = sudo
+            .iter()
+            .map(|d| d["uptime_ms"].as_i64().unwrap())
+            .collect();
+        assert!(
+            up.windows(2).all(|w| w[1] - w[0] >= 190),
+            "{args:?}: uptime_ms {up:?}"
+        );
+    }
+    let lines = audit.gopeek_lines();
+    let about = |what: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!(" pid={pid} ")) && l.contains(what))
+            .count()
+    };
+    assert_eq!(
+        about("outcome=\"allowed by default policy"),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(about("outcome=\"ok: pause_us="), 2, "{lines:#?}");
+}
+
+/// Idle Ms parked in an untimed futex sleep (per gopeek's own backtrace),
+/// by tid: a timed sleep (sysmon) may wake between two reads.
+fn untimed_futex_threads(j: &serde_json::Value) -> Vec<(i64, serde_json::Value)> {
+    j["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            let frames = t["frames"].as_array().cloned().unwrap_or_default();
+            let timed = frames
+                .iter()
+                .any(|f| f["function"].as_str() == Some("runtime.notetsleep_internal"));
+            t["frames"][0]["function"].as_str() == Some("runtime.futex")
+                && t["state"] == "S"
+                && !timed
+        })
+        .map(|t| (t["tid"].as_i64().unwrap(), t["registers"].clone()))
+        .collect()
+}
+
+/// `threads` under sudo, where the policy lets memory be shown: the
+/// registers come from the root monitor's hold (`RemoteHold`) and equal,
+/// register for register, root's own `threads` without sudo for every
+/// thread in an untimed futex sleep in both reads (three tries, each
+/// compared whole).
+#[test]
+fn threads_under_sudo_gives_roots_registers() {
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let pid = target.pid.to_string();
+    let _policy = PolicyGuard::set(
+        Some(&format!(
+            "[[allow]]\nusers = [\"{TARGET_USER}\"]\nexe = [\"{}\"]\nshow_memory = true\n",
+            parked.display()
+        )),
+        0o644,
+    );
+    // Let every idle M reach its sleep.
+    std::thread::sleep(Duration::from_millis(300));
+    let args = ["threads", "--pid", &pid, "--format", "json"];
+    let mut last = String::new();
+    for _ in 0..3 {
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("not shown"), "{}", stderr(&out));
+        assert_running_untraced(target.pid);
+        let root = std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(root.status.success(), "root: {}", stderr(&root));
+        assert_running_untraced(target.pid);
+        let sudo: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let root: serde_json::Value = serde_json::from_slice(&root.stdout).unwrap();
+        let (s, r) = (untimed_futex_threads(&sudo), untimed_futex_threads(&root));
+        assert!(
+            !s.is_empty(),
+            "no thread in an untimed futex sleep: {sudo:#}"
+        );
+        for (_, regs) in &s {
+            let n = regs.as_object().map_or(0, |m| m.len());
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(n, 26, "every register gdb shows: {regs}");
+            assert!(n > 3, "{regs}");
+        }
+        // The threads asleep in both reads (an idle M may wake to run the
+        // fixture's spinner between them, another then sleeps instead).
+        let both: Vec<_> = s
+            .iter()
+            .filter(|(tid, _)| r.iter().any(|(t, _)| t == tid))
+            .collect();
+        let differ: Vec<_> = both.iter().filter(|x| !r.contains(x)).collect();
+        if !both.is_empty() && differ.is_empty() {
+            eprintln!(
+                "{} futex threads: registers equal to root's read",
+                both.len()
+            );
+            assert_running_untraced(target.pid);
+            return;
+        }
+        last = format!("sudo {differ:?} (of {} in both)\nroot {r:?}", both.len());
+    }
+    panic!("registers under sudo differ from root's three times:\n{last}");
+}
+
+/// After the drop, the reader itself cannot trace or open another
+/// process: while `sched --interval` sleeps between its readings, the
+/// test runs system calls inside the reader (tests/sudo/inject.rs, as
+/// gdb's `call` does; nothing test-only in gopeek). PTRACE_ATTACH and
+/// PTRACE_SEIZE fail with EPERM, of the target and of a process of the
+/// invoking user itself (which its uid alone allows: without the no-ptrace
+/// seccomp filter that SEIZE was measured to return 0), and opening `/proc/PID/mem` of the target, of another
+/// process of the target's owner and of init fails with EACCES (the
+/// dropped uid), while the same injection's getuid() is the invoking
+/// user's and opening /proc/self/status works. The reader then finishes
+/// its second reading; every process ends running and untraced.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_reader_cannot_trace_or_open_another_process() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let Some(env) = setup() else { return };
+    let Some(parked) = parked() else { return };
+    let target = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let other = start_target(&parked, Some((env.target_uid, env.target_gid)));
+    let mut own = std::process::Command::new("sleep")
+        .arg("300")
+        .uid(env.uid)
+        .gid(env.gid)
+        .spawn()
+        .unwrap();
+    let own_pid = own.id() as i32;
+    let pid_s = target.pid.to_string();
+    let mut child = sudo_gopeek(&[
+        "sched",
+        "--pid",
+        &pid_s,
+        "--interval",
+        "3s",
+        "--count",
+        "2",
+        "--max-pause",
+        "1977",
+        "--format",
+        "json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"gopeek.sched/1\""), "{first}");
+    let (reader, _monitor) =
+        split_parts("--max-pause\x001977", env.uid).expect("both parts of gopeek");
+    // Sleeping until the next reading: in clock_nanosleep.
+    let mut inj = None;
+    for _ in 0..50 {
+        match inject::Injected::attach(reader) {
+            Ok(i) => {
+                inj = Some(i);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let mut inj = inj.expect("the reader never sleeping in a system call");
+    let mut results = Vec::new();
+    // The paths first (`put` needs `inj` mutably), then the calls.
+    let paths: Vec<(String, u64)> = [
+        format!("/proc/{}/mem", target.pid),
+        format!("/proc/{}/mem", other.pid),
+        "/proc/1/mem".to_string(),
+        "/proc/self/status".to_string(),
+    ]
+    .into_iter()
+    .map(|p| {
+        let a = inj.put(p.as_bytes()).unwrap();
+        (p, a)
+    })
+    .collect();
+    let sys = |nr: i64, a: [u64; 4]| inj.syscall(nr, a).unwrap();
+    let uid = sys(libc::SYS_getuid, [0; 4]);
+    for (req, name) in [
+        (libc::PTRACE_ATTACH, "ATTACH"),
+        (libc::PTRACE_SEIZE, "SEIZE"),
+    ] {
+        for (who, p) in [("own", own_pid), ("target", target.pid)] {
+            let r = sys(libc::SYS_ptrace, [req as u64, p as u64, 0, 0]);
+            results.push((format!("ptrace {name} of the {who} process {p}"), r));
+        }
+    }
+    let mut opened = Vec::new();
+    for (p, a) in &paths {
+        let at = libc::AT_FDCWD as i64 as u64;
+        let r = sys(libc::SYS_openat, [at, *a, libc::O_RDONLY as u64, 0]);
+        if r >= 0 {
+            opened.push(r);
+        }
+        results.push((format!("open {p}"), r));
+    }
+    for fd in opened {
+        sys(libc::SYS_close, [fd as u64, 0, 0, 0]);
+    }
+    inj.detach().unwrap();
+    // The reader goes on: its second reading, then exit 0.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let own_tracer = status_field(own_pid, "TracerPid");
+    // SAFETY: ending the process this test started.
+    unsafe { libc::kill(own_pid, libc::SIGKILL) };
+    let _ = own.wait();
+    for p in [target.pid, other.pid] {
+        assert_running_untraced(p);
+    }
+    eprintln!("inside the reader: getuid() = {uid}; {results:?}");
+    assert_eq!(
+        uid, env.uid as i64,
+        "the injection did not run in the reader"
+    );
+    let eperm = -(libc::EPERM as i64);
+    let eacces = -(libc::EACCES as i64);
+    for (what, r) in &results {
+        let want = if what.starts_with("ptrace") {
+            eperm
+        } else if what.ends_with("/status") {
+            assert!(*r >= 0, "{what}: {r}");
+            continue;
+        } else {
+            eacces
+        };
+        assert_eq!(*r, want, "{what}");
+    }
+    assert!(status.success(), "the reader failed after the injection");
+    assert!(
+        rest.contains("\"gopeek.sched/1\""),
+        "no second reading: {rest}"
+    );
+    assert_eq!(own_tracer, "0", "the invoking user's process was traced");
 }

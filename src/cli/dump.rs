@@ -123,8 +123,6 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         max_pause,
         nonblocking: a.nonblocking,
         frame_registers: a.system && matches!(a.format, DumpFormat::Text),
-        // sudo: the monitor re-checks the policy on every hold.
-        after_seize: None,
     };
     let taken = match (&a.core, a.pid, &session) {
         (Some(core), _, _) => take_core(core, a.exe.as_deref(), &opts).map_err(CliError::from),

@@ -80,9 +80,6 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         max_pause: Duration::from_millis(args.max_pause),
         nonblocking: args.nonblocking,
         frame_registers: false,
-        // Under sudo the root monitor holds the target for every sample
-        // and re-checks the policy each time.
-        after_seize: None,
     };
     if !args.core.is_empty() {
         if sudo.is_some() {

@@ -4,7 +4,8 @@
 use super::error::{CliError, Doing};
 use super::forbid_writes;
 use gopeek::exit::{ExitStatus, PERMISSION};
-use gopeek::snapshot::values::{print_values, PrintOptions};
+use gopeek::snapshot::values::PrintOptions;
+use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use gopeek::value::Limits;
@@ -88,6 +89,13 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Err(e.into());
         }
     }
+    // sudo, as `dump`: the root monitor (forked while root and
+    // single-threaded) makes the hold; the target is opened as root, then
+    // root is dropped for good before its executable is parsed.
+    let monitor = match &session {
+        Some(s) => Some(s.start_monitor()?),
+        None => None,
+    };
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = PrintOptions {
@@ -98,9 +106,16 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         },
         consistent: a.consistent,
         max_pause,
-        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
-    let result = print_values(a.pid, &a.exprs, &opts);
+    let result = LiveTarget::open(a.pid, monitor)
+        .map_err(CliError::from)
+        .and_then(|t| {
+            if let Some(s) = &session {
+                s.drop_privileges()?;
+            }
+            Ok(t)
+        })
+        .and_then(|t| Ok(t.print_values(&a.exprs, &opts)?));
     if let Some(s) = &session {
         s.finish(match &result {
             Ok(r) => Ok(format!("print of {} expressions", r.values.len())),

@@ -8,8 +8,9 @@ use super::ReportFormat;
 use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
-use gopeek::snapshot::sched::{sched_core, watch_sched, SchedOptions};
-use gopeek::sudo::privilege::{PrivilegeError, SudoContext};
+use gopeek::snapshot::sched::{sched_core, SchedOptions};
+use gopeek::snapshot::LiveTarget;
+use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -101,14 +102,6 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     if a.count == Some(0) {
         return Err(UsageError("--count must be at least 1".into()).into());
     }
-    // Under sudo, as `dump`: one reading under a hold, root dropped once
-    // the target is held; a second reading would need root again.
-    if sudo.is_some() && a.interval.is_some() {
-        return Err(PrivilegeError::NotUnderSudo {
-            command: "sched --interval",
-        }
-        .into());
-    }
     if sudo.is_some() && a.core.is_some() {
         return Err(UsageError(
             "`gopeek sched --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
@@ -120,13 +113,20 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
         _ => None,
     };
+    // sudo, as `dump`: the root monitor, forked while root and
+    // single-threaded, makes every hold of every reading (and re-checks
+    // the policy on each); the target is opened as root, then root is
+    // dropped for good before anything of it is parsed.
+    let monitor = match &session {
+        Some(s) => Some(s.start_monitor()?),
+        None => None,
+    };
     let apo = a.pid.is_some_and(asyncpreemptoff);
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = SchedOptions {
         consistent: a.consistent,
         max_pause,
-        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
         hog_ms: a.hog_ms,
     };
     let pause = a.interval.unwrap_or_default();
@@ -169,7 +169,15 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     };
     let watched = match (&a.core, a.pid) {
         (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each),
-        (None, Some(pid)) => watch_sched::<CliError>(pid, &opts, pause, &mut each),
+        (None, Some(pid)) => LiveTarget::open(pid, monitor)
+            .map_err(CliError::from)
+            .and_then(|t| {
+                if let Some(s) = &session {
+                    s.drop_privileges()?;
+                }
+                Ok(t)
+            })
+            .and_then(|t| t.watch_sched::<CliError>(&opts, pause, &mut each)),
         // clap requires one of them.
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
     };

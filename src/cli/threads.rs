@@ -7,7 +7,8 @@ use super::forbid_writes;
 use super::ReportFormat;
 use gopeek::output::threads::{write_threads_text, ThreadsJson};
 use gopeek::output::write_json;
-use gopeek::snapshot::threads::{take_threads, take_threads_core, ThreadsOptions};
+use gopeek::snapshot::threads::{take_threads_core, ThreadsOptions};
+use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
@@ -44,9 +45,11 @@ pub(crate) struct ThreadsArgs {
 
 /// Runs `gopeek threads`. Under sudo as `dump` does: the policy decides
 /// and the audit log says so before anything is opened; the target is
-/// held, checked again and root dropped before the executable is parsed;
-/// the outcome is logged. Without `show_memory`, only rip, rsp and rbp of
-/// the registers are shown (the others may hold the target's data).
+/// opened as root and root dropped for good before the executable is
+/// parsed; the root monitor makes the hold (re-checking the policy on the
+/// held target) and reports the registers; the outcome is logged.
+/// Without `show_memory`, only rip, rsp and rbp of the registers are
+/// shown (the others may hold the target's data).
 pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
     if sudo.is_some() && a.core.is_some() {
         return Err(UsageError(
@@ -58,17 +61,29 @@ pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode
         (Some(ctx), Some(pid)) => Some(SudoSession::begin(ctx, pid)?),
         _ => None,
     };
+    // The root monitor, forked while root and single-threaded.
+    let monitor = match &session {
+        Some(s) => Some(s.start_monitor()?),
+        None => None,
+    };
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = ThreadsOptions {
         tid: a.tid,
         disasm: a.disasm as usize,
         max_pause,
-        after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
     };
     let taken = match (&a.core, a.pid) {
-        (Some(core), _) => take_threads_core(core, a.exe.as_deref(), &opts),
-        (None, Some(pid)) => take_threads(pid, &opts),
+        (Some(core), _) => take_threads_core(core, a.exe.as_deref(), &opts).map_err(CliError::from),
+        (None, Some(pid)) => LiveTarget::open(pid, monitor)
+            .map_err(CliError::from)
+            .and_then(|t| {
+                if let Some(s) = &session {
+                    s.drop_privileges()?;
+                }
+                Ok(t)
+            })
+            .and_then(|t| Ok(t.threads(&opts)?)),
         // clap requires one of them.
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
     };

@@ -50,7 +50,7 @@ pub(crate) fn print(t: &Timing) {
     }
     if t.mode == Mode::Held {
         eprintln!(
-            "gopeek: timing: pause {} us, of which held reads {} us (parse and read, under sudo), stop latency {} us",
+            "gopeek: timing: pause {} us, of which held reads {} us (parse and read, a core), stop latency {} us",
             t.pause.pause_us(),
             us(t.held),
             us(t.pause.stop_latency)

@@ -3,8 +3,9 @@
 //! written against a [`Source`] (the live process today, [`live`]; a core
 //! file next) and picks a capture strategy by mode: consistent (read
 //! while running, confirm while held), nonblocking (hold only running
-//! threads), or, under sudo, held (hold first, drop privileges, then parse
-//! and read). Timing is returned as data, for the command line to print.
+//! threads), or held (a core file: already still, read in one pass).
+//! Under sudo the same live modes run, the holds made by the root
+//! monitor ([`LiveTarget`]). Timing is returned as data, for the command line to print.
 
 mod census;
 pub(crate) mod core;
@@ -33,26 +34,6 @@ use source::{Source, Stopped};
 use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
 
-/// What a failed [`AfterSeize`] hook returns (under sudo: a policy re-check or a
-/// privilege drop error), with its own exit code; `snapshot_pid` wraps it in
-/// `SnapshotError::AfterSeize`.
-pub(crate) type HookError = Box<dyn crate::exit::ExitStatus + Send + Sync>;
-
-/// A step `snapshot_pid` runs once every thread of the target is seized
-/// and stopped, before it reads the target's memory: under sudo, re-check
-/// the policy against the now-frozen target (closing the race with an
-/// `exec` between check and attach) and drop privileges. Its argument is
-/// the target's pid. A closure rather than a fixed call keeps the snapshot
-/// code free of sudo concerns.
-#[derive(Clone)]
-pub struct AfterSeize(pub std::sync::Arc<dyn Fn(i32) -> Result<(), HookError> + Send + Sync>);
-
-impl std::fmt::Debug for AfterSeize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AfterSeize(..)")
-    }
-}
-
 /// Why a snapshot failed as a whole.
 #[allow(missing_docs)] // each variant's #[error] text documents it
 #[derive(Debug, Error)]
@@ -73,27 +54,17 @@ pub enum SnapshotError {
     Memory { pid: i32, source: std::io::Error },
     #[error("process {pid} has no executable to read (a kernel thread?): only user-space Go programs can be inspected")]
     NoExecutable { pid: i32 },
-    /// Under sudo gopeek must stop the target before it drops root, which
-    /// is exactly what --nonblocking promises not to do.
-    #[error("--nonblocking is not available under sudo: gopeek has to stop the process before it drops root privileges; run without --nonblocking (a consistent snapshot, target held while it is read)")]
-    NonblockingUnderSudo,
-    /// The [`SnapshotOptions::after_seize`] step refused (sudo policy
-    /// re-check, privilege drop); the target was detached.
-    #[error("{0}")]
-    AfterSeize(HookError),
 }
 
 impl crate::exit::ExitStatus for SnapshotError {
     fn exit_code(&self) -> u8 {
-        use crate::exit::{FAILURE, NOT_GO, PERMISSION};
+        use crate::exit::{FAILURE, NOT_GO};
         match self {
             SnapshotError::Process(p) => p.exit_code(),
             SnapshotError::Exe { .. }
             | SnapshotError::NotGo { .. }
             | SnapshotError::Layout(_)
             | SnapshotError::NoExecutable { .. } => NOT_GO,
-            SnapshotError::NonblockingUnderSudo => PERMISSION,
-            SnapshotError::AfterSeize(e) => e.exit_code(),
             SnapshotError::Core(e) => e.exit_code(),
             SnapshotError::Walk { .. } | SnapshotError::Memory { .. } => FAILURE,
         }
@@ -111,10 +82,6 @@ pub struct SnapshotOptions {
     /// Keep every frame's SP and FP (for `--system` text); costs one
     /// frame list per goroutine instead of one per distinct stack.
     pub frame_registers: bool,
-    /// Under sudo: run once the target is seized, before anything of it
-    /// is parsed or read (policy re-check + privilege drop). With a hook,
-    /// the whole snapshot is read while held.
-    pub after_seize: Option<AfterSeize>,
 }
 
 impl Default for SnapshotOptions {
@@ -123,19 +90,17 @@ impl Default for SnapshotOptions {
             max_pause: Duration::from_secs(2),
             nonblocking: false,
             frame_registers: false,
-            after_seize: None,
         }
     }
 }
 
 impl SnapshotOptions {
     /// The capture strategy these options ask for.
-    fn mode(&self) -> Result<Mode, SnapshotError> {
-        match (self.after_seize.is_some(), self.nonblocking) {
-            (true, true) => Err(SnapshotError::NonblockingUnderSudo),
-            (true, false) => Ok(Mode::Held),
-            (false, true) => Ok(Mode::Nonblocking),
-            (false, false) => Ok(Mode::Consistent),
+    fn mode(&self) -> Mode {
+        if self.nonblocking {
+            Mode::Nonblocking
+        } else {
+            Mode::Consistent
         }
     }
 }
@@ -147,13 +112,13 @@ pub struct Timing {
     /// How the goroutines were read.
     pub mode: Mode,
     /// Opening and parsing the executable, before the first read of the
-    /// target (under sudo the parse happens while held, inside `held`).
+    /// target (a core's parse happens while "held", inside `held`).
     pub load: Duration,
     /// Reads while the target ran, before the hold.
     pub read_running: Duration,
     /// What the hold cost the target (pause, stop latency).
     pub pause: PauseStats,
-    /// Time spent reading while held (under sudo: parse and read).
+    /// Time spent reading while held (a core: parse and read).
     pub held: Duration,
     /// Symbolizing and applying Go's printing rules, after release.
     pub symbolize: Duration,
@@ -179,7 +144,7 @@ pub fn snapshot_pid(pid: i32, opts: &SnapshotOptions) -> Result<DumpSnapshot, Sn
 /// [`snapshot_pid`], with the timing.
 pub fn take(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError> {
     let t_start = Instant::now();
-    let mode = opts.mode()?;
+    let mode = opts.mode();
     let src = LiveProcess::open(pid, None)?;
     run(&src, mode, opts, t_start)
 }
@@ -187,7 +152,8 @@ pub fn take(pid: i32, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError>
 /// A live target opened once for any number of snapshots: its executable,
 /// its memory descriptor and, under sudo, the root monitor that holds it
 /// on request. Under sudo it is opened while still root, and every
-/// snapshot is taken after the privilege drop.
+/// reading (`dump`, `leaks`, `sched`, `threads`, `print`) is taken after
+/// the privilege drop.
 pub struct LiveTarget(LiveProcess);
 
 impl LiveTarget {
@@ -202,7 +168,7 @@ impl LiveTarget {
     /// One snapshot of the target, with the timing.
     pub fn take(&self, opts: &SnapshotOptions) -> Result<Snapshot, SnapshotError> {
         let t_start = Instant::now();
-        run(&self.0, opts.mode()?, opts, t_start)
+        run(&self.0, opts.mode(), opts, t_start)
     }
 }
 
@@ -216,11 +182,7 @@ pub fn take_core(
 ) -> Result<Snapshot, SnapshotError> {
     let t_start = Instant::now();
     let src = core::CoreSource::open(core, exe)?;
-    let opts = SnapshotOptions {
-        after_seize: None,
-        ..opts.clone()
-    };
-    run(&src, Mode::Held, &opts, t_start)
+    run(&src, Mode::Held, opts, t_start)
 }
 
 /// The executable a core file belongs to (`exe` overrides the one the
@@ -234,10 +196,9 @@ pub fn core_executable(
 }
 
 /// The one pipeline: parse the executable, read the goroutines with the
-/// chosen strategy around one hold, release, symbolize. Under sudo
-/// ([`Mode::Held`]) the hold comes first and the hook drops privileges
-/// before anything of the target is parsed; otherwise the executable is
-/// parsed and most of the target read before the hold.
+/// chosen strategy around one hold, release, symbolize. In [`Mode::Held`]
+/// (a core) the hold comes first; otherwise the executable is parsed and
+/// most of the target read before the hold.
 fn run<S: Source>(
     src: &S,
     mode: Mode,
@@ -248,11 +209,8 @@ fn run<S: Source>(
     let mut taken_at = None;
     let early = if mode == Mode::Held {
         taken_at = Some(rfc3339(src.taken_at().unwrap_or_else(SystemTime::now)));
-        let stopped = src.stop(Hold::All, opts.max_pause)?;
         // On any error below `stopped` is dropped, which releases.
-        if let Some(hook) = &opts.after_seize {
-            (hook.0)(src.pid()).map_err(SnapshotError::AfterSeize)?;
-        }
+        let stopped = src.stop(Hold::All, opts.max_pause)?;
         Some((stopped, Instant::now()))
     } else {
         None

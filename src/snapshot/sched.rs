@@ -5,7 +5,7 @@
 
 use super::live::LiveProcess;
 use super::source::{Source, Stopped};
-use super::{walk_tables, AfterSeize, SnapshotError};
+use super::{walk_tables, LiveTarget, SnapshotError};
 use crate::gotrace::sched::SchedState;
 use crate::layout::{load_program, SchedDetailOffsets};
 use crate::walk::capture::Hold;
@@ -45,9 +45,6 @@ pub struct SchedOptions {
     pub consistent: bool,
     /// Longest the target may be held.
     pub max_pause: Duration,
-    /// Under sudo: run once the target is held (policy re-check, privilege
-    /// drop); every reading is then taken under a hold.
-    pub after_seize: Option<AfterSeize>,
     /// A P whose goroutine has run this long (ms) is a CPU hog: its thread
     /// is held briefly and unwound.
     pub hog_ms: i64,
@@ -170,6 +167,21 @@ pub fn watch_sched<E: From<SchedTakeError>>(
     watch_source(&src, opts, pause, each)
 }
 
+impl LiveTarget {
+    /// [`watch_sched`] of a target opened earlier: under sudo, opened as
+    /// root with the root monitor, and read after the privilege drop, each
+    /// reading's holds (`--consistent`, or the threads that matter) made
+    /// by the monitor.
+    pub fn watch_sched<E: From<SchedTakeError>>(
+        &self,
+        opts: &SchedOptions,
+        pause: Duration,
+        each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        watch_source(&self.0, opts, pause, each)
+    }
+}
+
 /// One reading of the scheduler in a core file (`exe` overrides the
 /// executable the core names): the dead process is its own hold, so the
 /// stop-the-world analysis unwinds the threads from their NT_PRSTATUS
@@ -183,7 +195,6 @@ pub fn sched_core<E: From<SchedTakeError>>(
     let src = super::core::CoreSource::open(core, exe).map_err(SchedTakeError::from)?;
     let opts = SchedOptions {
         consistent: true,
-        after_seize: None,
         ..opts.clone()
     };
     watch_source(&src, &opts, Duration::ZERO, &mut |mut r| {
@@ -202,18 +213,6 @@ fn watch_source<S: Source, E: From<SchedTakeError>>(
     each: &mut dyn FnMut(SchedReading) -> Result<bool, E>,
 ) -> Result<(), E> {
     let pid = src.pid();
-    let held = opts.consistent || opts.after_seize.is_some();
-    // Under sudo the first hold comes before the executable is parsed.
-    let mut early = None;
-    if let Some(hook) = &opts.after_seize {
-        let stopped = src
-            .stop(Hold::All, opts.max_pause)
-            .map_err(SchedTakeError::from)?;
-        (hook.0)(pid)
-            .map_err(SnapshotError::AfterSeize)
-            .map_err(SchedTakeError::from)?;
-        early = Some(stopped);
-    }
     let bin = src.parse_executable().map_err(SchedTakeError::from)?;
     let (prog, layout) = load_program(&bin)
         .map_err(|source| SnapshotError::NotGo { pid, source })
@@ -242,13 +241,13 @@ fn watch_source<S: Source, E: From<SchedTakeError>>(
         };
         // A core's reading is of the time the core was written.
         let taken_at = crate::dump::rfc3339(src.taken_at().unwrap_or_else(SystemTime::now));
-        let stopped = match early.take() {
-            Some(s) => Some(s),
-            None if held => Some(
+        let stopped = if opts.consistent {
+            Some(
                 src.stop(Hold::All, opts.max_pause)
                     .map_err(SchedTakeError::from)?,
-            ),
-            None => None,
+            )
+        } else {
+            None
         };
         cfg.now_ns = src.nanotime().unwrap_or_else(monotonic_ns);
         let mut state = read_sched(src.memory(), &cfg);

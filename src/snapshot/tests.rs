@@ -1,6 +1,6 @@
 //! The pipeline over a fake [`Source`] that records what was done to the
-//! target, in order: what is held when, and that nothing of the target is
-//! parsed before the after-seize hook has run (the sudo guarantee).
+//! target, in order: what is held when, and that a failed parse releases
+//! the target.
 
 use super::*;
 use crate::binary::elf::GoBinary;
@@ -93,72 +93,29 @@ impl Source for Fake {
     }
 }
 
-fn hook(src: &Fake, result: fn() -> Result<(), HookError>) -> AfterSeize {
-    let events = Arc::clone(&src.events);
-    AfterSeize(Arc::new(move |pid| {
-        events.lock().unwrap().push(format!("hook {pid}"));
-        result()
-    }))
-}
-
-fn opts(after_seize: Option<AfterSeize>, nonblocking: bool) -> SnapshotOptions {
+fn opts(nonblocking: bool) -> SnapshotOptions {
     SnapshotOptions {
-        after_seize,
         nonblocking,
         ..SnapshotOptions::default()
     }
 }
 
 #[test]
-fn held_mode_stops_and_runs_the_hook_before_parsing() {
+fn held_mode_stops_before_parsing_and_releases_on_failure() {
     let src = Fake::new();
-    let o = opts(Some(hook(&src, || Ok(()))), false);
-    let e = run(&src, o.mode().unwrap(), &o, Instant::now())
-        .err()
-        .unwrap();
+    let o = opts(false);
+    let e = run(&src, Mode::Held, &o, Instant::now()).err().unwrap();
     assert!(matches!(e, SnapshotError::Exe { .. }), "{e}");
-    assert_eq!(src.events(), ["stop All", "hook 4242", "parse", "released"]);
-}
-
-#[test]
-fn a_refusing_hook_releases_the_target_unparsed_with_its_exit_code() {
-    #[derive(Debug, thiserror::Error)]
-    #[error("the policy says no")]
-    struct No;
-    impl crate::exit::ExitStatus for No {
-        fn exit_code(&self) -> u8 {
-            crate::exit::PERMISSION
-        }
-    }
-    let src = Fake::new();
-    let o = opts(Some(hook(&src, || Err(Box::new(No)))), false);
-    let e = run(&src, o.mode().unwrap(), &o, Instant::now())
-        .err()
-        .unwrap();
-    use crate::exit::ExitStatus;
-    assert_eq!(
-        (e.to_string(), e.exit_code()),
-        ("the policy says no".to_string(), 4)
-    );
-    assert_eq!(src.events(), ["stop All", "hook 4242", "released"]);
+    assert_eq!(src.events(), ["stop All", "parse", "released"]);
 }
 
 #[test]
 fn default_modes_hold_nothing_when_the_executable_is_unreadable() {
     for nonblocking in [false, true] {
         let src = Fake::new();
-        let o = opts(None, nonblocking);
-        let e = run(&src, o.mode().unwrap(), &o, Instant::now())
-            .err()
-            .unwrap();
+        let o = opts(nonblocking);
+        let e = run(&src, o.mode(), &o, Instant::now()).err().unwrap();
         assert!(matches!(e, SnapshotError::Exe { .. }), "{e}");
         assert_eq!(src.events(), ["parse"]);
     }
-}
-
-#[test]
-fn nonblocking_under_sudo_is_refused_before_anything() {
-    let src = Fake::new();
-    let o = opts(Some(hook(&src, || Ok(()))), true);
-    assert!(matches!(o.mode(), Err(SnapshotError::NonblockingUnderSudo)));
 }

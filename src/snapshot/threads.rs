@@ -6,7 +6,7 @@
 use super::live::LiveProcess;
 use super::sched::SchedTakeError;
 use super::source::{Source, Stopped};
-use super::{walk_tables, AfterSeize, SnapshotError};
+use super::{walk_tables, LiveTarget, SnapshotError};
 use crate::binary::disasm::SymbolTable;
 use crate::layout::{load_program, SchedDetailOffsets};
 use crate::walk::capture::Hold;
@@ -23,9 +23,6 @@ pub struct ThreadsOptions {
     pub disasm: usize,
     /// Longest the target may be held.
     pub max_pause: Duration,
-    /// Under sudo: run once the target is held, before the executable is
-    /// parsed (policy re-check, privilege drop).
-    pub after_seize: Option<AfterSeize>,
 }
 
 /// Every thread of the target at one instant, as plain data.
@@ -68,18 +65,28 @@ impl ThreadsReport {
 
 /// Reads every thread of `pid` (or only `opts.tid`).
 pub fn take_threads(pid: i32, opts: &ThreadsOptions) -> Result<ThreadsReport, SchedTakeError> {
-    let src = LiveProcess::open(pid, None)?;
-    if let Some(tid) = opts.tid {
-        if !std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
-            return Err(SchedTakeError::NoThread { pid, tid });
+    LiveTarget(LiveProcess::open(pid, None)?).threads(opts)
+}
+
+impl LiveTarget {
+    /// [`take_threads`] of a target opened earlier: under sudo, opened as
+    /// root with the root monitor and read after the privilege drop; the
+    /// hold, and every thread's registers, come from the monitor.
+    pub fn threads(&self, opts: &ThreadsOptions) -> Result<ThreadsReport, SchedTakeError> {
+        let src = &self.0;
+        let pid = src.pid();
+        if let Some(tid) = opts.tid {
+            if !std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
+                return Err(SchedTakeError::NoThread { pid, tid });
+            }
         }
+        let comm = |tid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .map(|s| s.trim_end().to_string())
+                .unwrap_or_default()
+        };
+        take_from(src, opts, &comm)
     }
-    let comm = |tid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
-            .map(|s| s.trim_end().to_string())
-            .unwrap_or_default()
-    };
-    take_from(&src, opts, &comm)
 }
 
 /// Reads every thread of a core file (`gopeek threads --core`), its
@@ -90,11 +97,7 @@ pub fn take_threads_core(
     opts: &ThreadsOptions,
 ) -> Result<ThreadsReport, SchedTakeError> {
     let src = super::core::CoreSource::open(core, exe)?;
-    let opts = ThreadsOptions {
-        after_seize: None,
-        ..opts.clone()
-    };
-    let r = take_from(&src, &opts, &|_| String::new())?;
+    let r = take_from(&src, opts, &|_| String::new())?;
     Ok(ThreadsReport {
         pause_us: None,
         ..r
@@ -108,13 +111,6 @@ pub(crate) fn take_from<S: Source>(
     comm: &dyn Fn(i32) -> String,
 ) -> Result<ThreadsReport, SchedTakeError> {
     let pid = src.pid();
-    // Under sudo the hold comes before the executable is parsed.
-    let mut early = None;
-    if let Some(hook) = &opts.after_seize {
-        let stopped = src.stop(Hold::All, opts.max_pause)?;
-        (hook.0)(pid).map_err(SnapshotError::AfterSeize)?;
-        early = Some(stopped);
-    }
     let bin = src.parse_executable()?;
     let (prog, layout) =
         load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
@@ -132,10 +128,7 @@ pub(crate) fn take_from<S: Source>(
         disasm: opts.disasm,
     };
     let taken_at = crate::dump::rfc3339(src.taken_at().unwrap_or_else(SystemTime::now));
-    let stopped = match early.take() {
-        Some(s) => s,
-        None => src.stop(Hold::All, opts.max_pause)?,
-    };
+    let stopped = src.stop(Hold::All, opts.max_pause)?;
     let cfg = SchedConfig {
         globals: &prog.globals,
         off: &off,

@@ -1,13 +1,13 @@
 //! `gopeek print`'s pipeline: open the live process, index the
 //! executable's DWARF, and evaluate each expression, either while the
 //! target runs (each value read twice and kept only when both reads agree)
-//! or under one brief hold (`--consistent`; always under sudo, where the
-//! hold comes first and privileges are dropped before anything is parsed,
-//! as `dump` does).
+//! or under one brief hold (`--consistent`). Under sudo the same, through
+//! a [`LiveTarget`] opened as root and read after the privilege drop, the
+//! hold made by the root monitor, as `dump` does.
 
 use super::live::LiveProcess;
 use super::source::{Source, Stopped};
-use super::{AfterSeize, SnapshotError};
+use super::{LiveTarget, SnapshotError};
 use crate::binary::elf::GoBinary;
 use crate::binary::program::GoProgram;
 use crate::layout::{LayoutError, Sections};
@@ -26,9 +26,6 @@ pub struct PrintOptions {
     pub consistent: bool,
     /// Longest hold.
     pub max_pause: Duration,
-    /// Under sudo: policy re-check and privilege drop once seized (forces
-    /// the held read).
-    pub after_seize: Option<AfterSeize>,
 }
 
 /// The values and how they were read.
@@ -76,16 +73,30 @@ pub fn print_values(
     exprs: &[String],
     opts: &PrintOptions,
 ) -> Result<PrintResult, ValuesError> {
-    let t0 = Instant::now();
-    let src = LiveProcess::open(pid, None)?;
-    let held = opts.consistent || opts.after_seize.is_some();
-    // Under sudo: hold and drop privileges before parsing anything.
-    let mut stopped = None;
-    if let Some(hook) = &opts.after_seize {
-        let s = src.stop(Hold::All, opts.max_pause)?;
-        (hook.0)(pid).map_err(SnapshotError::AfterSeize)?;
-        stopped = Some(s);
+    LiveTarget(LiveProcess::open(pid, None)?).print_values(exprs, opts)
+}
+
+impl LiveTarget {
+    /// [`print_values`] in a target opened earlier (under sudo: as root,
+    /// with the root monitor; evaluated after the privilege drop).
+    pub fn print_values(
+        &self,
+        exprs: &[String],
+        opts: &PrintOptions,
+    ) -> Result<PrintResult, ValuesError> {
+        evaluate_in(&self.0, exprs, opts)
     }
+}
+
+/// The pipeline over an opened live process.
+fn evaluate_in(
+    src: &LiveProcess,
+    exprs: &[String],
+    opts: &PrintOptions,
+) -> Result<PrintResult, ValuesError> {
+    let t0 = Instant::now();
+    let pid = src.pid();
+    let held = opts.consistent;
     let bin = src.parse_executable()?;
     let sections = match Sections::load(&bin) {
         Ok(s) => s,
@@ -100,9 +111,11 @@ pub fn print_values(
         let f = prog.pclntab.find_func(pc.wrapping_sub(bias)).ok()?;
         Some(f.name())
     };
-    if held && stopped.is_none() {
-        stopped = Some(src.stop(Hold::All, opts.max_pause)?);
-    }
+    let stopped = if held {
+        Some(src.stop(Hold::All, opts.max_pause)?)
+    } else {
+        None
+    };
     let mem = src.memory();
     let types_base = types_base(&dwarf, &bin, mem, bias);
     let p = Program {

@@ -7,14 +7,17 @@
 //!    policy ([`crate::sudo::policy`]), read what it matches on from `/proc`,
 //!    decide; log the refusal (and stop, exit 4) or the permission. No
 //!    audit trail, no attach.
-//! 2. `main` creates the `-o` file as the invoking user
-//!    ([`crate::sudo::privilege::create_output`]) and installs the seccomp filters.
-//! 3. `snapshot_pid` opens the executable and `/proc/PID/mem`, seizes
-//!    every thread, then runs [`SudoSession::after_seize`]: the facts are
-//!    read again from the frozen target and must not have changed (an
-//!    `exec` or a recycled pid between 1 and 3), then privileges are
-//!    dropped for good ([`crate::sudo::privilege::drop_to`]). The memory is read
-//!    and decoded as the invoking user.
+//! 2. [`SudoSession::start_monitor`] (root, single-threaded) forks the
+//!    root monitor (`process::monitor`); the command creates the `-o`
+//!    file as the invoking user ([`crate::sudo::privilege::create_output`])
+//!    and installs the seccomp filters.
+//! 3. The command opens the executable and `/proc/PID/mem` as root
+//!    (`snapshot::LiveTarget::open`), then [`SudoSession::drop_privileges`]
+//!    drops for good ([`crate::sudo::privilege::drop_to`]) and forbids
+//!    `ptrace`. The memory is read and decoded as the invoking user; each
+//!    hold is asked of the monitor, which re-reads the facts on the held
+//!    target (an `exec` or a recycled pid since 1 is refused). `dump`,
+//!    `leaks`, `sched`, `threads` and `print` all take this one path.
 //! 4. [`SudoSession::finish`] logs the outcome. Every exit path writes
 //!    exactly one outcome line: a session dropped without `finish` (an
 //!    early `?` in `main`, a failed seccomp install, a panic) logs a
@@ -23,19 +26,11 @@
 use crate::exit::ExitStatus;
 use crate::process::monitor::Monitor;
 use crate::process::ProcessError;
-use crate::snapshot::{AfterSeize, HookError};
 use crate::sudo::audit::{AttachRecord, AuditError, AuditLog, Severity};
 use crate::sudo::policy::{Decision, Policy, PolicyError, TargetFacts};
 use crate::sudo::privilege::{drop_to, PrivilegeError, SudoContext};
-use crate::sudo::watchdog::Watchdog;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use thiserror::Error;
-
-/// Longest a stopped gopeek may keep a target held under sudo before the
-/// root watchdog kills it (the `--max-pause` budget, capped, plus margin).
-const WATCHDOG_CAP: Duration = Duration::from_secs(60);
-const WATCHDOG_MARGIN: Duration = Duration::from_secs(1);
 
 /// Why `sudo gopeek` refused to go on. Exit code 4, except
 /// [`SudoError::Process`] (no such process: 5).
@@ -63,7 +58,6 @@ pub struct SudoSession {
     decision: Decision,
     audit: Mutex<Audit>,
     record: AttachRecord,
-    watchdog: Mutex<Option<Watchdog>>,
 }
 
 /// The connection to the system log and whether the outcome line was
@@ -140,7 +134,6 @@ impl SudoSession {
                 outcome_written: false,
             }),
             record,
-            watchdog: Mutex::new(None),
         }))
     }
 
@@ -148,29 +141,6 @@ impl SudoSession {
     /// the target is allowed).
     pub fn decision(&self) -> &Decision {
         &self.decision
-    }
-
-    /// The step `snapshot_pid` runs once the target is seized: re-check
-    /// that the target is still what the policy allowed, arm the root
-    /// watchdog (so that a `kill -STOP` of gopeek by the invoking user
-    /// cannot keep the target stopped beyond `max_pause`, capped at 60 s,
-    /// plus 1 s), then drop to the invoking user for good.
-    pub fn after_seize(self: &Arc<Self>, max_pause: Duration) -> AfterSeize {
-        let s = Arc::clone(self);
-        AfterSeize(Arc::new(move |pid| {
-            fn boxed<E: crate::exit::ExitStatus + Send + Sync + 'static>(e: E) -> HookError {
-                Box::new(e)
-            }
-            let now = TargetFacts::read(pid).map_err(boxed)?;
-            if let Some(what) = changed(&s.facts, &now) {
-                return Err(boxed(PolicyError::TargetChanged { pid, what }));
-            }
-            let dog =
-                Watchdog::arm(pid, max_pause.min(WATCHDOG_CAP) + WATCHDOG_MARGIN).map_err(boxed)?;
-            *s.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(dog);
-            drop_to(&s.ctx).map_err(boxed)?;
-            Ok(())
-        }))
     }
 
     /// Forks the root monitor that holds the target on request (the
@@ -209,15 +179,6 @@ impl SudoSession {
     /// calling this logs a failure instead. A failure to log is reported
     /// on stderr: the attach itself was already logged.
     pub fn finish(&self, outcome: Result<String, String>) {
-        // The target is released by now: stop the watchdog.
-        let dog = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(dog) = dog {
-            dog.disarm();
-        }
         let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if audit.outcome_written {
             return;
@@ -314,7 +275,6 @@ mod tests {
                 exe: Some("/usr/bin/app".into()),
                 command: vec!["gopeek".into()],
             },
-            watchdog: Mutex::new(None),
         };
         (s, theirs)
     }

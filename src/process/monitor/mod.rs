@@ -12,8 +12,8 @@
 //! a held lock). It leaves the terminal's session and ignores job-control
 //! and terminal signals; the invoking user cannot signal or ptrace a root
 //! process, so it cannot be stopped with a target held, and its own
-//! `--max-pause` deadline (capped at 60 s) releases a hold whatever the
-//! reader does. It serves one target (the pid the policy allowed), one
+//! `--max-pause` deadline (capped by what is left of 60 s of holds per
+//! session, all holds together) releases a hold whatever the reader does. It serves one target (the pid the policy allowed), one
 //! hold at a time, drops tids that are not that target's threads, re-runs
 //! the policy's check on every held target, and ends on EOF or on any
 //! malformed or out-of-order request, releasing what it holds. If it dies,

@@ -1,10 +1,7 @@
-//! The sudo path: everything is read in one pass while the whole process
-//! is held.
-//!
-//! Under sudo the executable is parsed only after gopeek has dropped root,
-//! which it can do only once the target is held; nothing can be read
-//! before the hold, so there is nothing to confirm either. The same pass
-//! serves any memory that is already consistent (the fuzzer's fake).
+//! Everything read in one pass while the whole process is held: for
+//! memory that is already consistent (a core file, the fuzzer's fake),
+//! where there is nothing to confirm. (Under sudo the live modes run
+//! since the root monitor makes the holds.)
 
 use super::pre_read::{pre_read, Stacks};
 use super::reads::{copy_of, inconsistent, monotonic_ns};
@@ -19,7 +16,7 @@ pub(super) struct Held {
 }
 
 impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Held {
-    /// Reads nothing: under sudo there is no parsed executable yet.
+    /// Reads nothing: everything is read in the one held pass.
     fn before_hold(&mut self, _cfg: &WalkConfig<'_, '_>, _mem: &R) -> Result<Hold, WalkError> {
         Ok(Hold::All)
     }

@@ -23,8 +23,8 @@
 //!   threads running Go code are stopped, for their registers and stacks;
 //!   every other goroutine is re-read until two reads around its stack
 //!   agree, or reported as changing;
-//! - [`Mode::Held`] (`held.rs`, under sudo): everything is read in one pass
-//!   while held, since nothing may be parsed before the hold.
+//! - [`Mode::Held`] (`held.rs`, core files): everything is read in one
+//!   pass, the source being still already.
 //!
 //! All of them copy stacks through one batch helper (`batch.rs`).
 
@@ -157,8 +157,7 @@ pub enum Mode {
     /// `--nonblocking`: only running threads are stopped; each goroutine
     /// is consistent on its own, not all at one instant.
     Nonblocking,
-    /// Under sudo: no executable before the hold, so everything is read
-    /// while held.
+    /// A core file (already still): everything is read in one pass.
     Held,
 }
 
@@ -167,8 +166,7 @@ pub enum Mode {
 /// pause budget); a strategy only reads.
 pub trait Strategy<R: BatchRead + Sync + ?Sized> {
     /// Reads done while the process runs, before anything is stopped; says
-    /// which threads to stop. May be skipped (under sudo nothing can be
-    /// read before the hold): [`Mode::Held`] reads nothing here anyway, and
+    /// which threads to stop. May be skipped: [`Mode::Held`] reads nothing here anyway, and
     /// the other strategies then have nothing confirmed and read every
     /// goroutine again.
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError>;
