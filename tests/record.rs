@@ -7,8 +7,8 @@
 //!   every function with >= 5% of Go's samples within ±3 points;
 //! * per-label shares (`work=a..d`, and `e` in C through cgo in the cgo
 //!   build) within ±3 points;
-//! * >= 99% of gopeek's samples in `main.burnX` carry a goroutine id that
-//!   the fixture says runs `burnX`;
+//! * at least 99% of gopeek's samples in `main.burnX` carry a goroutine id
+//!   that the fixture says runs `burnX`;
 //! * the dominant caller chain of each of Go's functions with >= 5% flat
 //!   is the same.
 //!
@@ -179,8 +179,7 @@ fn record_oracle(bin: &Path, extra: &[&str]) -> Recorded {
             wait_until(Duration::from_secs(30), || lines
                 .lock()
                 .unwrap()
-                .iter()
-                .any(|l| *l == said)),
+                .contains(&said)),
             "the fixture did not write its profile; stderr:\n{}",
             run.stderr()
         );

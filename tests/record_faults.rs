@@ -198,7 +198,7 @@ fn refuse_perf_events(cmd: &mut std::process::Command) {
     const ARCH: u32 = 0xC000_00B7;
     let nr = libc::SYS_perf_event_open as u32;
     let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
-    let prog = vec![
+    let prog = [
         f(0x20, 0, 0, 4),                                // ld arch
         f(0x15, 0, 3, ARCH),                             // jeq ARCH ? next : allow
         f(0x20, 0, 0, 0),                                // ld nr

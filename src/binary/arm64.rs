@@ -111,7 +111,8 @@ mod tests {
         // At 0x10000: ADRP X0, 0x2a0000 (page delta 0x290);
         // LDR X1, [X0, #0x420]; LDR X2, [X0, #0x428];
         // ADD X3, X0, #0x10; LDP X4, X5, [X3, #16]; STR X1, [X0, #8].
-        let adrp = 0x9000_0000 | (0x290 & 3) << 29 | (0x290 >> 2) << 5;
+        let (page, immlo) = (0x290u32, 0x290u32 & 3);
+        let adrp = 0x9000_0000 | immlo << 29 | (page >> 2) << 5;
         let ldr = |rt: u32, off: u32| 0xF940_0000 | (off / 8) << 10 | rt;
         let add = 0x9100_0000 | 0x10 << 10 | 3;
         let ldp = 0xA940_0000 | 2 << 15 | 5 << 10 | 3 << 5 | 4;

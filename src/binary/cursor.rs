@@ -163,6 +163,23 @@ pub(crate) fn cstr_at<'a>(
     }
 }
 
+/// The bytes of a file gopeek parses (an executable, a core): mapped, or
+/// owned (tests, the fuzzer, a file read whole).
+pub(crate) enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,22 +221,5 @@ mod tests {
             Err(ReadError::Unterminated { .. })
         ));
         assert!(cstr_at(b"ab", 7, 3, "t").is_err());
-    }
-}
-
-/// The bytes of a file gopeek parses (an executable, a core): mapped, or
-/// owned (tests, the fuzzer, a file read whole).
-pub(crate) enum Bytes {
-    Mapped(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Owned(v) => v,
-        }
     }
 }

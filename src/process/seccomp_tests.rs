@@ -103,7 +103,9 @@ fn read_only_program_decisions() {
     for q in [&p, &s] {
         let ioctl = |req: u64| run(q, a, libc::SYS_ioctl, [5, req, 0, 0, 0, 0]);
         assert_eq!(ioctl(0x2400), RET_ALLOW, "PERF_EVENT_IOC_ENABLE");
-        assert_eq!(ioctl(libc::TCGETS as u64), RET_ALLOW);
+        #[allow(clippy::unnecessary_cast)] // c_ulong or c_int by target
+        let tcgets = libc::TCGETS as u64;
+        assert_eq!(ioctl(tcgets), RET_ALLOW);
         assert_eq!(ioctl(0x4004_2408), EPERM, "PERF_EVENT_IOC_SET_BPF");
         assert_eq!(ioctl(0x4008_240b), EPERM, "MODIFY_ATTRIBUTES");
         assert_eq!(ioctl(0x4008_2406), EPERM, "SET_FILTER");

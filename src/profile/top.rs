@@ -123,8 +123,9 @@ impl TopReport {
         };
         let mut own: HashMap<&str, u64> = HashMap::new();
         let mut tot: HashMap<&str, u64> = HashMap::new();
-        let mut gor: HashMap<Option<u64>, (u64, BTreeMap<String, String>, HashMap<&str, u64>)> =
-            HashMap::new();
+        // Per goroutine: samples, labels, samples per function.
+        type PerG<'a> = (u64, BTreeMap<String, String>, HashMap<&'a str, u64>);
+        let mut gor: HashMap<Option<u64>, PerG> = HashMap::new();
         let mut labs: HashMap<BTreeMap<String, String>, u64> = HashMap::new();
         let mut thr: HashMap<i32, u64> = HashMap::new();
         for s in &p.samples {

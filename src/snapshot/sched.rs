@@ -150,9 +150,12 @@ fn monotonic_ns() -> i64 {
     if rc != 0 {
         return 0;
     }
-    (ts.tv_sec as i64)
+    // time_t and c_long are i64 here, not on every target.
+    #[allow(clippy::unnecessary_cast)]
+    let ns = (ts.tv_sec as i64)
         .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as i64)
+        .saturating_add(ts.tv_nsec as i64);
+    ns
 }
 
 /// Reads the scheduler of `pid` again and again: `each` gets every

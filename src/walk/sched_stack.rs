@@ -128,7 +128,9 @@ pub fn thread_stack<M: Memory>(
         ));
         return out;
     };
-    let mut segments: Vec<(u64, u64, bool, Option<(u64, u64)>)> = Vec::new();
+    // (pc, sp, trap, the stack's bounds if known)
+    type Segment = (u64, u64, bool, Option<(u64, u64)>);
+    let mut segments: Vec<Segment> = Vec::new();
     if within(curg, start.1) {
         segments.push((start.0, start.1, trap, curg));
     } else {

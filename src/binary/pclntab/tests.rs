@@ -41,11 +41,15 @@ pub(crate) struct FuncSpec {
     pub(crate) args: Option<ArgsSpec>,
 }
 
+/// `FUNCDATA_ArgLiveInfo` bytes and the `(value, end pc)` runs of
+/// `PCDATA_ArgLiveIndex`.
+pub(crate) type LiveSpec = (Vec<u8>, Vec<(i32, u64)>);
+
 /// A function's argument funcdata: the `FUNCDATA_ArgInfo` bytes, and
 /// optionally `FUNCDATA_ArgLiveInfo` with its `PCDATA_ArgLiveIndex` runs.
 pub(crate) struct ArgsSpec {
     pub(crate) info: Vec<u8>,
-    pub(crate) live: Option<(Vec<u8>, Vec<(i32, u64)>)>,
+    pub(crate) live: Option<LiveSpec>,
 }
 
 /// Builds a Go 1.20-format pclntab at address `addr` with text at `text`;
