@@ -12,7 +12,9 @@
 //! syscall that IP is the instruction after it, so kernel time lands on
 //! the Go frame that entered the kernel, as in Go's profile. A stack on
 //! g0 that reaches `runtime.systemstack`/`runtime.morestack` continues on
-//! the goroutine's stack, as Go's `unwindJumpStack` does. Code outside Go
+//! the goroutine's stack, as Go's `unwindJumpStack` does. Code in C during
+//! a cgo call is booked to the Go stack of that call (the goroutine's
+//! `syscallpc/syscallsp`), as Go's `sigprof` books it. Other code outside Go
 //! is followed back by frame pointers to the first Go frame; failing
 //! that the sample is `runtime._ExternalCode` under `runtime._System`, as
 //! Go counts it.
