@@ -6,7 +6,7 @@
 //! qemu-user, whose guest core (GOTRACEBACK=crash, SIGQUIT) gopeek reads;
 //! Go 1.27, default and stripped (`scripts/build-fixtures` with
 //! GOPEEK_FIXTURE_MODES="arm64 arm64-stripped"). For every thread whose PC
-//! is in the executable, the 64 instructions from the PC (the syscall
+//! is in the executable, the 256 instructions from the PC (the syscall
 //! stubs threads park in, and the functions after them, where branches
 //! are) must be those
 //! objdump prints at the same addresses: address, mnemonic and operands
@@ -15,7 +15,8 @@
 //!
 //! 1. a PC-relative target (B, BL, B.cond, CBZ/CBNZ, TBZ/TBNZ, ADR/ADRP,
 //!    literal loads) is written by gopeek as gdb writes it, `0x12188`,
-//!    by objdump without the `0x`: both are read as the same number;
+//!    by objdump without the `0x` when it names the address and with it
+//!    when it does not: the `0x` is dropped on both sides;
 //! 2. the symbol after such a target is `<f+344>` (gdb: decimal offset)
 //!    in gopeek, `<f+0x158>` in objdump, which also names assembly
 //!    functions by their ELF symbol `f.abi0`: compared as (name, offset),
@@ -86,7 +87,7 @@ fn objdump(bin: &Path, start: u64, stop: u64) -> Vec<Line> {
             continue;
         };
         let (text, sym) = cut_symbol(insn);
-        v.push((a, text, sym));
+        v.push((a, drop_0x(text), sym));
     }
     v
 }
@@ -94,12 +95,16 @@ fn objdump(bin: &Path, start: u64, stop: u64) -> Vec<Line> {
 /// gopeek's instruction, normalized as objdump's (see the module doc).
 fn ours(i: &Value) -> Line {
     let text = i["text"].as_str().unwrap();
-    let (mut text, sym) = cut_symbol(text);
-    if !text.starts_with(".inst") {
-        // The one `0x` not after `#` is the target (normalization 1).
-        text = text.replace("\t0x", "\t").replace(", 0x", ", ");
+    let (text, sym) = cut_symbol(text);
+    (i["address"].as_u64().unwrap(), drop_0x(text), sym)
+}
+
+/// Normalization 1: the one `0x` not after `#` is the target's.
+fn drop_0x(text: String) -> String {
+    if text.starts_with(".inst") {
+        return text;
     }
-    (i["address"].as_u64().unwrap(), text, sym)
+    text.replace("\t0x", "\t").replace(", 0x", ", ")
 }
 
 /// `name+0x23` (objdump) or `name+35` (gdb) as (name, offset).
@@ -150,7 +155,7 @@ fn arm64_core_disasm_matches_objdump() {
         let out = gopeek()
             .args(["threads", "--core"])
             .arg(&crash.core)
-            .args(["--format", "json", "--disasm", "64"])
+            .args(["--format", "json", "--disasm", "256"])
             .output()
             .unwrap();
         assert!(
@@ -170,19 +175,22 @@ fn arm64_core_disasm_matches_objdump() {
             }
             let pc = th["registers"]["pc"].as_u64().expect("pc");
             assert_eq!(d[0]["address"].as_u64(), Some(pc), "{label}: starts at pc");
-            assert_eq!(d.len(), 64, "{label}: {th:#}");
+            assert_eq!(d.len(), 256, "{label}: {th:#}");
             assert!(th["disasm_error"].is_null(), "{label}: {th:#}");
-            let want = objdump(&bin, pc, pc + 256);
+            let want = objdump(&bin, pc, pc + 1024);
             let got: Vec<Line> = d.iter().map(ours).collect();
             let strip = |v: &[Line]| -> Vec<(u64, String)> {
                 v.iter().map(|(a, t, _)| (*a, t.clone())).collect()
             };
-            assert_eq!(
-                strip(&got),
-                strip(&want),
-                "{label}: thread {} at {pc:#x}",
-                th["tid"]
-            );
+            let (g, w) = (strip(&got), strip(&want));
+            if let Some(k) = (0..g.len().max(w.len())).find(|&k| g.get(k) != w.get(k)) {
+                panic!(
+                    "{label}: thread {} at {pc:#x}: instruction {k}: gopeek {:?}, objdump {:?}",
+                    th["tid"],
+                    g.get(k),
+                    w.get(k)
+                );
+            }
             for ((_, text, s1), (_, _, s2)) in got.iter().zip(&want) {
                 if let (Some(a), Some(b)) = (s1, s2) {
                     assert_eq!(sym_parts(a), sym_parts(b), "{label}: target of {text:?}");
@@ -190,7 +198,7 @@ fn arm64_core_disasm_matches_objdump() {
                 }
             }
             if label.ends_with("arm64") {
-                let go = go_objdump(&bin, pc, pc + 256);
+                let go = go_objdump(&bin, pc, pc + 1024);
                 for i in d {
                     let a = i["address"].as_u64().unwrap();
                     let Some((file, line, word)) = go.get(&a) else {
@@ -217,11 +225,15 @@ fn arm64_core_disasm_matches_objdump() {
             "{label}: fewer than 2 threads' PCs in the executable:\n{j:#}"
         );
         if label.ends_with("arm64") {
-            assert!(named > 0, "{label}: no branch target named by both");
+            // Measured: 170 to 176 targets named by both (7 threads).
+            assert!(
+                named >= 100,
+                "{label}: {named} branch targets named by both"
+            );
             assert!(lines >= 32, "{label}: {lines} file:lines compared");
         }
         eprintln!(
-            "{label}: {compared} threads x 64 instructions equal to {OBJDUMP}, \
+            "{label}: {compared} threads x 256 instructions equal to {OBJDUMP}, \
              {named} targets named alike, {lines} file:lines equal to go tool objdump"
         );
     }
