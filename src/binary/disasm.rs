@@ -1,21 +1,30 @@
 //! `gopeek threads --disasm N`: N instructions from a PC, printed as
-//! gdb's `x/Ni $pc` prints them on linux/amd64 (AT&T syntax, gdb's and
-//! objdump's default), with branch targets and RIP-relative operands
-//! resolved to symbols (`<main.spin+12>`: Go functions from the pclntab,
-//! so stripped binaries too; data from `.symtab` when present) and each
+//! gdb's `x/Ni $pc` prints them: on linux/amd64 in AT&T syntax (gdb's and
+//! objdump's default), on linux/arm64 in libopcodes' syntax
+//! (`ldr x0, [x28, #16]`, `b.ne 0x1234 <f+8>  // b.any`); branch targets
+//! (and RIP-relative operands, ADR/ADRP and literal loads) resolved to
+//! symbols (`<main.spin+12>`: Go functions from the pclntab, so stripped
+//! binaries too; data from `.symtab` when present) and each
 //! instruction's file:line from the pclntab.
 //!
-//! The decoder is iced-x86, the one the locator already uses for stripped
-//! binaries (pure Rust, builds static with musl). arm64 has no decoder
-//! here yet: [`disassemble`] says so instead of guessing.
+//! The amd64 decoder is iced-x86, the one the locator already uses for
+//! stripped binaries; arm64's is yaxpeax-arm with libopcodes' text
+//! (`super::arm64_text`). Both pure Rust, so gopeek builds static with musl.
 
+use super::arm64_text;
 use super::elf::{Arch, GoBinary};
 use super::pclntab::Pclntab;
 use super::symbolize::frames_at;
 use iced_x86::{Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, OpKind, Register};
 
-/// Longest x86 instruction: the bytes read per instruction asked for.
-pub const MAX_INSN_LEN: usize = 15;
+/// Longest instruction of `arch` (x86: 15 bytes; arm64: one 4-byte
+/// word): the bytes read per instruction asked for.
+pub fn max_insn_len(arch: Arch) -> usize {
+    match arch {
+        Arch::Amd64 => 15,
+        Arch::Arm64 => 4,
+    }
+}
 /// Most instructions one call decodes (a bound on `--disasm N`).
 pub const MAX_INSNS: usize = 4096;
 
@@ -84,27 +93,53 @@ impl<'t, 'a> SymbolTable<'t, 'a> {
     }
 }
 
-/// Why nothing was disassembled.
-#[derive(Debug, thiserror::Error)]
-pub enum DisasmError {
-    /// No decoder for this architecture yet.
-    #[error("disassembly of {0} code is not supported yet (amd64 only)")]
-    Arch(&'static str),
-}
-
-/// Decodes up to `n` instructions of `code` (the target's bytes at `pc`).
-/// A truncated or invalid tail ends the list (gdb prints `(bad)`; the
-/// instruction is kept with that text).
+/// Decodes up to `n` instructions of `code` (the target's bytes at `pc`),
+/// with the decoder of `arch`. A truncated tail ends the list; on amd64 an
+/// invalid instruction does too (gdb prints `(bad)`; the instruction is
+/// kept with that text), on arm64 an undefined word is printed as
+/// libopcodes does (`.inst 0x... ; undefined`) and the next word follows.
 pub fn disassemble(
     arch: Arch,
     code: &[u8],
     pc: u64,
     n: usize,
     syms: &SymbolTable<'_, '_>,
-) -> Result<Vec<Insn>, DisasmError> {
-    if arch != Arch::Amd64 {
-        return Err(DisasmError::Arch(arch.goarch()));
+) -> Vec<Insn> {
+    match arch {
+        Arch::Amd64 => disassemble_amd64(code, pc, n, syms),
+        Arch::Arm64 => disassemble_arm64(code, pc, n, syms),
     }
+}
+
+/// arm64: one 32-bit little-endian word per instruction; a PC-relative
+/// target is named right after its address (`bl 0x93cb0
+/// <runtime.morestack_noctxt.abi0>`), before libopcodes' comment.
+fn disassemble_arm64(code: &[u8], pc: u64, n: usize, syms: &SymbolTable<'_, '_>) -> Vec<Insn> {
+    let mut out = Vec::new();
+    for (i, w) in code.chunks_exact(4).take(n.min(MAX_INSNS)).enumerate() {
+        let address = pc.wrapping_add(4 * i as u64);
+        let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let t = arm64_text::format(word, address);
+        let mut text = t.text;
+        if let Some(s) = t.target.and_then(|a| syms.name(a)) {
+            text.push_str(&format!(" <{s}>"));
+        }
+        text.push_str(&t.comment);
+        let (file, line) = syms.line(address).unzip();
+        out.push(Insn {
+            address,
+            bytes: w.to_vec(),
+            text,
+            symbol: syms.name(address),
+            file,
+            line,
+        });
+    }
+    out
+}
+
+/// amd64: iced-x86's GAS (AT&T) text with gdb's options.
+fn disassemble_amd64(code: &[u8], pc: u64, n: usize, syms: &SymbolTable<'_, '_>) -> Vec<Insn> {
     let mut fmt = GasFormatter::new();
     let o = fmt.options_mut();
     o.set_first_operand_char_index(7);
@@ -146,7 +181,7 @@ pub fn disassemble(
             break;
         }
     }
-    Ok(out)
+    out
 }
 
 /// gdb's annotations: ` <sym+off>` after a direct branch target, and

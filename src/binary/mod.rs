@@ -7,6 +7,7 @@
 //! `pclntab` and `buildinfo` fuzz targets check that).
 
 pub mod arm64;
+pub mod arm64_text;
 pub mod buildinfo;
 pub(crate) mod cursor;
 pub(crate) mod disasm;

@@ -11,7 +11,7 @@
 use super::sched_stack::{stack_of, thread_stack};
 use super::signal::interrupted_contexts;
 use super::{ThreadRegs, WalkConfig};
-use crate::binary::disasm::{disassemble, Insn, SymbolTable, MAX_INSNS, MAX_INSN_LEN};
+use crate::binary::disasm::{disassemble, max_insn_len, Insn, SymbolTable, MAX_INSNS};
 use crate::binary::program::GoProgram;
 use crate::gotrace::sched::{MState, SchedState};
 use crate::layout::offsets::RuntimeOffsets;
@@ -348,7 +348,7 @@ fn disasm_at<M: Memory>(
     pc: u64,
 ) -> (Vec<Insn>, Option<String>) {
     let n = cfg.disasm.min(MAX_INSNS);
-    let want = (n * MAX_INSN_LEN) as u64;
+    let want = (n * max_insn_len(cfg.prog.bin.arch())) as u64;
     let to_page = 4096 - (pc & 4095);
     let code = mem
         .read_vec(pc, want, want)
@@ -362,12 +362,11 @@ fn disasm_at<M: Memory>(
             )
         }
     };
-    match disassemble(cfg.prog.bin.arch(), &code, pc, n, cfg.syms) {
-        Ok(v) if v.len() < n => {
-            let why = format!("only {} of {n} instructions could be decoded", v.len());
-            (v, Some(why))
-        }
-        Ok(v) => (v, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
+    let v = disassemble(cfg.prog.bin.arch(), &code, pc, n, cfg.syms);
+    if v.len() < n {
+        let why = format!("only {} of {n} instructions could be decoded", v.len());
+        (v, Some(why))
+    } else {
+        (v, None)
     }
 }
