@@ -1,9 +1,10 @@
 //! `gopeek print`: Go variables of a live process, read with the types its
 //! DWARF describes, printed as `%#v` text or as `gopeek.print/1` JSON.
 
-use super::error::{CliError, Doing};
+use super::error::{CliError, Doing, UsageError};
 use super::forbid_writes;
 use gopeek::exit::{ExitStatus, PERMISSION};
+use gopeek::snapshot::frame_select::FrameSel;
 use gopeek::snapshot::values::{print_values, PrintOptions};
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
@@ -31,8 +32,21 @@ pub(crate) struct PrintArgs {
     /// Go expressions: a global by its Go name (main.cfg,
     /// net/http.DefaultClient; a bare name means main.NAME), then
     /// .Field, [N], ["key"], *x, len(x), cap(x).
-    #[arg(required = true, value_name = "EXPR")]
+    /// In `--goroutine`'s frame, a name is first the frame's argument or
+    /// local (`req`, `req.URL`).
+    #[arg(required_unless_present = "locals", value_name = "EXPR")]
     exprs: Vec<String>,
+    /// Read in this goroutine's frame (its arguments and locals by name),
+    /// the innermost frame of user code unless --frame says which.
+    #[arg(long, value_name = "N")]
+    goroutine: Option<u64>,
+    /// The frame, counted from 0 as `gopeek dump` prints the goroutine's
+    /// frames (innermost first).
+    #[arg(long, value_name = "K", requires = "goroutine")]
+    frame: Option<usize>,
+    /// Print every argument and local of the frame.
+    #[arg(long, requires = "goroutine", conflicts_with = "exprs")]
+    locals: bool,
     #[arg(long, value_enum, default_value_t = PrintFormat::Text)]
     format: PrintFormat,
     /// Nesting levels followed (fields, elements, pointees, interface
@@ -88,6 +102,15 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Err(e.into());
         }
     }
+    if session.is_some() && a.goroutine.is_some() {
+        let e = UsageError(
+            "gopeek print --goroutine is not available under sudo yet; print globals, or run gopeek as the target's user".into(),
+        );
+        if let Some(s) = &session {
+            s.finish(Err(e.to_string()));
+        }
+        return Err(e.into());
+    }
     forbid_writes()?;
     let max_pause = Duration::from_millis(a.max_pause);
     let opts = PrintOptions {
@@ -99,6 +122,11 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         consistent: a.consistent,
         max_pause,
         after_seize: session.as_ref().map(|s| s.after_seize(max_pause)),
+        frame: a.goroutine.map(|g| FrameSel {
+            goroutine: g,
+            frame: a.frame,
+            all_locals: a.locals,
+        }),
     };
     let result = print_values(a.pid, &a.exprs, &opts);
     if let Some(s) = &session {
@@ -119,14 +147,26 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     let mut w = io::BufWriter::new(stdout.lock());
     let pretty = io::stdout().is_terminal();
     match a.format {
-        PrintFormat::Text => gopeek::output::print::write_text(&r.values, &mut w),
-        PrintFormat::Json => {
-            gopeek::output::print::write_json(&r.values, r.go_minor, pretty, &mut w)
+        PrintFormat::Text => {
+            gopeek::output::print::write_text_in(&r.values, r.frame.as_ref(), &mut w)
         }
+        PrintFormat::Json => gopeek::output::print::write_json_in(
+            &r.values,
+            r.go_minor,
+            r.frame.as_ref(),
+            pretty,
+            &mut w,
+        ),
     }
     .doing("writing the values")?;
     w.flush()?;
-    let failed = r.values.iter().filter(|v| v.error.is_some()).count();
+    // With --locals, a local that is optimized out is an answer, not a
+    // failure.
+    let failed = r
+        .values
+        .iter()
+        .filter(|v| v.error.is_some() && !(a.locals && v.optimized_out))
+        .count();
     if failed > 0 {
         eprintln!(
             "gopeek: {failed} of {} expressions could not be printed",

@@ -5,6 +5,7 @@
 //! hold comes first and privileges are dropped before anything is parsed,
 //! as `dump` does).
 
+use super::frame_select::{select, FrameInfo, FrameSel};
 use super::live::LiveProcess;
 use super::source::{Source, Stopped};
 use super::{AfterSeize, SnapshotError};
@@ -12,7 +13,10 @@ use crate::binary::elf::GoBinary;
 use crate::binary::program::GoProgram;
 use crate::layout::{LayoutError, Sections};
 use crate::memory::MemoryExt;
-use crate::value::{evaluate, read::field, DwarfInfo, Limits, Printed, Program};
+use crate::value::locals::Overlay;
+use crate::value::{
+    evaluate_in, frame_slots, read::field, DwarfInfo, FrameSlots, Limits, Printed, Program,
+};
 use crate::walk::capture::Hold;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -29,6 +33,9 @@ pub struct PrintOptions {
     /// Under sudo: policy re-check and privilege drop once seized (forces
     /// the held read).
     pub after_seize: Option<AfterSeize>,
+    /// `--goroutine N [--frame K] [--locals]`: names resolve in that frame
+    /// first.
+    pub frame: Option<FrameSel>,
 }
 
 /// The values and how they were read.
@@ -44,6 +51,8 @@ pub struct PrintResult {
     pub pause_us: Option<u64>,
     /// Time spent, for `GOPEEK_DEBUG_TIMING`.
     pub elapsed: Duration,
+    /// The frame read, with `--goroutine`.
+    pub frame: Option<FrameInfo>,
 }
 
 /// Why nothing could be printed.
@@ -52,6 +61,15 @@ pub enum ValuesError {
     /// Opening, holding or reading the process failed.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// The goroutine or frame asked for is not there, or its variables
+    /// cannot be listed.
+    #[error("process {pid}: {what}")]
+    Frame {
+        /// The target.
+        pid: i32,
+        /// What is missing.
+        what: String,
+    },
     /// The executable has no DWARF: built with `-ldflags=-w` (or `-s`,
     /// which implies it), or stripped afterwards.
     #[error("process {pid}: the executable has no DWARF debug info, so variables and their types are unknown: it was built with -ldflags=-w (or -s, which also drops DWARF) or stripped afterwards; rebuild without -w/-s to use gopeek print (gopeek dump works without DWARF)")]
@@ -66,6 +84,7 @@ impl crate::exit::ExitStatus for ValuesError {
         match self {
             ValuesError::Snapshot(e) => e.exit_code(),
             ValuesError::NoDwarf { .. } => crate::exit::NOT_GO,
+            ValuesError::Frame { .. } => crate::exit::FAILURE,
         }
     }
 }
@@ -77,6 +96,32 @@ pub fn print_values(
     opts: &PrintOptions,
 ) -> Result<PrintResult, ValuesError> {
     let t0 = Instant::now();
+    // The goroutine's frames, from a snapshot as `dump` takes it (without
+    // a hold unless --consistent), before anything else is read.
+    let goroutine = match &opts.frame {
+        Some(sel) => {
+            let so = super::SnapshotOptions {
+                max_pause: opts.max_pause,
+                nonblocking: !opts.consistent,
+                frame_registers: true,
+                after_seize: None,
+            };
+            let dump = super::take(pid, &so)?.dump;
+            let g = dump
+                .goroutines
+                .into_iter()
+                .find(|g| g.id == sel.goroutine)
+                .ok_or_else(|| ValuesError::Frame {
+                    pid,
+                    what: format!(
+                        "no goroutine {} (gopeek dump --pid {pid} lists them)",
+                        sel.goroutine
+                    ),
+                })?;
+            Some((g, *sel))
+        }
+        None => None,
+    };
     let src = LiveProcess::open(pid, None)?;
     let held = opts.consistent || opts.after_seize.is_some();
     // Under sudo: hold and drop privileges before parsing anything.
@@ -111,7 +156,33 @@ pub fn print_values(
         types_base,
         func_name: &func_name,
     };
-    let values = evaluate(&p, mem, opts.limits, exprs, !held);
+    let mut overlay = Overlay::new(mem);
+    let mut frame = None;
+    let mut exprs = exprs.to_vec();
+    let mut slots = FrameSlots::new();
+    if let Some((g, sel)) = &goroutine {
+        let ferr = |what: String| ValuesError::Frame { pid, what };
+        let (info, at) = select(g, sel, bias).map_err(ferr)?;
+        let vars = dwarf.frame_vars(&at).map_err(|e| {
+            ferr(format!(
+                "the variables of {} at {}:{}: {e}",
+                info.function, info.file, info.line
+            ))
+        })?;
+        slots = frame_slots(&dwarf, &vars, &mut overlay);
+        if sel.all_locals {
+            exprs.clear();
+            for v in &vars.vars {
+                // Go 1.2x also names the parts of a decomposed variable
+                // (`s.ptr`, `s.len`): the variable itself is listed.
+                if !v.name.starts_with('~') && !v.name.contains('.') && !exprs.contains(&v.name) {
+                    exprs.push(v.name.clone());
+                }
+            }
+        }
+        frame = Some(info);
+    }
+    let values = evaluate_in(&p, &overlay, opts.limits, &exprs, !held, &slots);
     let pause_us = match stopped {
         Some(s) => Some(s.release()?.pause_us()),
         None => None,
@@ -122,6 +193,7 @@ pub fn print_values(
         go_version: prog.version.raw.clone(),
         pause_us,
         elapsed: t0.elapsed(),
+        frame,
     })
 }
 
