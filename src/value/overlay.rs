@@ -38,7 +38,7 @@ pub fn slot<M: Memory + ?Sized>(v: &FrameVar, size: u64, mem: &M) -> Result<Slot
             let mut bytes = Vec::new();
             for p in pieces {
                 let n = p.size.unwrap_or(if v.escaped { 8 } else { size });
-                if bytes.len() as u64 + n > MAX_PIECED {
+                if (bytes.len() as u64).saturating_add(n) > MAX_PIECED {
                     return Err("variable larger than gopeek assembles from pieces".into());
                 }
                 let PieceLoc::Addr(a) = p.loc else { continue };
