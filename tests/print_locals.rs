@@ -313,3 +313,62 @@ fn locals_text_and_default_frame() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--frame 99 is past them"));
     assert_running_untraced(run.pid);
 }
+
+/// `print --core --goroutine`: a gcore of the fixture gives each parked
+/// goroutine's frame exactly as the live process does.
+#[test]
+fn core_locals_equal_live() {
+    let Some(bin) = newest_fixture("default", "parkedlocals") else {
+        return;
+    };
+    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+    let text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
+    let prefix = run.dir.path().join("gcore");
+    let st = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(run.pid.to_string())
+        .output()
+        .expect("gcore (gdb) is installed by scripts/setup");
+    assert!(st.status.success(), "gcore failed: {st:?}");
+    let core = run.dir.path().join(format!("gcore.{}", run.pid));
+    let mut seen = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let o: Value = serde_json::from_str(l).unwrap();
+        let g = o["goroutine"].as_u64().unwrap();
+        if !seen.insert(g) {
+            continue;
+        }
+        let args = [
+            "--format",
+            "json",
+            "--goroutine",
+            &g.to_string(),
+            "--locals",
+        ];
+        let live = gopeek()
+            .args(["print", "--pid", &run.pid.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        let dead = gopeek()
+            .args(["print", "--core"])
+            .arg(&core)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            dead.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dead.stderr)
+        );
+        let (a, b): (Value, Value) = (
+            serde_json::from_slice(&live.stdout).unwrap(),
+            serde_json::from_slice(&dead.stdout).unwrap(),
+        );
+        assert!(a["values"].as_array().is_some_and(|v| v.len() >= 4), "{a}");
+        assert_eq!(a, b);
+    }
+    assert_eq!(seen.len(), 3);
+    assert_running_untraced(run.pid);
+}

@@ -5,7 +5,7 @@ use super::error::{CliError, Doing, UsageError};
 use super::forbid_writes;
 use gopeek::exit::{ExitStatus, PERMISSION};
 use gopeek::snapshot::frame_select::FrameSel;
-use gopeek::snapshot::values::{print_values, PrintOptions};
+use gopeek::snapshot::values::{print_core, print_values, PrintOptions};
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use gopeek::value::Limits;
@@ -27,8 +27,16 @@ pub(crate) enum PrintFormat {
 #[derive(clap::Args)]
 pub(crate) struct PrintArgs {
     /// The process to read.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// Read a core file instead of a live process (globals, and with
+    /// --goroutine a goroutine's locals); nothing is attached to.
+    #[arg(long, value_name = "FILE")]
+    core: Option<std::path::PathBuf>,
+    /// With --core: the executable that wrote the core (default: the one
+    /// the core names).
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<std::path::PathBuf>,
     /// Go expressions: a global by its Go name (main.cfg,
     /// net/http.DefaultClient; a bare name means main.NAME), then
     /// .Field, [N], ["key"], *x, len(x), cap(x).
@@ -94,7 +102,16 @@ impl ExitStatus for MemoryNotAllowed {
 
 /// Runs `gopeek print`.
 pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    let session = sudo.map(|ctx| SudoSession::begin(ctx, a.pid)).transpose()?;
+    if sudo.is_some() && a.core.is_some() {
+        return Err(UsageError(
+            "`gopeek print --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
+        )
+        .into());
+    }
+    let session = match a.pid {
+        Some(pid) => sudo.map(|ctx| SudoSession::begin(ctx, pid)).transpose()?,
+        None => None,
+    };
     if let Some(s) = &session {
         if !s.decision().show_memory {
             let e = MemoryNotAllowed(s.decision().reason.clone());
@@ -128,7 +145,11 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             all_locals: a.locals,
         }),
     };
-    let result = print_values(a.pid, &a.exprs, &opts);
+    let result = match (&a.core, a.pid) {
+        (Some(core), _) => print_core(core, a.exe.as_deref(), &a.exprs, &opts),
+        (None, Some(pid)) => print_values(pid, &a.exprs, &opts),
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
     if let Some(s) = &session {
         s.finish(match &result {
             Ok(r) => Ok(format!("print of {} expressions", r.values.len())),

@@ -100,33 +100,83 @@ pub fn print_values(
     // a hold unless --consistent), before anything else is read.
     let goroutine = match &opts.frame {
         Some(sel) => {
-            let so = super::SnapshotOptions {
-                max_pause: opts.max_pause,
-                nonblocking: !opts.consistent,
-                frame_registers: true,
-                after_seize: None,
-            };
-            let dump = super::take(pid, &so)?.dump;
-            let g = dump
-                .goroutines
-                .into_iter()
-                .find(|g| g.id == sel.goroutine)
-                .ok_or_else(|| ValuesError::Frame {
-                    pid,
-                    what: format!(
-                        "no goroutine {} (gopeek dump --pid {pid} lists them)",
-                        sel.goroutine
-                    ),
-                })?;
-            Some((g, *sel))
+            let dump = super::take(pid, &frame_snapshot(opts))?.dump;
+            Some((
+                find_goroutine(dump, sel, pid, &format!("--pid {pid}"))?,
+                *sel,
+            ))
         }
         None => None,
     };
     let src = LiveProcess::open(pid, None)?;
-    let held = opts.consistent || opts.after_seize.is_some();
+    print_from(&src, pid, exprs, opts, goroutine, t0, true)
+}
+
+/// Evaluates `exprs` in the dead process a core file holds (`exe`: the
+/// executable, when not the one the core names). Nothing changes in a
+/// core: each value is read once.
+pub fn print_core(
+    core: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    exprs: &[String],
+    opts: &PrintOptions,
+) -> Result<PrintResult, ValuesError> {
+    let t0 = Instant::now();
+    let src = super::core::CoreSource::open(core, exe)?;
+    let pid = src.pid();
+    let goroutine = match &opts.frame {
+        Some(sel) => {
+            let dump = super::take_core(core, exe, &frame_snapshot(opts))?.dump;
+            let at = format!("--core {}", core.display());
+            Some((find_goroutine(dump, sel, pid, &at)?, *sel))
+        }
+        None => None,
+    };
+    print_from(&src, pid, exprs, opts, goroutine, t0, false)
+}
+
+fn frame_snapshot(opts: &PrintOptions) -> super::SnapshotOptions {
+    super::SnapshotOptions {
+        max_pause: opts.max_pause,
+        nonblocking: !opts.consistent,
+        frame_registers: true,
+        after_seize: None,
+    }
+}
+
+fn find_goroutine(
+    dump: crate::dump::DumpSnapshot,
+    sel: &FrameSel,
+    pid: i32,
+    target: &str,
+) -> Result<crate::dump::GoroutineSnapshot, ValuesError> {
+    dump.goroutines
+        .into_iter()
+        .find(|g| g.id == sel.goroutine)
+        .ok_or_else(|| ValuesError::Frame {
+            pid,
+            what: format!(
+                "no goroutine {} (gopeek dump {target} lists them)",
+                sel.goroutine
+            ),
+        })
+}
+
+/// The evaluation over any source; `live`: a running process (read
+/// twice, or held), else a core (read once).
+fn print_from<S: Source>(
+    src: &S,
+    pid: i32,
+    exprs: &[String],
+    opts: &PrintOptions,
+    goroutine: Option<(crate::dump::GoroutineSnapshot, FrameSel)>,
+    t0: Instant,
+    live: bool,
+) -> Result<PrintResult, ValuesError> {
+    let held = live && (opts.consistent || opts.after_seize.is_some());
     // Under sudo: hold and drop privileges before parsing anything.
     let mut stopped = None;
-    if let Some(hook) = &opts.after_seize {
+    if let Some(hook) = opts.after_seize.as_ref().filter(|_| live) {
         let s = src.stop(Hold::All, opts.max_pause)?;
         (hook.0)(pid).map_err(SnapshotError::AfterSeize)?;
         stopped = Some(s);
@@ -182,7 +232,7 @@ pub fn print_values(
         }
         frame = Some(info);
     }
-    let values = evaluate_in(&p, &overlay, opts.limits, &exprs, !held, &slots);
+    let values = evaluate_in(&p, &overlay, opts.limits, &exprs, live && !held, &slots);
     let pause_us = match stopped {
         Some(s) => Some(s.release()?.pause_us()),
         None => None,
