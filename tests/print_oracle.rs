@@ -243,6 +243,17 @@ fn consistent_equals_running() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(a, b);
+    // The channel's buffered elements in receive order: setup() sent 1
+    // then 2 into vChan (cap 4); the tree's len says 2 as well.
+    let ch = &a["values"][3]["value"];
+    assert_eq!(ch["len"], 2, "{ch}");
+    let elems: Vec<&Value> = ch["elems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["value"])
+        .collect();
+    assert_eq!(elems, [&Value::from(1), &Value::from(2)], "{ch}");
     assert_running_untraced(run.pid);
 }
 
