@@ -243,6 +243,17 @@ fn consistent_equals_running() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(a, b);
+    // The channel's buffered elements in receive order: setup() sent 1
+    // then 2 into vChan (cap 4); the tree's len says 2 as well.
+    let ch = &a["values"][3]["value"];
+    assert_eq!(ch["len"], 2, "{ch}");
+    let elems: Vec<&Value> = ch["elems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["value"])
+        .collect();
+    assert_eq!(elems, [&Value::from(1), &Value::from(2)], "{ch}");
     assert_running_untraced(run.pid);
 }
 
@@ -260,5 +271,49 @@ fn stripped_binary_says_which_flag() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("-ldflags=-w") && err.contains("-s"), "{err}");
+    assert_running_untraced(run.pid);
+}
+
+/// `print --core`: a gcore of the live fixture gives, global for global,
+/// the JSON document the live process gives (both against the oracle
+/// above); the fixture runs on, untraced.
+#[test]
+fn core_equals_live() {
+    let Some(bin) = fixture("1.27", "default", "printvals") else {
+        return;
+    };
+    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m"]);
+    let names: Vec<String> = oracle(&run)
+        .into_iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .filter(|n| !SEPARATE.contains(&n.as_str()))
+        .collect();
+    let prefix = run.dir.path().join("gcore");
+    let st = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(run.pid.to_string())
+        .output()
+        .expect("gcore (gdb) is installed by scripts/setup");
+    assert!(st.status.success(), "gcore failed: {st:?}");
+    let core = run.dir.path().join(format!("gcore.{}", run.pid));
+    let (live, _) = print_json(
+        run.pid,
+        &names.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let out = gopeek()
+        .args(["print", "--format", "json", "--core"])
+        .arg(&core)
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_core: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(live["values"].as_array().unwrap().len(), names.len());
+    assert_eq!(live, from_core);
     assert_running_untraced(run.pid);
 }

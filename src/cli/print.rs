@@ -1,10 +1,11 @@
 //! `gopeek print`: Go variables of a live process, read with the types its
 //! DWARF describes, printed as `%#v` text or as `gopeek.print/1` JSON.
 
-use super::error::{CliError, Doing};
+use super::error::{CliError, Doing, UsageError};
 use super::forbid_writes;
 use gopeek::exit::{ExitStatus, PERMISSION};
-use gopeek::snapshot::values::PrintOptions;
+use gopeek::snapshot::frame_select::FrameSel;
+use gopeek::snapshot::values::{print_core, PrintOptions};
 use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
@@ -27,13 +28,34 @@ pub(crate) enum PrintFormat {
 #[derive(clap::Args)]
 pub(crate) struct PrintArgs {
     /// The process to read.
-    #[arg(long)]
-    pid: i32,
+    #[arg(long, required_unless_present = "core", conflicts_with = "core")]
+    pid: Option<i32>,
+    /// Read a core file instead of a live process (globals, and with
+    /// --goroutine a goroutine's locals); nothing is attached to.
+    #[arg(long, value_name = "FILE")]
+    core: Option<std::path::PathBuf>,
+    /// With --core: the executable that wrote the core (default: the one
+    /// the core names).
+    #[arg(long, value_name = "BINARY", requires = "core")]
+    exe: Option<std::path::PathBuf>,
     /// Go expressions: a global by its Go name (main.cfg,
     /// net/http.DefaultClient; a bare name means main.NAME), then
     /// .Field, [N], ["key"], *x, len(x), cap(x).
-    #[arg(required = true, value_name = "EXPR")]
+    /// In `--goroutine`'s frame, a name is first the frame's argument or
+    /// local (`req`, `req.URL`).
+    #[arg(required_unless_present = "locals", value_name = "EXPR")]
     exprs: Vec<String>,
+    /// Read in this goroutine's frame (its arguments and locals by name),
+    /// the innermost frame of user code unless --frame says which.
+    #[arg(long, value_name = "N")]
+    goroutine: Option<u64>,
+    /// The frame, counted from 0 as `gopeek dump` prints the goroutine's
+    /// frames (innermost first).
+    #[arg(long, value_name = "K", requires = "goroutine")]
+    frame: Option<usize>,
+    /// Print every argument and local of the frame.
+    #[arg(long, requires = "goroutine", conflicts_with = "exprs")]
+    locals: bool,
     #[arg(long, value_enum, default_value_t = PrintFormat::Text)]
     format: PrintFormat,
     /// Nesting levels followed (fields, elements, pointees, interface
@@ -81,13 +103,31 @@ impl ExitStatus for MemoryNotAllowed {
 
 /// Runs `gopeek print`.
 pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    let session = sudo.map(|ctx| SudoSession::begin(ctx, a.pid)).transpose()?;
+    if sudo.is_some() && a.core.is_some() {
+        return Err(UsageError(
+            "`gopeek print --core` needs no privilege: run it without sudo, as a user who can read the core".into(),
+        )
+        .into());
+    }
+    let session = match a.pid {
+        Some(pid) => sudo.map(|ctx| SudoSession::begin(ctx, pid)).transpose()?,
+        None => None,
+    };
     if let Some(s) = &session {
         if !s.decision().show_memory {
             let e = MemoryNotAllowed(s.decision().reason.clone());
             s.finish(Err(e.to_string()));
             return Err(e.into());
         }
+    }
+    if session.is_some() && a.goroutine.is_some() {
+        let e = UsageError(
+            "gopeek print --goroutine is not available under sudo yet; print globals, or run gopeek as the target's user".into(),
+        );
+        if let Some(s) = &session {
+            s.finish(Err(e.to_string()));
+        }
+        return Err(e.into());
     }
     // sudo, as `dump`: the root monitor (forked while root and
     // single-threaded) makes the hold; the target is opened as root, then
@@ -106,16 +146,27 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         },
         consistent: a.consistent,
         max_pause,
+        frame: a.goroutine.map(|g| FrameSel {
+            goroutine: g,
+            frame: a.frame,
+            all_locals: a.locals,
+        }),
     };
-    let result = LiveTarget::open(a.pid, monitor)
-        .map_err(CliError::from)
-        .and_then(|t| {
-            if let Some(s) = &session {
-                s.drop_privileges()?;
-            }
-            Ok(t)
-        })
-        .and_then(|t| Ok(t.print_values(&a.exprs, &opts)?));
+    let result = match (&a.core, a.pid) {
+        (Some(core), _) => {
+            print_core(core, a.exe.as_deref(), &a.exprs, &opts).map_err(CliError::from)
+        }
+        (None, Some(pid)) => LiveTarget::open(pid, monitor)
+            .map_err(CliError::from)
+            .and_then(|t| {
+                if let Some(s) = &session {
+                    s.drop_privileges()?;
+                }
+                Ok(t)
+            })
+            .and_then(|t| Ok(t.print_values(&a.exprs, &opts)?)),
+        (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
+    };
     if let Some(s) = &session {
         s.finish(match &result {
             Ok(r) => Ok(format!("print of {} expressions", r.values.len())),
@@ -134,14 +185,26 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     let mut w = io::BufWriter::new(stdout.lock());
     let pretty = io::stdout().is_terminal();
     match a.format {
-        PrintFormat::Text => gopeek::output::print::write_text(&r.values, &mut w),
-        PrintFormat::Json => {
-            gopeek::output::print::write_json(&r.values, r.go_minor, pretty, &mut w)
+        PrintFormat::Text => {
+            gopeek::output::print::write_text_in(&r.values, r.frame.as_ref(), &mut w)
         }
+        PrintFormat::Json => gopeek::output::print::write_json_in(
+            &r.values,
+            r.go_minor,
+            r.frame.as_ref(),
+            pretty,
+            &mut w,
+        ),
     }
     .doing("writing the values")?;
     w.flush()?;
-    let failed = r.values.iter().filter(|v| v.error.is_some()).count();
+    // With --locals, a local that is optimized out is an answer, not a
+    // failure.
+    let failed = r
+        .values
+        .iter()
+        .filter(|v| v.error.is_some() && !(a.locals && v.optimized_out))
+        .count();
     if failed > 0 {
         eprintln!(
             "gopeek: {failed} of {} expressions could not be printed",

@@ -45,6 +45,12 @@ pub struct Sections<'b> {
     pub(crate) abbrev: Cow<'b, [u8]>,
     pub(crate) str: Cow<'b, [u8]>,
     pub(crate) addr: Cow<'b, [u8]>,
+    /// Location and range lists (DWARF 4 and 5 forms), for a frame's
+    /// variables (`value::locals`).
+    pub(crate) loc: Cow<'b, [u8]>,
+    pub(crate) loclists: Cow<'b, [u8]>,
+    pub(crate) ranges: Cow<'b, [u8]>,
+    pub(crate) rnglists: Cow<'b, [u8]>,
 }
 
 impl<'b> Sections<'b> {
@@ -61,6 +67,10 @@ impl<'b> Sections<'b> {
             abbrev: get(".debug_abbrev"),
             str: get(".debug_str"),
             addr: get(".debug_addr"),
+            loc: get(".debug_loc"),
+            loclists: get(".debug_loclists"),
+            ranges: get(".debug_ranges"),
+            rnglists: get(".debug_rnglists"),
         })
     }
 
@@ -71,7 +81,26 @@ impl<'b> Sections<'b> {
             abbrev: Cow::Borrowed(abbrev),
             str: Cow::Borrowed(str),
             addr: Cow::Borrowed(&[]),
+            loc: Cow::Borrowed(&[]),
+            loclists: Cow::Borrowed(&[]),
+            ranges: Cow::Borrowed(&[]),
+            rnglists: Cow::Borrowed(&[]),
         }
+    }
+
+    /// The location and range list sections too (the locals fuzzer).
+    pub fn with_lists(
+        mut self,
+        loc: &'b [u8],
+        loclists: &'b [u8],
+        ranges: &'b [u8],
+        rnglists: &'b [u8],
+    ) -> Self {
+        self.loc = Cow::Borrowed(loc);
+        self.loclists = Cow::Borrowed(loclists);
+        self.ranges = Cow::Borrowed(ranges);
+        self.rnglists = Cow::Borrowed(rnglists);
+        self
     }
 }
 

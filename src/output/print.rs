@@ -12,6 +12,7 @@
 //! gopeek's limits cut it; `json_error` then says which. `error` is set
 //! (and `value` absent) when the expression could not be evaluated.
 
+use crate::snapshot::frame_select::FrameInfo;
 use crate::value::gofmt::go_syntax;
 use crate::value::gojson::encode;
 use crate::value::Printed;
@@ -36,6 +37,32 @@ pub fn write_text(values: &[Printed], w: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// The text form in a frame (`--goroutine`): a header line naming the
+/// frame (`goroutine 7 frame 2: main.handle at /src/main.go:42`), then one
+/// line per expression; a variable optimized out at the frame's PC reads
+/// `x = (unreadable optimized out: ...)`, as Delve says it.
+pub fn write_text_in(
+    values: &[Printed],
+    frame: Option<&FrameInfo>,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let Some(f) = frame else {
+        return write_text(values, w);
+    };
+    writeln!(
+        w,
+        "goroutine {} frame {}: {} at {}:{}",
+        f.goroutine, f.frame, f.function, f.file, f.line
+    )?;
+    for p in values {
+        match (&p.error, p.optimized_out) {
+            (Some(e), true) => writeln!(w, "{} = (unreadable {e})", p.expr)?,
+            _ => write_text(std::slice::from_ref(p), w)?,
+        }
+    }
+    Ok(())
+}
+
 /// One entry of `values`. `json` is encoding/json's text as gopeek wrote
 /// it, kept as is (Go's field order and number spelling).
 #[derive(serde::Serialize)]
@@ -52,6 +79,9 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
     error: Option<String>,
+    /// The variable is optimized out at the frame's PC.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    optimized_out: bool,
 }
 
 /// The record of one expression.
@@ -64,6 +94,7 @@ pub fn record(p: &Printed, go_minor: u32) -> Record {
         json_error: None,
         text: None,
         error: p.error.clone(),
+        optimized_out: p.optimized_out,
     };
     if let Some(v) = &p.value {
         r.ty = Some(v.ty.clone());
@@ -87,13 +118,28 @@ pub fn write_json(
     pretty: bool,
     w: &mut dyn Write,
 ) -> io::Result<()> {
+    write_json_in(values, go_minor, None, pretty, w)
+}
+
+/// [`write_json`] in a frame: the frame's `goroutine`, `frame`,
+/// `function`, `file` and `line` beside `values`.
+pub fn write_json_in(
+    values: &[Printed],
+    go_minor: u32,
+    frame: Option<&FrameInfo>,
+    pretty: bool,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     #[derive(serde::Serialize)]
-    struct Doc {
+    struct Doc<'a> {
         schema: &'static str,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        frame: Option<&'a FrameInfo>,
         values: Vec<Record>,
     }
     let doc = Doc {
         schema: "gopeek.print/1",
+        frame,
         values: values.iter().map(|p| record(p, go_minor)).collect(),
     };
     super::write_json(&doc, pretty, w)

@@ -9,6 +9,7 @@
 
 mod census;
 pub(crate) mod core;
+pub mod frame_select;
 mod godebug;
 pub(crate) mod live;
 pub(crate) mod repeat;

@@ -21,8 +21,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-type Slice<'a> = EndianSlice<'a, LittleEndian>;
-type Header<'a> = gimli::UnitHeader<Slice<'a>>;
+pub(super) type Slice<'a> = EndianSlice<'a, LittleEndian>;
+pub(super) type Header<'a> = gimli::UnitHeader<Slice<'a>>;
 
 const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
 const DW_AT_GO_KEY: gimli::DwAt = gimli::DwAt(0x2901);
@@ -59,10 +59,10 @@ pub struct Global {
 
 /// The index of one binary's DWARF, and the types decoded so far.
 pub struct DwarfInfo<'b> {
-    sections: &'b Sections<'b>,
+    pub(super) sections: &'b Sections<'b>,
     /// Unit headers by start offset in `.debug_info`.
     units: Vec<(u64, Header<'b>)>,
-    abbrevs: HashMap<u64, Rc<gimli::Abbreviations>>,
+    pub(super) abbrevs: HashMap<u64, Rc<gimli::Abbreviations>>,
     globals: HashMap<String, Global>,
     names: HashMap<String, TypeId>,
     rtypes: HashMap<u64, TypeId>,
@@ -70,6 +70,9 @@ pub struct DwarfInfo<'b> {
     /// (`DW_AT_go_package_name`).
     packages: HashMap<String, String>,
     cache: RefCell<HashMap<TypeId, Rc<GoType>>>,
+    /// Functions with code: (low_pc, high_pc, entry offset), sorted, for
+    /// a frame's variables (`locals.rs`).
+    pub(super) funcs: Vec<(u64, u64, u64)>,
 }
 
 /// Why a type could not be read.
@@ -95,6 +98,7 @@ impl<'b> DwarfInfo<'b> {
             rtypes: HashMap::new(),
             packages: HashMap::new(),
             cache: RefCell::new(HashMap::new()),
+            funcs: Vec::new(),
         };
         let info = gimli::DebugInfo::new(&sections.info, LittleEndian);
         let mut iter = info.units();
@@ -107,6 +111,7 @@ impl<'b> DwarfInfo<'b> {
         for i in 0..me.units.len() {
             me.index_unit(i);
         }
+        me.funcs.sort_unstable();
         me
     }
 
@@ -121,7 +126,7 @@ impl<'b> DwarfInfo<'b> {
         Some(a)
     }
 
-    fn string(&self, v: AttributeValue<Slice<'b>>) -> Option<&'b str> {
+    pub(super) fn string(&self, v: AttributeValue<Slice<'b>>) -> Option<&'b str> {
         let s = match v {
             AttributeValue::String(s) => s,
             AttributeValue::DebugStrRef(off) => {
@@ -156,6 +161,7 @@ impl<'b> DwarfInfo<'b> {
         if let (Some(path), Some(name)) = (unit_name, pkg_name) {
             self.packages.insert(path.to_string(), name.to_string());
         }
+        let addrs = super::locals::AddrCtx::of(self.sections, &h, root);
         let mut depth: isize = 0;
         let mut seen = 0usize;
         while let Ok(Some((delta, e))) = cursor.next_dfs() {
@@ -176,6 +182,12 @@ impl<'b> DwarfInfo<'b> {
                 .ok()
                 .flatten()
                 .and_then(|v| self.string(v));
+            if e.tag() == gimli::DW_TAG_subprogram {
+                if let Some((lo, hi)) = super::locals::pc_range(e, &addrs) {
+                    self.funcs.push((lo, hi, id.0));
+                }
+                continue;
+            }
             if e.tag() == gimli::DW_TAG_variable {
                 let (Some(name), Some(ty)) = (name, type_ref(&h, e.attr_value(gimli::DW_AT_type)))
                 else {
@@ -243,7 +255,7 @@ impl<'b> DwarfInfo<'b> {
     }
 
     /// The unit holding `.debug_info` offset `off`.
-    fn unit_of(&self, off: u64) -> Option<&Header<'b>> {
+    pub(super) fn unit_of(&self, off: u64) -> Option<&Header<'b>> {
         let i = self.units.partition_point(|(start, _)| *start <= off);
         let (start, h) = self.units.get(i.checked_sub(1)?)?;
         (off < start + h.length_including_self() as u64).then_some(h)
@@ -472,7 +484,10 @@ fn attr_u64(v: AttributeValue<Slice<'_>>) -> Option<u64> {
 
 /// A reference attribute as a `.debug_info` offset (Go uses both the
 /// unit-relative and the section-relative forms).
-fn type_ref(h: &Header<'_>, v: gimli::Result<Option<AttributeValue<Slice<'_>>>>) -> Option<TypeId> {
+pub(super) fn type_ref(
+    h: &Header<'_>,
+    v: gimli::Result<Option<AttributeValue<Slice<'_>>>>,
+) -> Option<TypeId> {
     match v.ok()?? {
         AttributeValue::UnitRef(u) => Some(TypeId(u.to_debug_info_offset(h)?.0 as u64)),
         AttributeValue::DebugInfoRef(d) => Some(TypeId(d.0 as u64)),

@@ -15,17 +15,19 @@ impl<M: Memory + ?Sized> Decoder<'_, '_, M> {
         elem: TypeId,
         header: Option<TypeId>,
         ptr: u64,
+        depth: u32,
     ) -> Value {
         let elem_name = self.ty(elem).map(|t| self.name_of(&t)).unwrap_or_default();
-        let mk = |len, cap, closed| Body::Chan {
+        let mk = |len, cap, closed, elems| Body::Chan {
             ptr,
             len,
             cap,
             closed,
             elem: elem_name.clone(),
+            elems,
         };
         if ptr == 0 {
-            return Value::new(name, mk(0, 0, false));
+            return Value::new(name, mk(0, 0, false, Vec::new()));
         }
         let Some(h) = header.and_then(|h| self.ty(h).ok()) else {
             return Value::error(name, "no hchan type in the DWARF");
@@ -43,7 +45,26 @@ impl<M: Memory + ?Sized> Decoder<'_, '_, M> {
                     |off: u64, n: usize| b.get(off as usize..off as usize + n).map(|s| w_n(s, n));
                 match (get(q, 8), get(d, 8), get(c, 4)) {
                     (Some(len), Some(cap), Some(closed)) => {
-                        Value::new(name, mk(len, cap, closed != 0))
+                        // The buffered elements, oldest first: the ring
+                        // from recvx, up to --max-len and the depth limit.
+                        let ring = (field(&h, "buf"), field(&h, "recvx"));
+                        let elems = match (ring, self.ty(elem)) {
+                            ((Some(bo), Some(ro)), Ok(et))
+                                if cap > 0 && len <= cap && depth < self.limits.max_depth =>
+                            {
+                                let (buf, recvx) =
+                                    (get(bo, 8).unwrap_or(0), get(ro, 8).unwrap_or(0));
+                                (0..len.min(self.limits.max_len))
+                                    .map(|i| {
+                                        let slot = recvx.wrapping_add(i) % cap;
+                                        let at = buf.wrapping_add(slot.wrapping_mul(et.size));
+                                        self.load(elem, at, depth + 1)
+                                    })
+                                    .collect()
+                            }
+                            _ => Vec::new(),
+                        };
+                        Value::new(name, mk(len, cap, closed != 0, elems))
                     }
                     _ => Value::error(name, "hchan fields past its size"),
                 }

@@ -13,6 +13,9 @@
 //!   float and string spellings), `order.rs` (fmtsort's key order).
 //! - `rtype.rs` — struct tags and Marshal methods from the runtime's type
 //!   descriptors (what encoding/json sees and DWARF does not say).
+//! - `locals.rs` — a frame's arguments and locals: found by PC, located
+//!   by their DWARF location (lists) at that PC; `overlay.rs`, variables
+//!   assembled from pieces.
 //! - `stable.rs` — reads of a running target kept only when a second read
 //!   agrees.
 //!
@@ -24,9 +27,11 @@ pub mod expr;
 pub mod gofmt;
 pub mod gojson;
 mod iface;
+pub mod locals;
 mod maps;
 pub mod numfmt;
 mod order;
+mod overlay;
 pub mod read;
 pub mod rtype;
 pub mod stable;
@@ -39,6 +44,7 @@ pub use tree::Value;
 pub use types::{GoType, TypeId, TypeKind};
 
 use crate::memory::Memory;
+use std::collections::HashMap;
 
 /// One expression's outcome.
 #[derive(Debug, Clone)]
@@ -49,6 +55,9 @@ pub struct Printed {
     pub value: Option<Value>,
     /// Why not.
     pub error: Option<String>,
+    /// The error is that the variable is optimized out at the frame's PC
+    /// (a local Go keeps only in registers there, or nowhere).
+    pub optimized_out: bool,
 }
 
 /// What evaluation needs besides memory: the DWARF, where the executable
@@ -68,6 +77,33 @@ pub struct Program<'a, 'b> {
 /// How many times a value whose two reads disagreed is read again.
 pub const READ_ATTEMPTS: usize = 4;
 
+/// A frame's variables by name, each where it is (an address, maybe in
+/// the overlay of assembled pieces) or why it cannot be read.
+pub type FrameSlots = HashMap<String, Result<(TypeId, u64), String>>;
+
+/// The slots of `vars`, pieces assembled into `overlay` (read from it
+/// now). A name given twice (a shadowed variable) resolves to the last,
+/// innermost one.
+pub fn frame_slots<M: Memory + ?Sized>(
+    dwarf: &DwarfInfo<'_>,
+    vars: &locals::FrameVars,
+    overlay: &mut locals::Overlay<'_, M>,
+) -> FrameSlots {
+    let mut out = FrameSlots::new();
+    for v in &vars.vars {
+        let r = dwarf
+            .get(v.ty)
+            .map_err(|e| e.to_string())
+            .and_then(|t| locals::slot(v, t.size, &*overlay))
+            .map(|s| match s {
+                locals::Slot::At(a) => (v.ty, a),
+                locals::Slot::Bytes(b) => (v.ty, overlay.place(b)),
+            });
+        out.insert(v.name.clone(), r);
+    }
+    out
+}
+
 /// Evaluates each expression. With `double_read` (the target runs), each
 /// value is decoded, its bytes read again, and kept only when both agree
 /// (up to [`READ_ATTEMPTS`] decodings). The byte budget of `limits` is for
@@ -79,6 +115,35 @@ pub fn evaluate<M: Memory + ?Sized>(
     exprs: &[String],
     double_read: bool,
 ) -> Vec<Printed> {
+    evaluate_in(p, mem, limits, exprs, double_read, &FrameSlots::new())
+}
+
+/// The name an expression starts from (`req` of `req.URL[0]`).
+fn root_name(e: &expr::Expr) -> &str {
+    use expr::Expr::*;
+    match e {
+        Name(n) => n.split('.').next().unwrap_or(n),
+        Field(x, _) | Index(x, _) | Deref(x) | Len(x) | Cap(x) => root_name(x),
+    }
+}
+
+/// [`evaluate`] in a frame: names resolve to `frame`'s variables first,
+/// then to globals.
+pub fn evaluate_in<M: Memory + ?Sized>(
+    p: &Program<'_, '_>,
+    mem: &M,
+    limits: Limits,
+    exprs: &[String],
+    double_read: bool,
+    frame: &FrameSlots,
+) -> Vec<Printed> {
+    let local = |n: &str| match frame.get(n) {
+        Some(Ok((ty, addr))) => Some(expr::Place::Mem {
+            ty: *ty,
+            addr: *addr,
+        }),
+        _ => None,
+    };
     let mut left = limits.max_bytes;
     exprs
         .iter()
@@ -87,6 +152,7 @@ pub fn evaluate<M: Memory + ?Sized>(
                 expr: src.clone(),
                 value: None,
                 error: None,
+                optimized_out: false,
             };
             let e = match expr::parse(src) {
                 Ok(e) => e,
@@ -95,6 +161,11 @@ pub fn evaluate<M: Memory + ?Sized>(
                     return out;
                 }
             };
+            if let Some(Err(why)) = frame.get(root_name(&e)) {
+                out.optimized_out = why.starts_with("optimized out");
+                out.error = Some(why.clone());
+                return out;
+            }
             let lim = Limits {
                 max_bytes: left,
                 ..limits
@@ -103,7 +174,7 @@ pub fn evaluate<M: Memory + ?Sized>(
                 let rec = stable::Recording::new(mem);
                 let d =
                     Decoder::new(p.dwarf, &rec, lim, p.types_base, p.func_name).with_bias(p.bias);
-                let r = d.place(&e, p.bias, &|_| None).map(|pl| match pl {
+                let r = d.place(&e, p.bias, &local).map(|pl| match pl {
                     expr::Place::Mem { ty, addr } => d.load(ty, addr, 0),
                     expr::Place::Val(v) => v,
                 });

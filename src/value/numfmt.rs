@@ -85,7 +85,7 @@ pub fn go_g(f: f64, bits: u8) -> String {
     }
     let (neg, d, dp) = shortest(f, bits);
     let exp = dp - 1;
-    if d != "0" && (exp < -4 || exp >= 6) {
+    if d != "0" && !(-4..6).contains(&exp) {
         fmt_e(neg, &d, dp)
     } else {
         fmt_f(neg, &d, dp)

@@ -352,7 +352,7 @@ impl<'a, 'b, M: Memory + ?Sized> Decoder<'a, 'b, M> {
             TypeKind::Map { key, elem, header } => {
                 self.map(name, *key, *elem, *header, w(0), depth)
             }
-            TypeKind::Chan { elem, header } => self.chan(name, *elem, *header, w(0)),
+            TypeKind::Chan { elem, header } => self.chan(name, *elem, *header, w(0), depth),
             TypeKind::Func => {
                 let p = w(0);
                 if p == 0 {

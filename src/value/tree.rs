@@ -118,6 +118,9 @@ pub enum Body {
         closed: bool,
         /// Go's name of the element type.
         elem: String,
+        /// The buffered elements in receive order (from `recvx`), up to
+        /// `--max-len`.
+        elems: Vec<Value>,
     },
     /// A func value.
     Func {
@@ -303,6 +306,7 @@ impl Value {
                 cap,
                 closed,
                 elem,
+                elems,
             } => {
                 if *ptr == 0 {
                     m.insert("nil".into(), json!(true));
@@ -313,6 +317,10 @@ impl Value {
                 m.insert("cap".into(), json!(cap));
                 m.insert("closed".into(), json!(closed));
                 m.insert("elem".into(), json!(elem));
+                if !elems.is_empty() {
+                    let e: Vec<Json> = elems.iter().map(Value::tree).collect();
+                    m.insert("elems".into(), Json::Array(e));
+                }
                 "chan"
             }
             Body::Func { pc, name } => {

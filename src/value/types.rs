@@ -142,9 +142,8 @@ pub fn go_name(dwarf_name: &str, pkg_name: &dyn Fn(&str) -> Option<String>) -> S
             // instance (its brackets follow an identifier).
             let after_map = out.ends_with("map")
                 && (out.len() == 3 || !is_ident(out.as_bytes()[out.len() - 4]));
-            if i > 0 && is_ident(b[i - 1]) && !after_map {
-                brackets += 1;
-            } else if brackets > 0 {
+            // A generic's brackets, or brackets nested inside one.
+            if (i > 0 && is_ident(b[i - 1]) && !after_map) || brackets > 0 {
                 brackets += 1;
             }
             out.push('[');

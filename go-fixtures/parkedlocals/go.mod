@@ -1,0 +1,3 @@
+module gopeek.test/parkedlocals
+
+go 1.19
