@@ -87,10 +87,14 @@ pub(super) fn run_held<T>(
     // resume, which is the time the target stands still (p99 of the hold:
     // 1.2-15.7 ms without it on a 2-core machine, docs/bench/record.md).
     // Not allowed: unchanged.
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: sched_setscheduler on the calling thread (0) with a valid
-    // sched_param; failure is harmless.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    // SAFETY: sched_param is plain integers (musl's has more of them than
+    // glibc's): all zero is valid. sched_setscheduler on the calling
+    // thread (0) with it; failure is harmless.
+    unsafe {
+        let mut param: libc::sched_param = std::mem::zeroed();
+        param.sched_priority = 1;
+        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
+    }
     let mut t = Tracer::new(pid, budget, Arc::new(AtomicBool::new(false)));
     t.only = only;
     match t.attach() {
