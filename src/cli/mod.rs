@@ -126,6 +126,21 @@ pub(crate) fn forbid_writes_offline() -> Result<(), CliError> {
     Ok(())
 }
 
+/// The live target, opened as root under sudo (with the root monitor that
+/// will make its holds), then root dropped for good before anything of it
+/// is parsed: the one order every live command keeps.
+pub(crate) fn open_target(
+    pid: i32,
+    monitor: Option<std::sync::Arc<gopeek::process::monitor::Monitor>>,
+    session: Option<&gopeek::sudo::SudoSession>,
+) -> Result<gopeek::snapshot::LiveTarget, CliError> {
+    let t = gopeek::snapshot::LiveTarget::open(pid, monitor)?;
+    if let Some(s) = session {
+        s.drop_privileges()?;
+    }
+    Ok(t)
+}
+
 /// A report on stdout, as text or as one JSON document (`pretty`:
 /// indented).
 pub(crate) fn write_report(

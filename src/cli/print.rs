@@ -2,11 +2,10 @@
 //! DWARF describes, printed as `%#v` text or as `gopeek.print/1` JSON.
 
 use super::error::{CliError, Doing, UsageError};
-use super::forbid_writes;
+use super::{forbid_writes, open_target};
 use gopeek::exit::{ExitStatus, PERMISSION};
 use gopeek::snapshot::frame_select::FrameSel;
 use gopeek::snapshot::values::{print_core, PrintOptions};
-use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use gopeek::value::Limits;
@@ -156,14 +155,7 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
         (Some(core), _) => {
             print_core(core, a.exe.as_deref(), &a.exprs, &opts).map_err(CliError::from)
         }
-        (None, Some(pid)) => LiveTarget::open(pid, monitor)
-            .map_err(CliError::from)
-            .and_then(|t| {
-                if let Some(s) = &session {
-                    s.drop_privileges()?;
-                }
-                Ok(t)
-            })
+        (None, Some(pid)) => open_target(pid, monitor, session.as_deref())
             .and_then(|t| Ok(t.print_values(&a.exprs, &opts)?)),
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
     };

@@ -3,13 +3,12 @@
 //! until Ctrl-C, every `--interval`.
 
 use super::error::{CliError, UsageError};
-use super::forbid_writes;
 use super::ReportFormat;
+use super::{forbid_writes, open_target};
 use gopeek::analyze::stw::analyze_stw;
 use gopeek::output::sched::{write_sched_text, SchedJson};
 use gopeek::output::write_json;
 use gopeek::snapshot::sched::{sched_core, SchedOptions};
-use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
@@ -169,14 +168,7 @@ pub(crate) fn run(a: SchedArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
     };
     let watched = match (&a.core, a.pid) {
         (Some(core), _) => sched_core::<CliError>(core, a.exe.as_deref(), &opts, &mut each),
-        (None, Some(pid)) => LiveTarget::open(pid, monitor)
-            .map_err(CliError::from)
-            .and_then(|t| {
-                if let Some(s) = &session {
-                    s.drop_privileges()?;
-                }
-                Ok(t)
-            })
+        (None, Some(pid)) => open_target(pid, monitor, session.as_deref())
             .and_then(|t| t.watch_sched::<CliError>(&opts, pause, &mut each)),
         // clap requires one of them.
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),

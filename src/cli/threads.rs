@@ -3,12 +3,11 @@
 //! backtrace and, with `--disasm N`, the code at its PC.
 
 use super::error::{CliError, UsageError};
-use super::forbid_writes;
 use super::ReportFormat;
+use super::{forbid_writes, open_target};
 use gopeek::output::threads::{write_threads_text, ThreadsJson};
 use gopeek::output::write_json;
 use gopeek::snapshot::threads::{take_threads_core, ThreadsOptions};
-use gopeek::snapshot::LiveTarget;
 use gopeek::sudo::privilege::SudoContext;
 use gopeek::sudo::SudoSession;
 use std::io::{self, Write};
@@ -75,15 +74,9 @@ pub(crate) fn run(a: ThreadsArgs, sudo: Option<&SudoContext>) -> Result<ExitCode
     };
     let taken = match (&a.core, a.pid) {
         (Some(core), _) => take_threads_core(core, a.exe.as_deref(), &opts).map_err(CliError::from),
-        (None, Some(pid)) => LiveTarget::open(pid, monitor)
-            .map_err(CliError::from)
-            .and_then(|t| {
-                if let Some(s) = &session {
-                    s.drop_privileges()?;
-                }
-                Ok(t)
-            })
-            .and_then(|t| Ok(t.threads(&opts)?)),
+        (None, Some(pid)) => {
+            open_target(pid, monitor, session.as_deref()).and_then(|t| Ok(t.threads(&opts)?))
+        }
         // clap requires one of them.
         (None, None) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),
     };
