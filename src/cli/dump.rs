@@ -3,13 +3,13 @@
 
 use super::analysis::DumpAnalysisArgs;
 use super::error::{CliError, Doing, UsageError};
-use super::{forbid_writes, forbid_writes_offline};
+use super::{forbid_writes, forbid_writes_offline, open_target};
 use gopeek::analyze::group;
 use gopeek::dump::DumpSnapshot;
 use gopeek::output::{
     write_json, FoldedOutput, JsonOutput, Outputter, PprofOutput, SvgOutput, TextOutput,
 };
-use gopeek::snapshot::{take, take_core, LiveTarget, SnapshotOptions};
+use gopeek::snapshot::{take, take_core, SnapshotOptions};
 use gopeek::sudo::privilege::{create_output, SudoContext};
 use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
@@ -128,13 +128,9 @@ pub(crate) fn run(a: DumpArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, C
         (Some(core), _, _) => take_core(core, a.exe.as_deref(), &opts).map_err(CliError::from),
         // sudo: open the target as root, drop for good, then read it as
         // the invoking user while the monitor holds it on request.
-        (None, Some(pid), Some(s)) => LiveTarget::open(pid, monitor.clone())
-            .map_err(CliError::from)
-            .and_then(|t| {
-                s.drop_privileges()?;
-                Ok(t)
-            })
-            .and_then(|t| Ok(t.take(&opts)?)),
+        (None, Some(pid), Some(s)) => {
+            open_target(pid, monitor.clone(), Some(s)).and_then(|t| Ok(t.take(&opts)?))
+        }
         (None, Some(pid), None) => take(pid, &opts).map_err(CliError::from),
         // clap requires one of them.
         (None, None, _) => return Err(UsageError("give --pid PID or --core FILE".into()).into()),

@@ -3,7 +3,7 @@
 
 use super::analysis::{parse_duration, SimilarityArg};
 use super::error::{CliError, Doing, UsageError};
-use super::{forbid_writes, forbid_writes_offline};
+use super::{forbid_writes, forbid_writes_offline, open_target};
 use gopeek::analyze::leaks;
 use gopeek::exit::LEAK_FOUND;
 use gopeek::output::write_json;
@@ -106,10 +106,7 @@ pub(crate) fn run(args: LeaksArgs, sudo: Option<&SudoContext>) -> Result<ExitCod
         None => None,
     };
     forbid_writes()?;
-    let target = LiveTarget::open(pid, monitor)?;
-    if let Some(s) = &session {
-        s.drop_privileges()?;
-    }
+    let target = open_target(pid, monitor, session.as_deref())?;
     let hide = session
         .as_ref()
         .filter(|s| !s.decision().show_memory)
