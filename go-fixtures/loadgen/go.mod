@@ -1,0 +1,3 @@
+module gopeek.test/loadgen
+
+go 1.19
