@@ -22,7 +22,7 @@
 //
 // report reads LAT and WINDOWS (lines "NAME START_NS END_NS", Unix ns) and
 // prints, per window, the requests that started in [START, END): a TSV line
-// "NAME requests failed p50_us p99_us p999_us max_us" (exact
+// "NAME requests failed p50_us p99_us p999_us p9999_us max_us" (exact
 // percentiles: every latency is kept; failed requests are counted, not
 // ranked).
 //
@@ -342,8 +342,8 @@ func report(args []string) {
 			lats = append(lats, l)
 		}
 		sort.Slice(lats, func(a, b int) bool { return lats[a] < lats[b] })
-		fmt.Printf("%s\t%d\t%d\t%s\t%s\t%s\t%s\n", f[0], len(lats)+failed, failed,
-			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), pct(lats, 1))
+		fmt.Printf("%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", f[0], len(lats)+failed, failed,
+			pct(lats, 0.50), pct(lats, 0.99), pct(lats, 0.999), pct(lats, 0.9999), pct(lats, 1))
 	}
 }
 
