@@ -41,7 +41,9 @@ struct Counts {
 /// answers 200 "ok", or 500 for every 7th request of the connection.
 fn serve(stream: TcpStream, counts: Arc<Counts>) {
     counts.connections.fetch_add(1, Ordering::SeqCst);
-    let Ok(mut w) = stream.try_clone() else { return };
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
     let mut r = BufReader::new(stream);
     let mut on_conn = 0u64;
     loop {
@@ -100,7 +102,13 @@ fn counts_requests_and_failures_like_the_server() {
     let lat = dir.path().join("lat.bin");
     let idle = 5u64;
     let out = Command::new(&lg)
-        .args(["run", "-addr", &format!("localhost:{port}"), "-clients", "3"])
+        .args([
+            "run",
+            "-addr",
+            &format!("localhost:{port}"),
+            "-clients",
+            "3",
+        ])
         .args(["-idle", &idle.to_string(), "-duration", "1500ms", "-out"])
         .arg(&lat)
         .output()
@@ -108,13 +116,23 @@ fn counts_requests_and_failures_like_the_server() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "loadgen failed: {stdout}{stderr}");
-    let ready = stdout.lines().find(|l| l.starts_with("ready ")).expect("a ready line");
+    let ready = stdout
+        .lines()
+        .find(|l| l.starts_with("ready "))
+        .expect("a ready line");
     assert_eq!(field(ready, "idle"), idle, "{ready}");
     assert_eq!(field(ready, "idle_failed"), 0, "{ready}");
-    let done = stdout.lines().find(|l| l.starts_with("done ")).expect("a done line");
+    let done = stdout
+        .lines()
+        .find(|l| l.starts_with("done "))
+        .expect("a done line");
     let (requests, failed) = (field(done, "requests"), field(done, "failed"));
     assert_eq!(field(done, "idle_open"), idle, "{done}");
-    assert_eq!(field(done, "idle_alive"), idle, "{done}: the server never closes");
+    assert_eq!(
+        field(done, "idle_alive"),
+        idle,
+        "{done}: the server never closes"
+    );
 
     // Every request the server answered is counted once: the idle
     // connections' first requests are not in the latency file.
@@ -136,7 +154,11 @@ fn counts_requests_and_failures_like_the_server() {
 
     // report: one window over everything, one before the run (empty).
     let windows = dir.path().join("windows");
-    std::fs::write(&windows, "all 0 18446744073709551615\n# comment\nnone 1 2\n").unwrap();
+    std::fs::write(
+        &windows,
+        "all 0 18446744073709551615\n# comment\nnone 1 2\n",
+    )
+    .unwrap();
     let rep = Command::new(&lg)
         .args(["report", "-lat"])
         .arg(&lat)
@@ -144,21 +166,42 @@ fn counts_requests_and_failures_like_the_server() {
         .arg(&windows)
         .output()
         .unwrap();
-    assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
     let text = String::from_utf8_lossy(&rep.stdout).into_owned();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(rows.len(), 2, "{text}");
-    assert_eq!(rows[0][..3], ["all", &requests.to_string(), &failed.to_string()], "{text}");
+    assert_eq!(
+        rows[0][..3],
+        ["all", &requests.to_string(), &failed.to_string()],
+        "{text}"
+    );
     let p: Vec<f64> = rows[0][3..].iter().map(|v| v.parse().unwrap()).collect();
-    assert!(p.len() == 5 && p[0] > 0.0 && p.windows(2).all(|w| w[0] <= w[1]), "{text}");
-    assert_eq!(rows[1], ["none", "0", "0", "-", "-", "-", "-", "-"], "{text}");
+    assert!(
+        p.len() == 5 && p[0] > 0.0 && p.windows(2).all(|w| w[0] <= w[1]),
+        "{text}"
+    );
+    assert_eq!(
+        rows[1],
+        ["none", "0", "0", "-", "-", "-", "-", "-"],
+        "{text}"
+    );
 }
 
 #[test]
 fn refuses_targets_off_loopback() {
     let lg = loadgen();
     let dir = tempfile::tempdir().unwrap();
-    for addr in ["192.0.2.1:80", "example.com:80", "0.0.0.0:80", "[2001:db8::1]:80", "nonsense"] {
+    for addr in [
+        "192.0.2.1:80",
+        "example.com:80",
+        "0.0.0.0:80",
+        "[2001:db8::1]:80",
+        "nonsense",
+    ] {
         let out = Command::new(&lg)
             .args(["run", "-addr", addr, "-duration", "1s", "-out"])
             .arg(dir.path().join("lat.bin"))
@@ -167,7 +210,11 @@ fn refuses_targets_off_loopback() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{addr}: {stderr}");
         assert!(stderr.contains("refusing -addr"), "{addr}: {stderr}");
-        assert!(out.stdout.is_empty(), "{addr}: it started: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{addr}: it started: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert!(!dir.path().join("lat.bin").exists(), "{addr}");
     }
 }
