@@ -252,17 +252,22 @@ func run(args []string) {
 	wg.Wait()
 	// Idle connections that the server closed meanwhile: a connection is
 	// still open when a read finds nothing (deadline passes) rather than EOF.
-	idleAlive := 0
+	// The first few that are not are named on stderr, with the reason.
+	idleAlive, idleGone := 0, 0
 	one := make([]byte, 1)
-	for _, c := range idleConns {
+	for i, c := range idleConns {
 		if c == nil {
 			continue
 		}
 		c.conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-		if _, err := c.conn.Read(one); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				idleAlive++
+		n, err := c.conn.Read(one)
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() {
+			idleAlive++
+		} else {
+			idleGone++
+			if idleGone <= 5 {
+				fmt.Fprintf(os.Stderr, "loadgen: idle connection %d (%s) not open at the end: read %d bytes, %v\n", i, c.conn.LocalAddr(), n, err)
 			}
 		}
 		c.conn.Close()
