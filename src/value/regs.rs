@@ -8,6 +8,8 @@
 const NREGS: usize = 32;
 
 /// Whether, and how, a frame's registers are known.
+// One per frame read (a few hundred bytes, copied a handful of times).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FrameRegs {
     /// A caller's frame, or a goroutine not running: its registers are
