@@ -372,3 +372,79 @@ fn core_locals_equal_live() {
     assert_eq!(seen.len(), 3);
     assert_running_untraced(run.pid);
 }
+
+/// A running goroutine's innermost frame (`parkedlocals -spin`:
+/// `main.spinRegs`, a loop without calls that keeps `name` in registers):
+/// while the target runs its register variables are refused with the way
+/// out (`--consistent`); under `--consistent` they are read from the
+/// thread's registers, in the same hold as the frame, and equal what the
+/// goroutine recorded; from a core, from the core's thread registers.
+fn running_registers(version: &str) {
+    let Some(bin) = fixture(version, "default", "parkedlocals") else {
+        return;
+    };
+    let run = start(&bin, &["-out", "oracle.txt", "-lifetime", "10m", "-spin"]);
+    let text = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
+    let want: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|o| o["func"] == "main.spinRegs")
+        .collect();
+    assert_eq!(want.len(), 3, "{text}");
+    let g = want[0]["goroutine"].as_u64().unwrap().to_string();
+    let oracle = |name: &str| {
+        want.iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["json"].clone())
+            .unwrap()
+    };
+    let print = |extra: &[&str]| {
+        let out = gopeek()
+            .args(["print", "--format", "json", "--goroutine", &g])
+            .args(extra)
+            .arg("name")
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(doc["function"], "main.spinRegs", "{doc} {out:?}");
+        (doc["values"][0].clone(), out)
+    };
+    let pid = run.pid.to_string();
+    let (v, out) = print(&["--pid", &pid]);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let e = v["error"].as_str().unwrap_or("");
+    assert!(
+        e.contains("in register") && e.contains("goroutine is running") && e.contains("--consistent"),
+        "{v}"
+    );
+    for _ in 0..5 {
+        let (v, out) = print(&["--pid", &pid, "--consistent"]);
+        assert!(out.status.success(), "{v} {out:?}");
+        assert_eq!(v["json"], oracle("name"), "{v}");
+    }
+    assert_running_untraced(run.pid);
+    let prefix = run.dir.path().join("gcore");
+    let st = std::process::Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(&pid)
+        .output()
+        .expect("gcore (gdb) is installed by scripts/setup");
+    assert!(st.status.success(), "gcore failed: {st:?}");
+    let core = run.dir.path().join(format!("gcore.{pid}"));
+    let core = core.to_str().unwrap();
+    let (v, out) = print(&["--core", core]);
+    assert!(out.status.success(), "{v} {out:?}");
+    assert_eq!(v["json"], oracle("name"), "{v}");
+    assert_running_untraced(run.pid);
+}
+
+#[test]
+fn running_registers_go1_27() {
+    running_registers("1.27")
+}
+
+#[test]
+fn running_registers_go1_19() {
+    running_registers("1.19")
+}

@@ -685,7 +685,8 @@ fn stopping_gopeek_after_the_drop_cannot_keep_the_target_stopped() {
 /// `gopeek print` shows memory, so under sudo it runs only where the
 /// policy says `show_memory = true`: refused (exit 4, logged) under the
 /// default policy, allowed by a rule that sets it, and then the value is
-/// read after the privilege drop, while the target is held.
+/// read after the privilege drop, while the target is held; a
+/// goroutine's locals (`--goroutine`) too, equal to root's.
 #[test]
 fn print_follows_show_memory() {
     let Some(env) = setup() else { return };
@@ -739,6 +740,29 @@ fn print_follows_show_memory() {
             String::from_utf8_lossy(&root.stdout),
             "{args:?}"
         );
+        assert_running_untraced(target.pid);
+    }
+    // A goroutine's frame (main's, goroutine 1): the snapshot and the
+    // values read after the drop, the holds made by the monitor.
+    for extra in [&[][..], &["--consistent"][..]] {
+        let mut args = vec!["print", "--pid", &pid, "--format", "json"];
+        args.extend_from_slice(extra);
+        args.extend(["--goroutine", "1", "--locals"]);
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let root = std::process::Command::new(support::bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["goroutine"], 1, "{doc}");
+        assert!(doc["function"].is_string(), "{doc}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&root.stdout),
+            "{args:?}"
+        );
+        audit.expect(target.pid, "ok: print of");
         assert_running_untraced(target.pid);
     }
 }

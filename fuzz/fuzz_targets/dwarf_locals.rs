@@ -13,6 +13,7 @@ use gopeek::layout::Sections;
 use gopeek::memory::RegionMemory;
 use gopeek::value::locals::{slot, FrameAt};
 use gopeek::value::DwarfInfo;
+use gopeek::value::regs::{FrameRegs, Regs};
 use libfuzzer_sys::fuzz_target;
 
 fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
@@ -44,6 +45,12 @@ fuzz_target!(|input: &[u8]| {
             cfa: 0x1000 + u64::from(u16::from_le_bytes([b[8], b[9]])),
             bias: u64::from(b[10]),
             inline_level: usize::from(b[16] % 4),
+            regs: if b[16] & 4 != 0 {
+                FrameRegs::Held(Regs::from_named(&[("rax", u64::from(b[11])), ("rbx", 0x1000)]).unwrap())
+            } else {
+                FrameRegs::NotOwn
+            },
+            arm64: b[16] & 8 != 0,
         };
         if let Ok(vars) = dwarf.frame_vars(&at) {
             for v in vars.vars.iter().take(64) {

@@ -5,7 +5,7 @@
 // encoding/json and %#v to a file, so that what gopeek reads from outside
 // the frame can be compared with what the function itself says.
 //
-//	parkedlocals -out FILE [-lifetime DURATION]
+//	parkedlocals -out FILE [-lifetime DURATION] [-spin]
 //
 // FILE gets one JSON object per line (via FILE.tmp and a rename):
 //
@@ -16,6 +16,12 @@
 // Go 1.21+); a local Go keeps only in a register between two uses
 // (`total`) it leaves out of the DWARF altogether, so it is not recorded.
 // Then "ready <pid>" on stdout; nothing changes after.
+//
+// With -spin, one more goroutine runs forever in main.spinRegs, a loop
+// with no call in it, so that its arguments live in registers at its PC
+// (the oracle of reading a running goroutine's innermost frame from its
+// thread's registers); its values are recorded by the goroutine before
+// the call.
 package main
 
 import (
@@ -29,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,6 +94,9 @@ func (r *recorder) add(name string, v interface{}) {
 //go:noinline
 func sink(v int) { sinkV += v }
 
+// sinkS keeps waitFor's tag alive across its receive.
+var sinkS string
+
 //go:noinline
 func use(v ...interface{}) { fmt.Fprint(io_discard{}, v...) }
 
@@ -95,14 +105,14 @@ type io_discard struct{}
 func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // waitFor is small enough to be inlined into parkChan (by default; not
-// with -gcflags=-l): its local is then one of an inlined frame.
-func waitFor(ch chan int, label string, r *recorder) int {
+// with -gcflags=-l): its argument and local are then those of an inlined
+// frame (a DW_TAG_inlined_subroutine), parked in its channel receive.
+// parkChan records what they hold (tag is computed the same way).
+func waitFor(ch chan int, label string) int {
 	tag := label + "?"
-	r.add("tag", tag)
-	records <- r.recs
 	v := <-ch
-	use(tag)
-	return v
+	sinkS = tag
+	return v + len(tag)
 }
 
 //go:noinline
@@ -118,7 +128,10 @@ func parkChan(n int, s string, p Point, xs []int, m map[string]int, ptr *Point, 
 	}
 	records <- r.recs
 	inner := newRec("main.waitFor")
-	got := waitFor(ch, name, inner)
+	inner.add("label", name)
+	inner.add("tag", name+"?")
+	records <- inner.recs
+	got := waitFor(ch, name)
 	use(n, s, p, xs, m, ptr, e, any, total, name, got)
 }
 
@@ -157,8 +170,24 @@ func parkMutex(id uint16, err error, counts map[int]string, arr [3]int8) {
 	mu.Unlock()
 }
 
+// spinStop is never set: spinRegs runs until the process exits.
+var spinStop atomic.Bool
+
+// spinRegs never returns: a loop without calls that reads n, k and name
+// on every turn, so Go keeps them in registers there.
+//
+//go:noinline
+func spinRegs(n int, k uint32, name string) int {
+	total := 0
+	for i := 0; !spinStop.Load(); i++ {
+		total += n ^ int(k) + int(name[i%len(name)])
+	}
+	return total
+}
+
 func main() {
 	out := flag.String("out", "", "oracle file (required)")
+	spin := flag.Bool("spin", false, "also run main.spinRegs forever")
 	lifetime := flag.Duration("lifetime", 0, "exit after this long (0: never)")
 	flag.Parse()
 	if *out == "" {
@@ -174,8 +203,20 @@ func main() {
 	go parkSelect(Config{Addr: ":8080", Retries: 3, Tags: []string{"x", "y"}, Origin: &Point{5, 6}},
 		-99, true, 2.5, make(chan string), make(chan string))
 	go parkMutex(513, fmt.Errorf("wrapped: %w", os.ErrNotExist), map[int]string{1: "one", 2: "two"}, [3]int8{-1, 0, 1})
+	batches := 4
+	if *spin {
+		batches++
+		go func() {
+			r := newRec("main.spinRegs")
+			r.add("n", 1234567)
+			r.add("k", uint32(0xbeef))
+			r.add("name", "spinner")
+			records <- r.recs
+			sink(spinRegs(1234567, 0xbeef, "spinner"))
+		}()
+	}
 	var all []record
-	for i := 0; i < 4; i++ {
+	for i := 0; i < batches; i++ {
 		all = append(all, <-records...)
 	}
 	var buf strings.Builder

@@ -119,15 +119,6 @@ pub(crate) fn run(a: PrintArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, 
             return Err(e.into());
         }
     }
-    if session.is_some() && a.goroutine.is_some() {
-        let e = UsageError(
-            "gopeek print --goroutine is not available under sudo yet; print globals, or run gopeek as the target's user".into(),
-        );
-        if let Some(s) = &session {
-            s.finish(Err(e.to_string()));
-        }
-        return Err(e.into());
-    }
     // sudo, as `dump`: the root monitor (forked while root and
     // single-threaded) makes the hold; the target is opened as root, then
     // root is dropped for good before its executable is parsed.

@@ -11,6 +11,10 @@
 
 use crate::dump::{Frame, GoroutineSnapshot};
 use crate::value::locals::FrameAt;
+use crate::value::regs::FrameRegs;
+
+/// `_Grunning`, the same in every Go release.
+const GRUNNING: u32 = 2;
 
 /// The frame asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +144,14 @@ pub fn select(
             cfa: pf.fp,
             bias,
             inline_level: phys - i,
+            // Only a running goroutine's innermost frame has its own
+            // registers (the caller fills them in when it holds them).
+            regs: if prev_phys.is_none() && g.raw_status == GRUNNING {
+                FrameRegs::Running
+            } else {
+                FrameRegs::NotOwn
+            },
+            arm64: false,
         },
     ))
 }

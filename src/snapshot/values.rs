@@ -5,19 +5,23 @@
 //! a [`LiveTarget`] opened as root and read after the privilege drop, the
 //! hold made by the root monitor, as `dump` does.
 
+mod held;
+
 use super::frame_select::{select, FrameInfo, FrameSel};
 use super::live::LiveProcess;
 use super::source::{Source, Stopped};
 use super::{LiveTarget, SnapshotError};
-use crate::binary::elf::GoBinary;
+use crate::binary::elf::Arch;
 use crate::binary::program::GoProgram;
 use crate::layout::{LayoutError, Sections};
 use crate::memory::MemoryExt;
 use crate::value::locals::Overlay;
+use crate::value::regs::{FrameRegs, Regs};
 use crate::value::{
     evaluate_in, frame_slots, read::field, DwarfInfo, FrameSlots, Limits, Printed, Program,
 };
-use crate::walk::capture::Hold;
+use crate::walk::capture::Mode;
+use held::HeldSource;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -103,22 +107,12 @@ impl LiveTarget {
         exprs: &[String],
         opts: &PrintOptions,
     ) -> Result<PrintResult, ValuesError> {
-        let t0 = Instant::now();
-        let pid = self.0.pid();
-        // The goroutine's frames, from a snapshot as `dump` takes it
-        // (without a hold unless --consistent), before anything else is
-        // read.
-        let goroutine = match &opts.frame {
-            Some(sel) => {
-                let dump = self.take(&frame_snapshot(opts))?.dump;
-                Some((
-                    find_goroutine(dump, sel, pid, &format!("--pid {pid}"))?,
-                    *sel,
-                ))
-            }
-            None => None,
+        let how = if opts.consistent {
+            How::Held
+        } else {
+            How::Running
         };
-        print_from(&self.0, pid, exprs, opts, goroutine, t0, true)
+        print_from(&self.0, exprs, opts, Instant::now(), how)
     }
 }
 
@@ -133,22 +127,26 @@ pub fn print_core(
 ) -> Result<PrintResult, ValuesError> {
     let t0 = Instant::now();
     let src = super::core::CoreSource::open(core, exe)?;
-    let pid = src.pid();
-    let goroutine = match &opts.frame {
-        Some(sel) => {
-            let dump = super::take_core(core, exe, &frame_snapshot(opts))?.dump;
-            let at = format!("--core {}", core.display());
-            Some((find_goroutine(dump, sel, pid, &at)?, *sel))
-        }
-        None => None,
-    };
-    print_from(&src, pid, exprs, opts, goroutine, t0, false)
+    print_from(&src, exprs, opts, t0, How::Core(core))
+}
+
+/// How the target is read.
+#[derive(Clone, Copy)]
+enum How<'a> {
+    /// Live and running: the frames from a nonblocking snapshot, each
+    /// value read twice and kept when both reads agree.
+    Running,
+    /// Live under one hold (`--consistent`): the frames, the running
+    /// goroutine's registers and every value of one instant.
+    Held,
+    /// A core file (this one): still, read once.
+    Core(&'a std::path::Path),
 }
 
 fn frame_snapshot(opts: &PrintOptions) -> super::SnapshotOptions {
     super::SnapshotOptions {
         max_pause: opts.max_pause,
-        nonblocking: !opts.consistent,
+        nonblocking: true,
         frame_registers: true,
     }
 }
@@ -171,42 +169,120 @@ fn find_goroutine(
         })
 }
 
-/// The evaluation over any source; `live`: a running process (read
-/// twice, or held), else a core (read once).
+/// What the executable says, loaded before any hold.
+struct Loaded<'b> {
+    prog: GoProgram<'b>,
+    dwarf: DwarfInfo<'b>,
+    bias: u64,
+    arm64: bool,
+}
+
+/// The evaluation over any source.
 fn print_from<S: Source>(
     src: &S,
-    pid: i32,
     exprs: &[String],
     opts: &PrintOptions,
-    goroutine: Option<(crate::dump::GoroutineSnapshot, FrameSel)>,
     t0: Instant,
-    live: bool,
+    how: How<'_>,
 ) -> Result<PrintResult, ValuesError> {
-    let held = live && opts.consistent;
+    let pid = src.pid();
     let bin = src.parse_executable()?;
     let sections = match Sections::load(&bin) {
         Ok(s) => s,
         Err(LayoutError::NoDwarf) => return Err(ValuesError::NoDwarf { pid }),
         Err(e) => return Err(SnapshotError::Layout(e).into()),
     };
-    let prog =
-        GoProgram::load(&bin, None).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let dwarf = DwarfInfo::new(&sections);
-    let bias = src.load_bias(&bin)?;
+    let l = Loaded {
+        prog: GoProgram::load(&bin, None)
+            .map_err(|source| SnapshotError::NotGo { pid, source })?,
+        dwarf: DwarfInfo::new(&sections),
+        bias: src.load_bias(&bin)?,
+        arm64: matches!(bin.arch(), Arch::Arm64),
+    };
+    let (values, frame, pause_us) = match how {
+        How::Running => {
+            let goroutine = match &opts.frame {
+                Some(sel) => {
+                    let snap = super::run(src, Mode::Nonblocking, &frame_snapshot(opts), t0)?;
+                    let at = format!("--pid {pid}");
+                    Some((find_goroutine(snap.dump, sel, pid, &at)?, *sel))
+                }
+                None => None,
+            };
+            let (v, f) = evaluate(&l, src.memory(), exprs, opts, goroutine, None, true, pid)?;
+            (v, f, None)
+        }
+        How::Held | How::Core(_) => {
+            // On an error `held` is dropped, which releases.
+            let held = HeldSource::new(src, opts.max_pause);
+            let goroutine = match &opts.frame {
+                Some(sel) => {
+                    // Parsed and read while running, then held as `dump`
+                    // holds; the hold is kept for the values.
+                    let mode = match how {
+                        How::Core(_) => Mode::Held,
+                        _ => Mode::Consistent,
+                    };
+                    let snap = super::run(&held, mode, &frame_snapshot(opts), t0)?;
+                    let at = match how {
+                        How::Core(c) => format!("--core {}", c.display()),
+                        _ => format!("--pid {pid}"),
+                    };
+                    Some((find_goroutine(snap.dump, sel, pid, &at)?, *sel))
+                }
+                None => None,
+            };
+            let stopped = held.hold()?;
+            let regs = goroutine
+                .as_ref()
+                .and_then(|(g, _)| thread_regs(stopped, g.thread?));
+            let (v, f) = evaluate(&l, held.memory(), exprs, opts, goroutine, regs, false, pid)?;
+            let pause = held.release()?.pause_us();
+            (v, f, matches!(how, How::Held).then_some(pause))
+        }
+    };
+    Ok(PrintResult {
+        values,
+        go_minor: l.prog.version.minor,
+        go_version: l.prog.version.raw.clone(),
+        pause_us,
+        elapsed: t0.elapsed(),
+        frame,
+    })
+}
+
+/// The registers of thread `tid` in a hold, by DWARF number.
+fn thread_regs<H: Stopped>(stopped: &H, tid: i32) -> Option<Regs> {
+    let t = stopped
+        .held_threads()
+        .into_iter()
+        .find(|t| t.regs.tid == tid)?;
+    Regs::from_named(&t.registers)
+}
+
+/// Evaluates `exprs` (all the frame's variables with `--locals`) over
+/// `mem`; `regs`: the thread's registers, when the goroutine was running
+/// on it at this instant; `twice`: the target runs, read each value
+/// twice.
+#[allow(clippy::too_many_arguments)]
+fn evaluate<M: crate::memory::Memory>(
+    l: &Loaded<'_>,
+    mem: &M,
+    exprs: &[String],
+    opts: &PrintOptions,
+    goroutine: Option<(crate::dump::GoroutineSnapshot, FrameSel)>,
+    regs: Option<Regs>,
+    twice: bool,
+    pid: i32,
+) -> Result<(Vec<Printed>, Option<FrameInfo>), ValuesError> {
     let func_name = |pc: u64| {
-        let f = prog.pclntab.find_func(pc.wrapping_sub(bias)).ok()?;
+        let f = l.prog.pclntab.find_func(pc.wrapping_sub(l.bias)).ok()?;
         Some(f.name())
     };
-    let stopped = if held {
-        Some(src.stop(Hold::All, opts.max_pause)?)
-    } else {
-        None
-    };
-    let mem = src.memory();
-    let types_base = types_base(&dwarf, &bin, mem, bias);
+    let types_base = types_base(&l.dwarf, mem, l.bias);
     let p = Program {
-        dwarf: &dwarf,
-        bias,
+        dwarf: &l.dwarf,
+        bias: l.bias,
         types_base,
         func_name: &func_name,
     };
@@ -216,14 +292,18 @@ fn print_from<S: Source>(
     let mut slots = FrameSlots::new();
     if let Some((g, sel)) = &goroutine {
         let ferr = |what: String| ValuesError::Frame { pid, what };
-        let (info, at) = select(g, sel, bias).map_err(ferr)?;
-        let vars = dwarf.frame_vars(&at).map_err(|e| {
+        let (info, mut at) = select(g, sel, l.bias).map_err(ferr)?;
+        at.arm64 = l.arm64;
+        if let (FrameRegs::Running, Some(r)) = (at.regs, regs) {
+            at.regs = FrameRegs::Held(r);
+        }
+        let vars = l.dwarf.frame_vars(&at).map_err(|e| {
             ferr(format!(
                 "the variables of {} at {}:{}: {e}",
                 info.function, info.file, info.line
             ))
         })?;
-        slots = frame_slots(&dwarf, &vars, &mut overlay);
+        slots = frame_slots(&l.dwarf, &vars, &mut overlay);
         if sel.all_locals {
             exprs.clear();
             for v in &vars.vars {
@@ -236,30 +316,14 @@ fn print_from<S: Source>(
         }
         frame = Some(info);
     }
-    let values = evaluate_in(&p, &overlay, opts.limits, &exprs, live && !held, &slots);
-    let pause_us = match stopped {
-        Some(s) => Some(s.release()?.pause_us()),
-        None => None,
-    };
-    Ok(PrintResult {
-        values,
-        go_minor: prog.version.minor,
-        go_version: prog.version.raw.clone(),
-        pause_us,
-        elapsed: t0.elapsed(),
-        frame,
-    })
+    let values = evaluate_in(&p, &overlay, opts.limits, &exprs, twice, &slots);
+    Ok((values, frame))
 }
 
 /// `runtime.firstmoduledata.types` in the target: where the runtime type
 /// descriptors start, which `DW_AT_go_runtime_type` offsets are relative
 /// to. Read from the target (a PIE's is relocated at load).
-fn types_base<M: crate::memory::Memory>(
-    dwarf: &DwarfInfo<'_>,
-    _bin: &GoBinary,
-    mem: &M,
-    bias: u64,
-) -> Option<u64> {
+fn types_base<M: crate::memory::Memory>(dwarf: &DwarfInfo<'_>, mem: &M, bias: u64) -> Option<u64> {
     let md = dwarf.global("runtime.firstmoduledata")?;
     let t = dwarf.get(dwarf.type_named("runtime.moduledata")?).ok()?;
     let off = field(&t, "types")?;

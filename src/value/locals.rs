@@ -9,16 +9,19 @@
 //! base is the CFA too), `DW_OP_fbreg`, `DW_OP_addr`, registers and
 //! `DW_OP_piece`.
 //!
-//! Only stack locations are readable: a parked goroutine's registers are
-//! not its frame's, and Go keeps nothing in callee-saved registers, so a
-//! variable in a register at the PC (or with no location list entry
-//! there) is "optimized out" and said so, in Delve's words.
+//! A variable in a register at the PC is readable only in the innermost
+//! frame of a goroutine that was running when its thread was held (or a
+//! core written), from that thread's registers ([`FrameRegs::Held`]): a
+//! parked goroutine's registers are not its frame's, and Go keeps nothing
+//! in callee-saved registers. Elsewhere such a variable (and one with no
+//! location list entry at the PC) is "optimized out", in Delve's words.
 //!
 //! The DWARF comes from the target's executable: every walk is bounded
 //! (entries, nesting, expression steps, piece sizes) and nothing panics.
 
 use super::dwarf::{type_ref, DwarfInfo, Header, Slice};
 pub use super::overlay::{slot, Overlay, Slot, OVERLAY_BASE};
+use super::regs::{reg_name, FrameRegs};
 use super::types::TypeId;
 use gimli::{AttributeValue, EvaluationResult, LittleEndian, Location};
 
@@ -45,6 +48,10 @@ pub struct FrameAt {
     /// 0 for the physical function's own variables, N for those of the
     /// N-th nested inlined call holding the PC.
     pub inline_level: usize,
+    /// The frame's own registers, when it has them.
+    pub regs: FrameRegs,
+    /// An arm64 executable (register names in messages).
+    pub arm64: bool,
 }
 
 /// Where (part of) a variable is.
@@ -52,6 +59,8 @@ pub struct FrameAt {
 pub enum PieceLoc {
     /// In memory at this (runtime) address.
     Addr(u64),
+    /// In a register of the frame, whose value this is.
+    Reg(u64),
     /// Not readable here; why, in Delve's words.
     Unavailable(String),
 }
@@ -430,6 +439,25 @@ impl<'b> Walk<'_, 'b> {
         ))
     }
 
+    /// A piece in DWARF register `n` at the PC.
+    fn register(&self, n: u16) -> PieceLoc {
+        let name = reg_name(n, self.at.arm64);
+        match self.at.regs {
+            FrameRegs::Held(r) => match r.get(n) {
+                Some(v) => PieceLoc::Reg(v),
+                None => PieceLoc::Unavailable(format!(
+                    "in register {name} at this pc, which gopeek does not read (only integer registers)"
+                )),
+            },
+            FrameRegs::Running => PieceLoc::Unavailable(format!(
+                "in register {name} at this pc, and the goroutine is running: --consistent reads its registers and frame at one instant"
+            )),
+            FrameRegs::NotOwn => PieceLoc::Unavailable(format!(
+                "optimized out: in register {name} at this pc, which only the innermost frame of a running goroutine has"
+            )),
+        }
+    }
+
     fn eval(&self, e: gimli::Expression<Slice<'b>>) -> Result<Vec<Piece>, String> {
         if e.0.is_empty() {
             return Err("optimized out: no location at this pc".into());
@@ -470,10 +498,7 @@ impl<'b> Walk<'_, 'b> {
                 size: p.size_in_bits.map(|b| b / 8),
                 loc: match p.location {
                     Location::Address { address } => PieceLoc::Addr(address),
-                    Location::Register { register } => PieceLoc::Unavailable(format!(
-                        "optimized out: in register {} at this pc, which only the innermost frame of a running thread has",
-                        register.0
-                    )),
+                    Location::Register { register } => self.register(register.0),
                     Location::Empty => PieceLoc::Unavailable("optimized out".into()),
                     _ => PieceLoc::Unavailable("optimized out: not in memory".into()),
                 },

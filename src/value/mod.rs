@@ -15,7 +15,8 @@
 //!   descriptors (what encoding/json sees and DWARF does not say).
 //! - `locals.rs` — a frame's arguments and locals: found by PC, located
 //!   by their DWARF location (lists) at that PC; `overlay.rs`, variables
-//!   assembled from pieces.
+//!   assembled from pieces; `regs.rs`, the registers of a running
+//!   goroutine's innermost frame.
 //! - `stable.rs` — reads of a running target kept only when a second read
 //!   agrees.
 //!
@@ -33,6 +34,7 @@ pub mod numfmt;
 mod order;
 mod overlay;
 pub mod read;
+pub mod regs;
 pub mod rtype;
 pub mod stable;
 pub mod tree;

@@ -25,7 +25,7 @@ pub fn slot<M: Memory + ?Sized>(v: &FrameVar, size: u64, mem: &M) -> Result<Slot
     let pieces = v.loc.as_ref().map_err(Clone::clone)?;
     if let Some(bad) = pieces.iter().find_map(|p| match &p.loc {
         PieceLoc::Unavailable(w) => Some(w.clone()),
-        PieceLoc::Addr(_) => None,
+        PieceLoc::Addr(_) | PieceLoc::Reg(_) => None,
     }) {
         return Err(bad);
     }
@@ -41,10 +41,20 @@ pub fn slot<M: Memory + ?Sized>(v: &FrameVar, size: u64, mem: &M) -> Result<Slot
                 if (bytes.len() as u64).saturating_add(n) > MAX_PIECED {
                     return Err("variable larger than gopeek assembles from pieces".into());
                 }
-                let PieceLoc::Addr(a) = p.loc else { continue };
-                let mut b = vec![0u8; n as usize];
-                mem.read_at(a, &mut b).map_err(|e| e.to_string())?;
-                bytes.extend_from_slice(&b);
+                match p.loc {
+                    PieceLoc::Addr(a) => {
+                        let mut b = vec![0u8; n as usize];
+                        mem.read_at(a, &mut b).map_err(|e| e.to_string())?;
+                        bytes.extend_from_slice(&b);
+                    }
+                    // The register's low bytes (both architectures are
+                    // little-endian).
+                    PieceLoc::Reg(v) => match v.to_le_bytes().get(..n as usize) {
+                        Some(b) => bytes.extend_from_slice(b),
+                        None => return Err(format!("a {n}-byte piece in one 8-byte register")),
+                    },
+                    PieceLoc::Unavailable(_) => {}
+                }
             }
             Slot::Bytes(bytes)
         }
