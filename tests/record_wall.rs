@@ -27,7 +27,11 @@
 //!
 //! The recording is ended by SIGINT (Ctrl-C), which must still write the
 //! profile; the target ends running and untraced. Go 1.19 and 1.27 (the
-//! label representation and the g layout differ). Also: the other
+//! label representation and the g layout differ), default builds; on 1.27
+//! also pie (the load bias on every PC a capture reads) and cgo (external
+//! linking, threads started by C's pthread_create), the two build modes
+//! whose captures take another path than the default's; stripped and
+//! trimpath are dump's code path unchanged (tests/dump_oracle.rs). Also: the other
 //! formats, gopeek killed mid-record, the target exiting mid-record.
 
 mod common;
@@ -295,6 +299,26 @@ fn oracle_go1_27_default() {
     check_format(&r.p);
     compare(&r);
     opened_by_every_go_tool_pprof(&r.raw);
+}
+
+#[test]
+fn oracle_go1_27_pie() {
+    let Some(bin) = fixture("1.27", "pie", "wallclock") else {
+        return;
+    };
+    let r = record_oracle(&bin);
+    check_format(&r.p);
+    compare(&r);
+}
+
+#[test]
+fn oracle_go1_27_cgo() {
+    let Some(bin) = fixture("1.27", "cgo", "wallclock") else {
+        return;
+    };
+    let r = record_oracle(&bin);
+    check_format(&r.p);
+    compare(&r);
 }
 
 #[test]

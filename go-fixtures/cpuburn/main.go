@@ -8,6 +8,7 @@
 //	main.burnC   work=c  syscall-heavy: reads /dev/zero, 2 goroutines
 //	main.burnD   work=d  calls main.leafD (generic, not inlined), 1 goroutine
 //	main.burnE   work=e  in C through cgo (cgo builds only, cgo.go), 1 goroutine
+//	main.churnG  work=g  allocates, keeping the GC busy (CPUBURN_GC set, gc.go), 6 goroutines
 //
 // Protocol: prints `workers {"a":[goids],...}` (which goroutine ids run
 // which function), then `ready <pid>`, once every worker runs. On the
@@ -134,6 +135,13 @@ func main() {
 			n     int
 			f     func()
 		}{"e", 1, cgoWorker})
+	}
+	if gcEnabled() {
+		workers = append(workers, struct {
+			label string
+			n     int
+			f     func()
+		}{"g", 6, churnG})
 	}
 	var mu sync.Mutex
 	ids := map[string][]int64{}

@@ -13,6 +13,8 @@
 use crate::memory::Memory;
 use crate::process::perf::ring::{RawSample, UserRegs};
 use crate::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
+use crate::snapshot::SnapshotError;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// Longest a tick may hold the stopped threads.
@@ -35,30 +37,82 @@ pub(crate) struct PtraceSampler {
     /// Ticks whose attach failed (threads exited meanwhile, another tracer).
     pub(crate) failed_ticks: u64,
     threads: usize,
-    /// CPU time of each thread (schedstat) at the previous tick.
-    oncpu: std::collections::HashMap<i32, u64>,
+    /// The target's threads, with their open `/proc` files.
+    files: std::collections::BTreeMap<i32, ThreadFiles>,
+    last_scan: Option<Instant>,
+    /// Reused between ticks: the threads to stop.
+    running: Vec<i32>,
 }
 
-/// Nanoseconds thread `tid` has spent on a CPU (`/proc/PID/task/TID/schedstat`).
-fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
-    s.split_whitespace().next()?.parse().ok()
+/// How often the task list is re-read (new threads are sampled from the
+/// next scan on; an exited thread's files fail at once and drop it).
+const RESCAN: Duration = Duration::from_millis(100);
+
+/// The two `/proc` files of one thread the sampler reads at every tick,
+/// kept open and read with `pread` (no open, path lookup and close per
+/// thread per tick).
+struct ThreadFiles {
+    schedstat: std::fs::File,
+    stat: std::fs::File,
+    /// CPU time at the previous tick (`None` before the first reading).
+    oncpu: Option<u64>,
+}
+
+impl ThreadFiles {
+    fn open(pid: i32, tid: i32) -> Option<ThreadFiles> {
+        let dir = format!("/proc/{pid}/task/{tid}");
+        Some(ThreadFiles {
+            schedstat: std::fs::File::open(format!("{dir}/schedstat")).ok()?,
+            stat: std::fs::File::open(format!("{dir}/stat")).ok()?,
+            oncpu: None,
+        })
+    }
+
+    /// Nanoseconds the thread has spent on a CPU (`schedstat`'s first field).
+    fn cpu_ns(&self) -> Option<u64> {
+        let mut buf = [0u8; 96];
+        let n = self.schedstat.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The state letter (`stat`'s third field, after the command name in
+    /// parentheses, which may itself hold parentheses: the last `)` ends
+    /// it). The name is at most 15 bytes and the pid at most 10 digits, so
+    /// the state lies within the first 128 bytes.
+    fn state(&self) -> Option<u8> {
+        let mut buf = [0u8; 128];
+        let n = self.stat.read_at(&mut buf, 0).ok()?;
+        let head = buf.get(..n)?;
+        let close = head.iter().rposition(|&b| b == b')')?;
+        head.get(close + 2).copied()
+    }
 }
 
 impl PtraceSampler {
-    pub(crate) fn new(pid: i32, period: Duration, stack_bytes: u32) -> std::io::Result<Self> {
+    /// Checks the target once (the per-tick seize does not: see
+    /// [`SeizedProcess::run_held`]) and opens its memory.
+    pub(crate) fn new(
+        pid: i32,
+        period: Duration,
+        stack_bytes: u32,
+    ) -> Result<Self, SnapshotError> {
+        let pid = SeizedProcess::precheck(pid)?;
+        let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
         Ok(PtraceSampler {
             pid,
             period,
             stack_bytes: stack_bytes as usize,
             next: Instant::now(),
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
-            mem: LiveMemory::open(pid)?,
+            mem,
             holds: Vec::new(),
             stop_latencies: Vec::new(),
             failed_ticks: 0,
             threads: 0,
-            oncpu: std::collections::HashMap::new(),
+            files: std::collections::BTreeMap::new(),
+            last_scan: None,
+            running: Vec::new(),
         })
     }
 
@@ -85,6 +139,27 @@ impl PtraceSampler {
         self.period.mul_f64(0.5 + u)
     }
 
+    /// Re-reads the task list: files opened for new threads, dropped for
+    /// exited ones. `false` once the process is gone.
+    fn rescan(&mut self) -> bool {
+        self.last_scan = Some(Instant::now());
+        let Ok(tids) = proc_fs::thread_ids(self.pid) else {
+            return false;
+        };
+        if tids.is_empty() {
+            return false;
+        }
+        self.files.retain(|t, _| tids.binary_search(t).is_ok());
+        for t in tids {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.files.entry(t) {
+                if let Some(f) = ThreadFiles::open(self.pid, t) {
+                    e.insert(f);
+                }
+            }
+        }
+        true
+    }
+
     /// Takes one tick's samples if a tick is due; `false` once the
     /// process is gone.
     pub(crate) fn sample(&mut self, out: &mut Vec<RawSample>) -> bool {
@@ -92,44 +167,55 @@ impl PtraceSampler {
             return true;
         }
         self.next = Instant::now() + self.jitter();
-        let Ok(tids) = proc_fs::thread_ids(self.pid) else {
-            return false;
-        };
-        if tids.is_empty() {
+        if self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN) && !self.rescan() {
             return false;
         }
         // Threads in state R that also ran since the last tick: a thread
         // waiting for a CPU (state R on a busy machine) uses none.
-        let mut running = Vec::new();
-        let mut oncpu = std::collections::HashMap::new();
+        let mut running = std::mem::take(&mut self.running);
+        running.clear();
+        let period = self.period.as_nanos().max(1) as f64;
+        let mut gone = Vec::new();
+        let tids: Vec<i32> = self.files.keys().copied().collect();
         for t in tids {
-            let Some(ns) = cpu_ns(self.pid, t) else {
+            let Some(f) = self.files.get_mut(&t) else {
+                continue;
+            };
+            let Some(ns) = f.cpu_ns() else {
+                gone.push(t);
                 continue;
             };
             // A thread that ran less than a period since the last tick is
             // sampled with probability ran/period (a short burst, such as
             // sysmon waking, would otherwise count as a whole period).
-            let ran = self
-                .oncpu
-                .get(&t)
-                .map_or(u64::MAX, |&before| ns.saturating_sub(before));
-            oncpu.insert(t, ns);
-            let p = ran as f64 / self.period.as_nanos().max(1) as f64;
+            let ran = f.oncpu.map_or(u64::MAX, |before| ns.saturating_sub(before));
+            f.oncpu = Some(ns);
+            let p = ran as f64 / period;
             let take = ran > 0 && (p >= 1.0 || self.uniform() < p);
-            if take && proc_fs::thread_state(self.pid, t).is_ok_and(|s| s == 'R') {
+            if take && self.files.get(&t).and_then(ThreadFiles::state) == Some(b'R') {
                 running.push(t);
             }
         }
-        self.oncpu = oncpu;
+        for t in gone {
+            self.files.remove(&t);
+        }
+        if self.files.is_empty() {
+            // Every thread's files failed: re-read the task list now.
+            self.last_scan = None;
+            self.running = running;
+            return proc_fs::process_state(self.pid).is_ok();
+        }
         self.threads = running.len();
         if running.is_empty() {
+            self.running = running;
             return true;
         }
         let opts = SeizeOptions {
             max_pause: MAX_HOLD,
-            only_threads: Some(running),
+            only_threads: Some(running.clone()),
             ..SeizeOptions::default()
         };
+        self.running = running;
         // Registers and stack tops are read on the tracer thread itself,
         // between the stop and the detach: no hand-off between threads
         // inside the hold.

@@ -157,7 +157,6 @@ pub fn with_session<R>(
             opts.stack_bytes,
         )
         .map(Sampler::Ptrace)
-        .map_err(|source| SnapshotError::Memory { pid, source })
     };
     let (sampler, fallback) = match opts.backend {
         Backend::Ptrace => (ptrace()?, None),

@@ -102,12 +102,15 @@ pub struct TopReport {
     pub threads: Vec<TopThread>,
 }
 
+/// A sample of GC work: the background mark worker or an assist on the
+/// stack, or the closures they run on the system stack
+/// (`runtime.gcBgMarkWorker.func2`, `runtime.gcAssistAlloc.func2`), which
+/// a sample may show without the goroutine's frames when its stack was
+/// not followed past `runtime.systemstack`.
 fn is_gc(s: &CpuSample) -> bool {
     s.frames.iter().any(|f| {
-        matches!(
-            &*f.function,
-            "runtime.gcBgMarkWorker" | "runtime.gcAssistAlloc" | "runtime.gcAssistAlloc1"
-        )
+        let name = f.function.strip_prefix("runtime.").unwrap_or("");
+        name.starts_with("gcBgMarkWorker") || name.starts_with("gcAssistAlloc")
     })
 }
 

@@ -264,7 +264,11 @@ impl SeizedProcess {
     /// The checks before any attach (architecture, a real pid, not
     /// ourselves, not a zombie, not traced by another); the thread-group
     /// id of `pid`.
-    fn precheck(pid: i32) -> Result<i32, ProcessError> {
+    /// The checks every seize starts with (architecture, not ourselves,
+    /// not a zombie, no other tracer), and the thread-group id of `pid`.
+    /// [`Self::run_held`] leaves them to its caller, which makes them once
+    /// before its first tick (the ptrace sampler: 100 ticks a second).
+    pub(crate) fn precheck(pid: i32) -> Result<i32, ProcessError> {
         let Some(machine) = NATIVE_MACHINE else {
             return Err(ProcessError::UnsupportedArchitecture {
                 arch: format!("gopeek built for {}", std::env::consts::ARCH),
@@ -304,13 +308,20 @@ impl SeizedProcess {
     /// read and the tracer again to detach; on a busy machine each wake-up
     /// can wait milliseconds for a CPU while the target stays stopped).
     /// The ptrace sampler's tick. `f` should be short: the budget is
-    /// checked after it, not enforced during it.
+    /// checked after it, not enforced during it. `pid` must have passed
+    /// [`Self::precheck`] (once, not per tick: it opens three `/proc`
+    /// files and the executable); a tracer that came meanwhile still makes
+    /// the seize fail with the usual explanation. Threads named in
+    /// `opts.only_threads` are taken to be running (`state_before` 'R',
+    /// no `/proc` read): the sampler names only threads it saw in state R.
     pub fn run_held<T: Send>(
         pid: i32,
         opts: &SeizeOptions,
         f: impl FnOnce(&[ThreadState]) -> T + Send,
     ) -> Result<(T, PauseStats), ProcessError> {
-        let pid = Self::precheck(pid)?;
+        if pid <= 0 {
+            return Err(ProcessError::NoSuchProcess { pid });
+        }
         let _defer = opts.defer_stop_signals.then(StopSignalDeferral::new);
         let (budget, only) = (opts.max_pause, opts.only_threads.clone());
         std::thread::scope(|s| {

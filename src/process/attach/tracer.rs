@@ -96,6 +96,8 @@ pub(super) fn run_held<T>(
         libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
     }
     let mut t = Tracer::new(pid, budget, Arc::new(AtomicBool::new(false)));
+    // The threads named are the ones the sampler saw in state R.
+    t.known_state = only.is_some().then_some('R');
     t.only = only;
     match t.attach() {
         Err(e) => {
@@ -145,6 +147,10 @@ struct Tracer {
     released: Arc<AtomicBool>,
     /// `SeizeOptions::only_threads`.
     only: Option<Vec<i32>>,
+    /// The state every listed thread had before the stop, when the caller
+    /// knows it (the ptrace sampler stops only threads it saw in state R):
+    /// no `/proc/TID/stat` read per thread per tick.
+    known_state: Option<char>,
 }
 
 /// Bound on task-list re-scans; thread creation cannot outrun stopping in
@@ -168,6 +174,7 @@ impl Tracer {
             deadline: None,
             released,
             only: None,
+            known_state: None,
         }
     }
 
@@ -271,7 +278,11 @@ impl Tracer {
     fn seize_and_interrupt(&mut self, new: &[i32]) -> Result<(), ProcessError> {
         let mut seized = Vec::with_capacity(new.len());
         for &tid in new {
-            let state_before = match proc_fs::thread_state(self.pid, tid) {
+            let state = match self.known_state {
+                Some(c) => Ok(c),
+                None => proc_fs::thread_state(self.pid, tid),
+            };
+            let state_before = match state {
                 Ok(c) => c,
                 Err(e) if is_gone(&e) => {
                     self.skip(tid);
@@ -452,9 +463,14 @@ impl Tracer {
                             });
                         }
                     }
-                    backoff(idle);
+                    backoff(
+                        idle,
+                        self.first_interrupt.map_or(Duration::ZERO, |t| t.elapsed()),
+                    );
                     idle = idle.saturating_add(1);
-                    if idle % 1000 == 0 {
+                    // About every 15 ms of waiting (the sleeps reach 200 us
+                    // after 1.6 ms).
+                    if idle % 100 == 0 {
                         self.forget_exited_threads();
                     }
                 }
@@ -531,17 +547,19 @@ impl Tracer {
 }
 
 /// Waiting between polls: a few yields (most threads stop within
-/// microseconds), then short sleeps that leave the CPU to the threads that
-/// still have to reach their stop (on a busy machine they compete with
-/// us), then longer ones for a thread that is slow to stop (uninterruptible
-/// sleep). The tracer thread's timer slack is set to 1 ns, so a 10 µs sleep
-/// is not stretched to the default 50 µs.
-fn backoff(idle: u32) {
+/// microseconds), then sleeps that leave the CPU to the threads that still
+/// have to reach their stop (on a busy machine they compete with us), each
+/// an eighth of the wait so far, from 10 µs up to 200 µs for a thread slow
+/// to stop (uninterruptible sleep). Proportional, so noticing the last stop
+/// adds at most an eighth to the hold while a wait of milliseconds costs
+/// tens of wake-ups, not hundreds: fixed 10 µs polls were half of the
+/// ptrace sampler's own CPU on a loaded machine (perf record of gopeek).
+/// The tracer thread's timer slack is set to 1 ns, so a 10 µs sleep is not
+/// stretched to the default 50 µs.
+fn backoff(idle: u32, waited: Duration) {
     if idle < 16 {
         std::thread::yield_now();
-    } else if idle < 1000 {
-        std::thread::sleep(Duration::from_micros(10));
     } else {
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep((waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(200)));
     }
 }
