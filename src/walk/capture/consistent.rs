@@ -9,7 +9,7 @@
 //! stacks read earlier.
 
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
-use super::reads::{copy_of, decode_table, inconsistent, monotonic_ns, read_allgs, start_context};
+use super::reads::{copy_of, inconsistent, monotonic_ns, read_allgs, start_context};
 use super::{Capture, Hold, Phase, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gstruct::{GFingerprint, GRecord};
@@ -107,11 +107,15 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
         let held = held.ok_or(WalkError::Abandoned)?;
         let mut pre = pre.unwrap_or_else(|| PreRead::nothing(cfg));
         let (mut stats, mut fresh) = pre.unwind_held(cfg, &held.stacks);
-        let recs = decode_table(&held.table, &held.gs, cfg.off);
+        // Not needed any more: freed before the goroutines are built.
+        pre.fps = Vec::new();
         let threads = &held.stacks.threads;
-        let mut goroutines = Vec::new();
-        for (i, g) in recs.into_iter().enumerate() {
-            let Some(g) = g else { continue };
+        let mut goroutines = Vec::with_capacity(held.gs.len());
+        // Each g decoded as it is used (a decoded copy of the whole table
+        // would be one more record per goroutine at the peak).
+        for (i, &addr) in held.gs.iter().enumerate() {
+            let Some(b) = held.table.get(i) else { continue };
+            let g = GRecord::decode(addr, b, &cfg.off.g);
             if g.is_dead() {
                 continue;
             }

@@ -16,17 +16,25 @@ use super::reads::{
 use super::{Capture, Hold, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
-use crate::walk::gtable::GTable;
+use crate::walk::gtable::{read_batch_parallel, GTable};
 use crate::walk::unwind::SharedStack;
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
 use std::collections::HashMap;
 
 /// Rounds of re-reading a goroutine that keeps changing.
 pub(super) const MAX_RETRIES: usize = 8;
-/// Goroutines (and stack bytes) confirmed together: small, so that little
-/// time passes between a stack read and the re-read of its g.
+/// Goroutines (and stack bytes) confirmed together at first: small, so
+/// that little time passes between a stack read and the re-read of its g.
 const CONFIRM_BATCH: usize = 256;
 const CONFIRM_BATCH_BYTES: usize = 1 << 20;
+/// While batch after batch confirms with nothing changed (a process whose
+/// goroutines stay parked), the batch doubles up to these: a million
+/// parked goroutines then cost a few hundred batches, not thousands. Any
+/// change seen sends it back to [`CONFIRM_BATCH`]. The size only decides
+/// how often a goroutine has to be read again, never what is accepted:
+/// every stack is still confirmed by two equal reads of its g.
+const MAX_CONFIRM_BATCH: usize = 16 << 10;
+const MAX_CONFIRM_BATCH_BYTES: usize = 16 << 20;
 
 /// State of a `--nonblocking` snapshot between its phases.
 #[derive(Default)]
@@ -174,6 +182,9 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
     }
     let minor = cfg.prog.version.minor;
     let mut stack_buf = Vec::new();
+    // The g table's buffer, reused batch after batch (no fresh pages).
+    let mut table_buf = Vec::new();
+    let (mut batch_max, mut bytes_max) = (CONFIRM_BATCH, CONFIRM_BATCH_BYTES);
     for round in 0..MAX_RETRIES {
         if pending.is_empty() {
             break;
@@ -209,7 +220,7 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
             // that the window in which a goroutine may wake is short.
             let mut batch: Vec<(usize, StackJob)> = Vec::new();
             let mut bytes = 0usize;
-            while k < pending.len() && batch.len() < CONFIRM_BATCH && bytes < CONFIRM_BATCH_BYTES {
+            while k < pending.len() && batch.len() < batch_max && bytes < bytes_max {
                 let i = pending[k];
                 k += 1;
                 let Some(g) = latest[i].as_ref() else {
@@ -234,10 +245,11 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
                 }
             }
             let ranges = copy_stacks(batch.iter().map(|(_, job)| job), &mut stack_buf, |reqs| {
-                src.read_batch(reqs)
+                read_batch_parallel(src, reqs)
             });
             let picked: Vec<u64> = batch.iter().map(|&(i, _)| gs[i]).collect();
-            let table = GTable::read(src, &picked, pre.window, Vec::new());
+            let table = GTable::read(src, &picked, pre.window, std::mem::take(&mut table_buf));
+            let changed_before = stats.changed;
             for (b, ((i, job), range)) in batch.iter().zip(ranges).enumerate() {
                 let now = table
                     .get(b)
@@ -261,6 +273,13 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
                     }
                     None => still.push(*i),
                 }
+            }
+            table_buf = table.into_buffer();
+            if stats.changed == changed_before {
+                batch_max = (batch_max * 2).min(MAX_CONFIRM_BATCH);
+                bytes_max = (bytes_max * 2).min(MAX_CONFIRM_BATCH_BYTES);
+            } else {
+                (batch_max, bytes_max) = (CONFIRM_BATCH, CONFIRM_BATCH_BYTES);
             }
         }
         pending = still;

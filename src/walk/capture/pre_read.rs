@@ -9,7 +9,7 @@ use crate::memory::{BatchRead, SliceMemory};
 use crate::walk::args::ArgReader;
 use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gtable::GTable;
-use crate::walk::unwind::{unwind, SharedStack, StackInterner, UnwindCache, Unwound};
+use crate::walk::unwind::{unwind_into, SharedStack, StackInterner, UnwindCache, Unwound};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -50,6 +50,8 @@ pub(super) struct PreRead {
     /// already faulted in, which keeps page faults out of the held read.
     pub(super) buffer: Vec<u8>,
     cache: UnwindCache,
+    /// One unwinding buffer for every stack unwound after the first pass.
+    scratch: Unwound,
     pub(super) warnings: Vec<String>,
     /// The timed phases so far, handed to [`CaptureStats::phases`].
     pub(super) phases: Vec<Phase>,
@@ -161,6 +163,7 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
         window,
         buffer: table.into_buffer(),
         cache,
+        scratch: Unwound::default(),
         warnings,
         phases,
     };
@@ -193,6 +196,7 @@ impl PreRead {
             window: GRecord::bytes_needed(&cfg.off.g) as usize,
             buffer: Vec::new(),
             cache: UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch()),
+            scratch: Unwound::default(),
             warnings: Vec::new(),
             phases: Vec::new(),
         }
@@ -210,7 +214,7 @@ impl PreRead {
             base: job.start.sp,
             data,
         };
-        let uw = unwind(
+        unwind_into(
             &cfg.prog.pclntab,
             &mut self.cache,
             cfg.bias,
@@ -218,8 +222,9 @@ impl PreRead {
             job.start,
             job.lo,
             job.hi,
+            &mut self.scratch,
         );
-        let mut st = self.interner.intern(uw);
+        let mut st = self.interner.intern_ref(&self.scratch);
         self.args.attach(&cfg.prog.pclntab, &mut st, &mem);
         st
     }
