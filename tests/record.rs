@@ -454,3 +454,59 @@ fn oracle_full_matrix() {
         }
     }
 }
+
+/// Stacks sampled on the system stack (GC work under `CPUBURN_GC`:
+/// `systemstack(func() {...})` in the mark worker, assists and the
+/// write barrier) continue on their own goroutine's stack, and only
+/// there: wherever a stack crosses from `X.funcN` (run by
+/// `runtime.systemstack` on g0) to the goroutine's frames, the frame that
+/// called `systemstack` is `X`. A crossing onto another goroutine (the
+/// M's `curg` read after the sample) would put `X.funcN` under a stranger
+/// (`gcBgMarkWorker.func2` under `wbBufFlush`); a stack the rule cannot
+/// prove is left cut at `systemstack` and counted partial.
+#[test]
+fn system_stack_samples_cross_onto_their_own_goroutine() {
+    let Some(bin) = fixture("1.27", "default", "cpuburn") else {
+        return;
+    };
+    let run = Launch::new(&bin)
+        .envs(&[("GOMAXPROCS", "1"), ("CPUBURN_GC", "1")])
+        .kill_with_test()
+        .start();
+    let out = gopeek()
+        .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
+        .args(["--rate", "250", "--format", "folded"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut crossed, mut cut, mut wrong) = (0u64, 0u64, Vec::new());
+    for line in text.lines() {
+        let Some((stack, n)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let n: u64 = n.parse().unwrap();
+        let frames: Vec<&str> = stack.split(';').collect();
+        for (i, f) in frames.iter().enumerate() {
+            let Some(closure) = frames.get(i + 1) else {
+                continue;
+            };
+            if *f != "runtime.systemstack" || !closure.contains(".func") {
+                continue;
+            }
+            if i == 0 {
+                cut += n;
+                continue;
+            }
+            crossed += n;
+            let encloser = &closure[..closure.rfind(".func").unwrap()];
+            if frames[i - 1] != encloser {
+                wrong.push(line.to_string());
+            }
+        }
+    }
+    eprintln!("system-stack samples: {crossed} crossed, {cut} cut at systemstack");
+    assert!(wrong.is_empty(), "crossed onto a stranger:\n{}", wrong.join("\n"));
+    assert!(crossed > 0, "no GC sample crossed onto its goroutine:\n{text}");
+    assert_running_untraced(run.pid);
+}

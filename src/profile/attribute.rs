@@ -12,7 +12,11 @@
 //! syscall that IP is the instruction after it, so kernel time lands on
 //! the Go frame that entered the kernel, as in Go's profile. A stack on
 //! g0 that reaches `runtime.systemstack`/`runtime.morestack` continues on
-//! the goroutine's stack, as Go's `unwindJumpStack` does. Code in C during
+//! the goroutine's stack, as Go's `unwindJumpStack` does, when that
+//! goroutine (the M's `curg` read at the drain, not at the sample) is
+//! proved the one: the function that called `systemstack` on its stack
+//! wrote the closure running on g0; otherwise the stack stays cut there
+//! and counts as partial. Code in C during
 //! a cgo call is booked to the Go stack of that call (the goroutine's
 //! `syscallpc/syscallsp`), as Go's `sigprof` books it. Other code outside Go
 //! is followed back by frame pointers to the first Go frame; failing
@@ -239,6 +243,19 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             })
     }
 
+    /// Whether function `outer` is the one closure `inner` (`outer.funcN`,
+    /// or a closure nested in one of its closures) was written in.
+    fn encloses(&self, outer: Option<usize>, inner: Option<usize>) -> bool {
+        let tab = &self.prog.pclntab;
+        let name = |f: Option<usize>| tab.func(f?).ok().map(|f| f.name().to_string());
+        match (name(outer), name(inner)) {
+            (Some(o), Some(i)) => i
+                .strip_prefix(o.as_str())
+                .is_some_and(|rest| rest.starts_with(".func")),
+            _ => false,
+        }
+    }
+
     fn is_go_pc(&self, pc: u64) -> bool {
         self.prog
             .pclntab
@@ -362,28 +379,53 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
                 outcome = Outcome::External;
             }
         }
-        // On the system stack: continue on the goroutine's stack.
+        // On the system stack: continue on the goroutine's stack, as Go's
+        // unwinder jumps. The goroutine is the M's `curg` as read at the
+        // drain, not at the sample (under GC load most such samples were
+        // cut or grafted onto another goroutine's stack), so the jump to
+        // `systemstack`'s caller is taken only when
+        // the goroutine's stack proves it: the function that called
+        // `systemstack` there is the one whose closure runs on g0 (`X`
+        // for `X.funcN`). Otherwise the stack stays cut at `systemstack`
+        // (counted partial), never grafted onto another goroutine's.
         if system && cgo_call.is_none() {
             if let (Some(g), Some(&last)) = (goroutine.as_ref(), self.buf.frames.last()) {
-                if outcome == Outcome::Whole && !frames.is_empty() {
-                    let jump = match self.special(last.func) {
-                        Special::SystemStack => Some((last.pc, g.sched_sp, true)),
-                        Special::MoreStack => Some((g.sched_pc, g.sched_sp, false)),
-                        Special::None => None,
+                let special = self.special(last.func);
+                let closure = self
+                    .buf
+                    .frames
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| self.buf.frames.get(i))
+                    .map(|f| f.func);
+                let jump = match special {
+                    Special::SystemStack if !frames.is_empty() => Some((last.pc, g.sched_sp, true)),
+                    Special::MoreStack if outcome == Outcome::Whole && !frames.is_empty() => {
+                        Some((g.sched_pc, g.sched_sp, false))
+                    }
+                    _ => None,
+                };
+                if let Some((pc, sp, dup)) = jump {
+                    let st = UnwindStart {
+                        pc,
+                        sp,
+                        trap: false,
+                        syscall: true,
+                        // the sampled registers carry no link register (amd64 only so far)
+                        lr: 0,
                     };
-                    if let Some((pc, sp, dup)) = jump {
-                        let st = UnwindStart {
-                            pc,
-                            sp,
-                            trap: false,
-                            syscall: true,
-                            // the sampled registers carry no link register (amd64 only so far)
-                            lr: 0,
-                        };
-                        let mut more = Vec::new();
-                        let (lo, hi) = (g.stack_lo.min(sp), g.stack_hi);
-                        outcome = self.walk(self.mem, st, lo, hi, &mut more);
+                    let mut more = Vec::new();
+                    let (lo, hi) = (g.stack_lo.min(sp), g.stack_hi);
+                    let more_outcome = self.walk(self.mem, st, lo, hi, &mut more);
+                    let proven = !dup || {
+                        let caller = self.buf.frames.get(1).map(|f| f.func);
+                        self.encloses(caller, closure)
+                    };
+                    if proven {
+                        outcome = more_outcome;
                         frames.extend(more.into_iter().skip(usize::from(dup)));
+                    } else {
+                        outcome = Outcome::Truncated;
                     }
                 }
             }
