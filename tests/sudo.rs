@@ -60,7 +60,7 @@ fn start_target_with(bin: &Path, owner: Option<(u32, u32)>, extra: &[&str]) -> R
 /// capture and detach) it runs as the invoking user with nothing to
 /// regain. The output is a FIFO with a 4 KiB buffer that the test reads
 /// only after looking at /proc/<gopeek>/status, so gopeek is caught
-/// blocked in `write`. The target belongs to a third user, so the dump
+/// blocked in `write` (its wchan `pipe_write`). The target belongs to a third user, so the dump
 /// also proves that memory was read through the /proc/PID/mem descriptor
 /// opened before the drop (process_vm_readv is refused to the invoking
 /// user) and that ptrace requests (the detach) still worked.
@@ -89,13 +89,23 @@ fn dump_runs_as_the_invoking_user_after_attach() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the pipe is full: gopeek has dumped and blocks in write.
+    // Wait until gopeek has dumped and blocks in write: the pipe holds
+    // output and the writer sleeps in pipe_write. (A pipe of one 4 KiB
+    // slot is not always filled: a large write after a short one does
+    // not merge into the slot the short one left.)
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut n: libc::c_int = 0;
         // SAFETY: FIONREAD into a local int.
         unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut n) };
-        if n >= 4096 {
+        let blocked = || {
+            find_gopeek_as(&fifo_s, |p| {
+                std::fs::read_to_string(format!("/proc/{p}/wchan"))
+                    .is_ok_and(|w| w.contains("pipe_write"))
+            })
+            .is_some()
+        };
+        if n > 0 && blocked() {
             break;
         }
         if let Some(st) = child.try_wait().unwrap() {
