@@ -414,7 +414,9 @@ fn running_registers(version: &str) {
     assert_eq!(out.status.code(), Some(1), "{v}");
     let e = v["error"].as_str().unwrap_or("");
     assert!(
-        e.contains("in register") && e.contains("goroutine is running") && e.contains("--consistent"),
+        e.contains("in register")
+            && e.contains("goroutine is running")
+            && e.contains("--consistent"),
         "{v}"
     );
     for _ in 0..5 {

@@ -478,7 +478,11 @@ fn system_stack_samples_cross_onto_their_own_goroutine() {
         .args(["--rate", "250", "--format", "folded"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let (mut crossed, mut cut, mut wrong) = (0u64, 0u64, Vec::new());
     for line in text.lines() {
@@ -506,7 +510,14 @@ fn system_stack_samples_cross_onto_their_own_goroutine() {
         }
     }
     eprintln!("system-stack samples: {crossed} crossed, {cut} cut at systemstack");
-    assert!(wrong.is_empty(), "crossed onto a stranger:\n{}", wrong.join("\n"));
-    assert!(crossed > 0, "no GC sample crossed onto its goroutine:\n{text}");
+    assert!(
+        wrong.is_empty(),
+        "crossed onto a stranger:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        crossed > 0,
+        "no GC sample crossed onto its goroutine:\n{text}"
+    );
     assert_running_untraced(run.pid);
 }

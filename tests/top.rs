@@ -240,9 +240,10 @@ fn go_gc(p: &pprof::Profile) -> (i64, i64) {
     for s in &p.samples {
         let n = s.values[0];
         total += n;
-        if s.frames.iter().any(|(f, _)| {
-            f == "runtime.gcBgMarkWorker" || f.starts_with("runtime.gcAssist")
-        }) {
+        if s.frames
+            .iter()
+            .any(|(f, _)| f == "runtime.gcBgMarkWorker" || f.starts_with("runtime.gcAssist"))
+        {
             gc += n;
         }
     }
@@ -339,7 +340,10 @@ fn gc_share_agrees_with_go() {
         go_gc_n += g;
         go_n += n;
     }
-    assert!(go_n > 0 && my_n > 0.0, "no samples: Go {go_n}, gopeek {my_n}");
+    assert!(
+        go_n > 0 && my_n > 0.0,
+        "no samples: Go {go_n}, gopeek {my_n}"
+    );
     let go_share = go_gc_n as f64 / go_n as f64;
     let my_share = my_gc / my_n;
     // The fixture must make GC sizeable, or the check says little.
@@ -379,7 +383,15 @@ fn ctrl_c_in_a_terminal_restores_it_and_leaves_the_target_running() {
         run.pid
     );
     t.cmd(&[
-        "new-session", "-d", "-s", "top", "-x", "150", "-y", "40", &cmd,
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "150",
+        "-y",
+        "40",
+        &cmd,
     ]);
     t.wait_for("main.burnA");
     // A few ticks more, so that the interrupt lands while sampling.
@@ -387,7 +399,10 @@ fn ctrl_c_in_a_terminal_restores_it_and_leaves_the_target_running() {
     t.cmd(&["send-keys", "-t", "top", "C-c"]);
     let s = t.wait_for("top-exited-");
     assert!(s.contains("top-exited-0"), "{s}");
-    assert!(!s.contains("Total CPU:"), "the alternate screen is still shown:\n{s}");
+    assert!(
+        !s.contains("Total CPU:"),
+        "the alternate screen is still shown:\n{s}"
+    );
     t.cmd(&["send-keys", "-t", "top", "typed-after-top"]);
     t.wait_for("typed-after-top");
     assert_running_untraced(run.pid);

@@ -12,8 +12,8 @@
 use gopeek::layout::Sections;
 use gopeek::memory::RegionMemory;
 use gopeek::value::locals::{slot, FrameAt};
-use gopeek::value::DwarfInfo;
 use gopeek::value::regs::{FrameRegs, Regs};
+use gopeek::value::DwarfInfo;
 use libfuzzer_sys::fuzz_target;
 
 fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
@@ -31,9 +31,14 @@ fuzz_target!(|input: &[u8]| {
     let info = take(&mut data);
     let abbrev = take(&mut data);
     let strs = take(&mut data);
-    let (loc, loclists, ranges, rnglists) =
-        (take(&mut data), take(&mut data), take(&mut data), take(&mut data));
-    let sections = Sections::from_bytes(info, abbrev, strs).with_lists(loc, loclists, ranges, rnglists);
+    let (loc, loclists, ranges, rnglists) = (
+        take(&mut data),
+        take(&mut data),
+        take(&mut data),
+        take(&mut data),
+    );
+    let sections =
+        Sections::from_bytes(info, abbrev, strs).with_lists(loc, loclists, ranges, rnglists);
     let dwarf = DwarfInfo::new(&sections);
     let mut mem = RegionMemory::new();
     mem.insert(0x1000, data.to_vec());
@@ -46,7 +51,9 @@ fuzz_target!(|input: &[u8]| {
             bias: u64::from(b[10]),
             inline_level: usize::from(b[16] % 4),
             regs: if b[16] & 4 != 0 {
-                FrameRegs::Held(Regs::from_named(&[("rax", u64::from(b[11])), ("rbx", 0x1000)]).unwrap())
+                FrameRegs::Held(
+                    Regs::from_named(&[("rax", u64::from(b[11])), ("rbx", 0x1000)]).unwrap(),
+                )
             } else {
                 FrameRegs::NotOwn
             },

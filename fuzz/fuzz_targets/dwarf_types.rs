@@ -32,10 +32,16 @@ fuzz_target!(|input: &[u8]| {
     for chunk in data.chunks(4).take(64) {
         let mut b = [0u8; 4];
         b[..chunk.len()].copy_from_slice(chunk);
-        let _ = dwarf.get(TypeId(u32::from_le_bytes(b) as u64 % (info.len() as u64 + 1)));
+        let _ = dwarf.get(TypeId(
+            u32::from_le_bytes(b) as u64 % (info.len() as u64 + 1),
+        ));
     }
     let mut mem = RegionMemory::new();
-    let limits = Limits { max_depth: 8, max_len: 16, max_bytes: 1 << 16 };
+    let limits = Limits {
+        max_depth: 8,
+        max_len: 16,
+        max_bytes: 1 << 16,
+    };
     let names = |_: u64| None;
     for (_, g) in dwarf.globals().into_iter().take(32) {
         mem.insert(g.addr, data.to_vec());

@@ -17,13 +17,24 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = (u16::from_le_bytes([data[0], data[1]]) as usize).min(data.len() - 2);
     let (tab, gofunc) = data[2..].split_at(split.max(0).min(data.len() - 2));
-    let (tab, gofunc) = if tab.len() >= 0x48 { (tab, gofunc) } else { (&data[2..], &[][..]) };
+    let (tab, gofunc) = if tab.len() >= 0x48 {
+        (tab, gofunc)
+    } else {
+        (&data[2..], &[][..])
+    };
     for text in [None, Some(TEXT)] {
-        let Ok(p) = Pclntab::parse(tab, 0x500000, text) else { continue };
+        let Ok(p) = Pclntab::parse(tab, 0x500000, text) else {
+            continue;
+        };
         let p = p.with_gofunc(0x600000, gofunc);
         for f in p.funcs().take(64).flatten() {
             let _ = f.name();
-            for pc in [f.entry, f.entry.wrapping_add(1), f.entry.wrapping_add(7), f.end.wrapping_sub(1)] {
+            for pc in [
+                f.entry,
+                f.entry.wrapping_add(1),
+                f.entry.wrapping_add(7),
+                f.end.wrapping_sub(1),
+            ] {
                 let _ = f.sp_delta(pc);
                 let _ = f.file_line(pc);
                 let _ = f.frames_at(pc);

@@ -30,9 +30,17 @@ unsafe impl Send for Target {}
 fn target() -> &'static Target {
     static T: OnceLock<Target> = OnceLock::new();
     T.get_or_init(|| {
-        let path = std::env::var("GOPEEK_FUZZ_BINARY")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/parked").to_string());
-        let bin: &'static GoBinary = Box::leak(Box::new(GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures)")));
+        let path = std::env::var("GOPEEK_FUZZ_BINARY").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/fixtures/go1.27/default/parked"
+            )
+            .to_string()
+        });
+        let bin: &'static GoBinary = Box::leak(Box::new(
+            GoBinary::open(std::path::Path::new(&path))
+                .expect("fuzz binary (run scripts/build-fixtures)"),
+        ));
         let (prog, layout) = gopeek::layout::load_program(bin).expect("a Go binary");
         let layout = layout.expect("layout");
         let off = layout.offsets().expect("offsets");
@@ -59,7 +67,8 @@ fn take(data: &mut &[u8], n: usize) -> Vec<u8> {
 fuzz_target!(|input: &[u8]| {
     let t = target();
     let g = &t.prog.globals;
-    let (Some(sched), Some(allm), Some(allp), Some(allgs)) = (&g.sched, &g.allm, &g.allp, &g.allgs) else {
+    let (Some(sched), Some(allm), Some(allp), Some(allgs)) = (&g.sched, &g.allm, &g.allp, &g.allgs)
+    else {
         return;
     };
     let mut data = input;

@@ -32,12 +32,18 @@ fn target() -> &'static Target {
     static T: OnceLock<Target> = OnceLock::new();
     T.get_or_init(|| {
         let path = std::env::var("GOPEEK_FUZZ_BINARY").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/printvals").to_string()
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/fixtures/go1.27/default/printvals"
+            )
+            .to_string()
         });
         let bin: &'static GoBinary = Box::leak(Box::new(
-            GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures printvals)"),
+            GoBinary::open(std::path::Path::new(&path))
+                .expect("fuzz binary (run scripts/build-fixtures printvals)"),
         ));
-        let sections: &'static Sections<'static> = Box::leak(Box::new(Sections::load(bin).expect("DWARF")));
+        let sections: &'static Sections<'static> =
+            Box::leak(Box::new(Sections::load(bin).expect("DWARF")));
         let dwarf = DwarfInfo::new(sections);
         let globals = dwarf
             .globals()
@@ -45,7 +51,11 @@ fn target() -> &'static Target {
             .filter(|(n, _)| n.starts_with("main."))
             .map(|(_, g)| (g.addr, g.ty))
             .collect();
-        Target { dwarf, globals, _bin: bin }
+        Target {
+            dwarf,
+            globals,
+            _bin: bin,
+        }
     })
 }
 
@@ -61,7 +71,11 @@ fuzz_target!(|data: &[u8]| {
     let mut mem = RegionMemory::new();
     mem.insert(addr, body.clone());
     mem.insert(HEAP, body);
-    let limits = Limits { max_depth: 12, max_len: 64, max_bytes: 1 << 20 };
+    let limits = Limits {
+        max_depth: 12,
+        max_len: 64,
+        max_bytes: 1 << 20,
+    };
     let names = |_: u64| None;
     let d = Decoder::new(&t.dwarf, &mem, limits, Some(HEAP), &names);
     let v = d.load(ty, addr, 0);

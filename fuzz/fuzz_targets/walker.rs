@@ -8,9 +8,9 @@
 #![no_main]
 
 use gopeek::binary::elf::GoBinary;
+use gopeek::binary::program::GoProgram;
 use gopeek::layout::offsets::RuntimeOffsets;
 use gopeek::memory::RegionMemory;
-use gopeek::binary::program::GoProgram;
 use gopeek::walk::capture::{strategy, Mode};
 use gopeek::walk::{build_goroutines, WalkConfig};
 use libfuzzer_sys::fuzz_target;
@@ -29,9 +29,17 @@ unsafe impl Send for Target {}
 fn target() -> &'static Target {
     static T: OnceLock<Target> = OnceLock::new();
     T.get_or_init(|| {
-        let path = std::env::var("GOPEEK_FUZZ_BINARY")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/go1.27/default/parked").to_string());
-        let bin: &'static GoBinary = Box::leak(Box::new(GoBinary::open(std::path::Path::new(&path)).expect("fuzz binary (run scripts/build-fixtures)")));
+        let path = std::env::var("GOPEEK_FUZZ_BINARY").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/fixtures/go1.27/default/parked"
+            )
+            .to_string()
+        });
+        let bin: &'static GoBinary = Box::leak(Box::new(
+            GoBinary::open(std::path::Path::new(&path))
+                .expect("fuzz binary (run scripts/build-fixtures)"),
+        ));
         let (prog, layout) = gopeek::layout::load_program(bin).expect("a Go binary");
         let off = layout.expect("layout").offsets().expect("offsets");
         Target { prog, off }
@@ -69,7 +77,13 @@ fuzz_target!(|data: &[u8]| {
         off: &t.off,
         bias: 0,
         wait_reasons: vec!["".into(), "chan receive".into()],
-        gstatus: vec!["idle".into(), "runnable".into(), "running".into(), "syscall".into(), "waiting".into()],
+        gstatus: vec![
+            "idle".into(),
+            "runnable".into(),
+            "running".into(),
+            "syscall".into(),
+            "waiting".into(),
+        ],
         frame_registers: false,
     };
     // The fake memory is consistent already: the sudo path's single pass.

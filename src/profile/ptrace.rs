@@ -92,11 +92,7 @@ impl ThreadFiles {
 impl PtraceSampler {
     /// Checks the target once (the per-tick seize does not: see
     /// [`SeizedProcess::run_held`]) and opens its memory.
-    pub(crate) fn new(
-        pid: i32,
-        period: Duration,
-        stack_bytes: u32,
-    ) -> Result<Self, SnapshotError> {
+    pub(crate) fn new(pid: i32, period: Duration, stack_bytes: u32) -> Result<Self, SnapshotError> {
         let pid = SeizedProcess::precheck(pid)?;
         let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
         Ok(PtraceSampler {

@@ -193,8 +193,7 @@ fn print_from<S: Source>(
         Err(e) => return Err(SnapshotError::Layout(e).into()),
     };
     let l = Loaded {
-        prog: GoProgram::load(&bin, None)
-            .map_err(|source| SnapshotError::NotGo { pid, source })?,
+        prog: GoProgram::load(&bin, None).map_err(|source| SnapshotError::NotGo { pid, source })?,
         dwarf: DwarfInfo::new(&sections),
         bias: src.load_bias(&bin)?,
         arm64: matches!(bin.arch(), Arch::Arm64),

@@ -90,9 +90,15 @@ mod tests {
     #[test]
     fn names_map_to_dwarf_numbers() {
         let r = Regs::from_named(&[("rax", 1), ("rbx", 2), ("r15", 3), ("eflags", 9)]).unwrap();
-        assert_eq!((r.get(0), r.get(3), r.get(15), r.get(1)), (Some(1), Some(2), Some(3), None));
+        assert_eq!(
+            (r.get(0), r.get(3), r.get(15), r.get(1)),
+            (Some(1), Some(2), Some(3), None)
+        );
         let a = Regs::from_named(&[("x0", 5), ("x30", 6), ("sp", 7), ("pc", 8)]).unwrap();
-        assert_eq!((a.get(0), a.get(30), a.get(31), a.get(32)), (Some(5), Some(6), Some(7), None));
+        assert_eq!(
+            (a.get(0), a.get(30), a.get(31), a.get(32)),
+            (Some(5), Some(6), Some(7), None)
+        );
         assert!(Regs::from_named(&[("cpsr", 1)]).is_none());
         assert_eq!(reg_name(3, false), "BX");
         assert_eq!(reg_name(17, false), "X0");

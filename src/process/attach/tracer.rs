@@ -560,6 +560,8 @@ fn backoff(idle: u32, waited: Duration) {
     if idle < 16 {
         std::thread::yield_now();
     } else {
-        std::thread::sleep((waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(200)));
+        std::thread::sleep(
+            (waited / 8).clamp(Duration::from_micros(10), Duration::from_micros(200)),
+        );
     }
 }
