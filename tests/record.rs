@@ -178,16 +178,7 @@ fn record_oracle(bin: &Path, extra: &[&str]) -> Recorded {
         && t0.elapsed() < MAX_COLLECT
     {
         chunk += 1;
-        kill(run.pid, libc::SIGUSR1).unwrap();
-        let said = format!("profiled {chunk}");
-        assert!(
-            wait_until(Duration::from_secs(30), || lines
-                .lock()
-                .unwrap()
-                .contains(&said)),
-            "the fixture did not write its profile; stderr:\n{}",
-            run.stderr()
-        );
+        request_go_profile(&run, &lines, chunk);
         let p = decode(&std::fs::read(format!("{}.{chunk}", go_path.display())).unwrap());
         go.sample_types = p.sample_types;
         go.samples.extend(p.samples);

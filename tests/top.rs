@@ -300,16 +300,7 @@ fn gc_share_agrees_with_go() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(700));
-        kill(run.pid, libc::SIGUSR1).unwrap();
-        let said = format!("profiled {round}");
-        assert!(
-            wait_until(Duration::from_secs(30), || lines
-                .lock()
-                .unwrap()
-                .contains(&said)),
-            "the fixture did not write its profile; stderr:\n{}",
-            run.stderr()
-        );
+        request_go_profile(&run, &lines, round);
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),

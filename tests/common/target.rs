@@ -216,3 +216,20 @@ pub fn start(bin: &Path, args: &[&str]) -> Running {
 pub fn start_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
     Launch::new(bin).args(args).envs(env).start()
 }
+
+/// Asks a fixture that profiles itself on SIGUSR1 (cpuburn) for its
+/// `round`-th CPU profile and waits for its "profiled ROUND" line in
+/// `lines` (what `Launch::on_line` collected).
+pub fn request_go_profile(run: &Running, lines: &std::sync::Mutex<Vec<String>>, round: usize) {
+    // SAFETY: kill with a valid signal to the fixture the test started.
+    assert_eq!(unsafe { libc::kill(run.pid, libc::SIGUSR1) }, 0);
+    let said = format!("profiled {round}");
+    assert!(
+        super::wait_until(std::time::Duration::from_secs(30), || lines
+            .lock()
+            .unwrap()
+            .contains(&said)),
+        "the fixture did not write its profile; stderr:\n{}",
+        run.stderr()
+    );
+}
