@@ -60,7 +60,7 @@ pub(crate) struct Attributed {
     pub(crate) tid: i32,
     /// The sample hit in the kernel (a system call or a fault).
     pub(crate) kernel: bool,
-    /// The user PC was outside Go code (C, the vDSO).
+    /// The user PC was in C code (outside Go and the vDSO).
     pub(crate) external: bool,
 }
 
@@ -107,6 +107,9 @@ pub(crate) struct Attributor<'p, 'a, M> {
     ucache: UnwindCache,
     buf: Unwound,
     special: FxHashMap<usize, Special>,
+    /// The vDSO's address range: code outside Go that is not C (Go calls
+    /// it for the time), so not cgo time.
+    vdso: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +138,14 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             ucache: UnwindCache::for_target(prog.version.minor, prog.bin.arch()),
             buf: Unwound::default(),
             special: FxHashMap::default(),
+            vdso: None,
         }
+    }
+
+    /// Where the target's vDSO is mapped (`[vdso]` in its maps): samples
+    /// there are Go asking the time, not C through cgo.
+    pub(crate) fn set_vdso(&mut self, range: Option<(u64, u64)>) {
+        self.vdso = range;
     }
 
     /// Forgets the g's and M's read for the previous drain (goroutines
@@ -443,7 +453,10 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
                 tid: s.tid,
                 // Kernel addresses have the top bit set (x86_64, arm64).
                 kernel: s.ip >> 63 == 1,
-                external,
+                external: external
+                    && !self
+                        .vdso
+                        .is_some_and(|(lo, hi)| (lo..hi).contains(&regs.ip)),
             },
             outcome,
         ))

@@ -56,7 +56,8 @@ pub struct CpuSample {
     /// Taken in the kernel (system call time, as Go counts it, is on the
     /// Go frame that made the call).
     pub kernel: bool,
-    /// Taken outside Go code (C through cgo, the vDSO).
+    /// Taken in C code (through cgo): outside Go and outside the vDSO,
+    /// whose time calls are Go's own.
     pub external: bool,
 }
 

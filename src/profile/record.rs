@@ -11,6 +11,7 @@ use super::{CpuProfile, CpuSample, Labels, RecordStats};
 use crate::layout::load_program;
 use crate::process::perf::ring::RawSample;
 use crate::process::perf::{PerfError, PerfOptions, PerfSampler};
+use crate::process::proc_fs::read_maps;
 use crate::process::LiveMemory;
 use crate::snapshot::live::LiveProcess;
 use crate::snapshot::source::Source;
@@ -187,6 +188,12 @@ pub fn with_session<R>(
         last_allgs: now - ALLGS_EVERY,
         alive: true,
     };
+    s.attr.set_vdso(
+        read_maps(pid)
+            .ok()
+            .and_then(|m| m.into_iter().find(|m| m.path == "[vdso]"))
+            .map(|m| (m.start, m.end)),
+    );
     s.attr.new_drain(true);
     Ok(f(&mut s))
 }

@@ -90,7 +90,7 @@ pub struct TopReport {
     pub gc_percent: f64,
     /// Of which in the kernel (system calls, faults).
     pub syscall_percent: f64,
-    /// Of which outside Go code (cgo, the vDSO).
+    /// Of which in C code through cgo (the vDSO's time calls are not).
     pub cgo_percent: f64,
     /// Functions by own CPU, then total.
     pub functions: Vec<TopFunction>,
