@@ -54,41 +54,17 @@ fn check(version: &str, mode: &str) {
         .collect();
     assert!(oracle.len() >= 12, "go{version}/{mode}: {oracle_text}");
     for how in [&[][..], &["--nonblocking"][..]] {
-        let out = gopeek()
-            .args(["dump", "--pid", &run.pid.to_string()])
-            .args(how)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            gopeek()
+                .args(["dump", "--pid", &run.pid.to_string()])
+                .args(how),
         );
-        let ours: std::collections::HashMap<u64, Block> =
-            parse_dump(&String::from_utf8(out.stdout).unwrap())
-                .into_iter()
-                .map(|b| (b.id, b))
-                .collect();
-        let failures: Vec<String> = oracle
-            .iter()
-            .filter(|want| {
-                ours.get(&want.id)
-                    .is_none_or(|got| got.header != want.header || got.exact != want.exact)
-            })
-            .map(|want| {
-                let got = ours.get(&want.id);
-                format!(
-                    "--- Go\n{}\n{}\n--- gopeek\n{}",
-                    want.header,
-                    want.exact.join("\n"),
-                    got.map_or("(missing)".to_string(), |g| format!(
-                        "{}\n{}",
-                        g.header,
-                        g.exact.join("\n")
-                    ))
-                )
-            })
-            .collect();
+        let (_, failures) = differences(
+            &oracle,
+            &blocks_by_id(&String::from_utf8(out.stdout).unwrap()),
+            Compare::Exact,
+            false,
+        );
         assert!(
             failures.is_empty(),
             "go{version}/{mode} {how:?}: {} of {} goroutines differ:\n{}",

@@ -236,19 +236,15 @@ impl Drop for Contained {
 /// Compares a dump's text with the fixture's own, goroutine by goroutine
 /// (the ones that stay parked).
 fn assert_same_as_oracle(ours: &str, oracle: &[Block], who: &str) {
-    let ours: HashMap<u64, Block> = parse_dump(ours).into_iter().map(|b| (b.id, b)).collect();
-    let mut compared = 0;
-    for want in oracle
-        .iter()
-        .filter(|b| b.id != 1 && b.status != "running" && b.status != "runnable")
-    {
-        let got = ours
-            .get(&want.id)
-            .unwrap_or_else(|| panic!("{who}: goroutine {} missing", want.id));
-        assert_eq!(got.header.replace(" (scan)", ""), want.header, "{who}");
-        assert_eq!(got.lines, want.lines, "{who}: goroutine {}", want.id);
-        compared += 1;
-    }
+    let (compared, failures) = differences(
+        oracle
+            .iter()
+            .filter(|b| b.id != 1 && b.status != "running" && b.status != "runnable"),
+        &blocks_by_id(ours),
+        Compare::Lines,
+        false,
+    );
+    assert!(failures.is_empty(), "{who}:\n{}", failures.join("\n\n"));
     assert!(compared >= 20, "{who}: only {compared} goroutines compared");
 }
 
@@ -275,15 +271,7 @@ fn dumps_a_target_in_its_own_pid_and_mount_namespace() {
     );
 
     // From the host.
-    let out = gopeek()
-        .args(["dump", "--pid", &host_pid.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(gopeek().args(["dump", "--pid", &host_pid.to_string()]));
     assert_same_as_oracle(
         &String::from_utf8(out.stdout).unwrap(),
         &oracle,

@@ -97,28 +97,12 @@ fn compare_with_crash_text(what: &str, c: &Crash) {
     );
     let ours = blocks_by_id(&String::from_utf8(out.stdout).unwrap());
     let oracle = crash_blocks(&c.stderr);
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    for want in oracle.iter().filter(|b| b.id != 0) {
-        compared += 1;
-        match ours.get(&want.id) {
-            None => failures.push(format!(
-                "goroutine {} [{}] missing from gopeek's dump",
-                want.id, want.status
-            )),
-            Some(got) if got.header != want.header || got.lines != want.lines => {
-                failures.push(format!(
-                    "goroutine {}:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
-                    want.id,
-                    want.header,
-                    want.lines.join("\n"),
-                    got.header,
-                    got.lines.join("\n")
-                ))
-            }
-            Some(_) => {}
-        }
-    }
+    let (compared, mut failures) = differences(
+        oracle.iter().filter(|b| b.id != 0),
+        &ours,
+        Compare::Lines,
+        false,
+    );
     // Nothing gopeek lists that Go did not print.
     for id in ours.keys() {
         if !oracle.iter().any(|b| b.id == *id) {
@@ -179,35 +163,19 @@ fn gcore_of_a_live_fixture() {
         .expect("gcore (gdb) is installed by scripts/setup");
     assert!(st.status.success(), "gcore failed: {st:?}");
     let core = run.dir.path().join(format!("gcore.{}", run.pid));
-    let out = gopeek()
-        .args(["dump", "--core"])
-        .arg(&core)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(gopeek().args(["dump", "--core"]).arg(&core));
     let ours = blocks_by_id(&String::from_utf8(out.stdout).unwrap());
     let oracle = std::fs::read_to_string(run.dir.path().join("oracle.txt")).unwrap();
-    let mut compared = 0;
-    for want in parse_dump(&oracle)
-        .into_iter()
-        // Goroutine 1 was dumping itself; the spinner runs.
-        .filter(|b| b.id != 1 && b.status != "running" && b.status != "runnable")
-    {
-        compared += 1;
-        let got = ours
-            .get(&want.id)
-            .unwrap_or_else(|| panic!("goroutine {} missing", want.id));
-        assert_eq!(
-            (&got.header, &got.lines),
-            (&want.header, &want.lines),
-            "goroutine {}",
-            want.id
-        );
-    }
+    // Goroutine 1 was dumping itself; the spinner runs.
+    let (compared, failures) = differences(
+        parse_dump(&oracle)
+            .iter()
+            .filter(|b| b.id != 1 && b.status != "running" && b.status != "runnable"),
+        &ours,
+        Compare::Lines,
+        false,
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(compared >= 25, "only {compared} goroutines compared");
     assert_running_untraced(run.pid);
 }
@@ -237,17 +205,7 @@ fn corrupt_cores_and_wrong_executables() {
     };
     // `info --core` reports the executable the core names, as `info` does.
     let info = |args: &[&std::ffi::OsStr]| {
-        let out = gopeek()
-            .arg("info")
-            .args(args)
-            .args(["--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeed(gopeek().arg("info").args(args).args(["--format", "json"]));
         out.stdout
     };
     assert_eq!(

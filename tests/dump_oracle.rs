@@ -58,37 +58,12 @@ fn check_args(version: &str, mode: &str, env: &[(&str, &str)], extra: &[&str]) {
         let ours_text = String::from_utf8(out.stdout).unwrap();
         assert_running_untraced(run.pid);
 
-        let ours: std::collections::HashMap<u64, Block> = parse_dump(&ours_text)
-            .into_iter()
-            .map(|b| (b.id, b))
-            .collect();
-        let mut compared = 0;
-        let mut failures = Vec::new();
-        for want in oracle.iter().filter(|b| comparable(b)) {
-            compared += 1;
-            match ours.get(&want.id) {
-                None => failures.push(format!(
-                    "goroutine {} [{}] missing from gopeek's dump",
-                    want.id, want.status
-                )),
-                // A GC may be scanning a stack at the instant gopeek stops the
-                // target; Go would print " (scan)" then too.
-                Some(got)
-                    if got.header.replace(" (scan)", "") != want.header
-                        || got.exact != want.exact =>
-                {
-                    failures.push(format!(
-                        "goroutine {} differs:\n--- Go\n{}\n{}\n--- gopeek\n{}\n{}",
-                        want.id,
-                        want.header,
-                        want.exact.join("\n"),
-                        got.header,
-                        got.exact.join("\n")
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
+        let (compared, failures) = differences(
+            oracle.iter().filter(|b| comparable(b)),
+            &blocks_by_id(&ours_text),
+            Compare::Exact,
+            false,
+        );
         assert!(
             compared >= 20,
             "go{version}/{mode}: only {compared} parked goroutines in the oracle"
@@ -181,52 +156,21 @@ fn check_system(version: &str, mode: &str) {
         &["-out", "oracle.txt", "-lifetime", "10m"],
         &[("GOTRACEBACK", "system")],
     );
-    let out = gopeek()
-        .args(["dump", "--pid", &run.pid.to_string(), "--system"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours: std::collections::HashMap<u64, Block> =
-        parse_dump(&String::from_utf8(out.stdout).unwrap())
-            .into_iter()
-            .map(|b| (b.id, b))
-            .collect();
+    let out = succeed(gopeek().args(["dump", "--pid", &run.pid.to_string(), "--system"]));
+    let ours = blocks_by_id(&String::from_utf8(out.stdout).unwrap());
     unsafe { libc::kill(run.pid, libc::SIGQUIT) };
     let _ = run.child.wait();
     let stderr = std::fs::read_to_string(run.dir.path().join("stderr.txt")).unwrap();
     // The SIGQUIT dump starts with the signal report; goroutine blocks follow.
     let oracle = parse_dump(&stderr[stderr.find("goroutine ").unwrap_or(0)..]);
-    let mut compared = 0;
-    let mut failures = Vec::new();
-    for want in oracle
-        .iter()
-        .filter(|b| comparable(b) && !b.status.starts_with("syscall"))
-    {
-        let Some(got) = ours.get(&want.id) else {
-            continue;
-        };
-        compared += 1;
-        if got.header != want.header || got.exact != want.exact {
-            failures.push(format!(
-                "goroutine {}:
---- Go
-{}
-{}
---- gopeek
-{}
-{}",
-                want.id,
-                want.header,
-                want.exact.join("\n"),
-                got.header,
-                got.exact.join("\n")
-            ));
-        }
-    }
+    let (compared, failures) = differences(
+        oracle
+            .iter()
+            .filter(|b| comparable(b) && !b.status.starts_with("syscall")),
+        &ours,
+        Compare::Exact,
+        true,
+    );
     assert!(
         compared >= 20,
         "go{version}/{mode}: only {compared} goroutines compared"

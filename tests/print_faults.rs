@@ -48,15 +48,7 @@ fn launch(bin: &std::path::Path) -> Running {
 
 /// The goroutine spinning in `main.spinRegs`, from gopeek's own dump.
 fn spinner(pid: i32) -> String {
-    let out = gopeek()
-        .args(["dump", "--pid", &pid.to_string(), "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(gopeek().args(["dump", "--pid", &pid.to_string(), "--format", "json"]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["goroutines"]
         .as_array()

@@ -301,16 +301,11 @@ fn core_equals_live() {
         run.pid,
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let out = gopeek()
-        .args(["print", "--format", "json", "--core"])
-        .arg(&core)
-        .args(&names)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        gopeek()
+            .args(["print", "--format", "json", "--core"])
+            .arg(&core)
+            .args(&names),
     );
     let from_core: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(live["values"].as_array().unwrap().len(), names.len());

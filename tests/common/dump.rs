@@ -57,3 +57,66 @@ pub fn parse_dump(text: &str) -> Vec<Block> {
     }
     out
 }
+
+/// A dump's blocks by goroutine id.
+pub fn blocks_by_id(text: &str) -> std::collections::HashMap<u64, Block> {
+    parse_dump(text).into_iter().map(|b| (b.id, b)).collect()
+}
+
+/// How [`differences`] compares a block of Go's with gopeek's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Every line as printed, arguments included.
+    Exact,
+    /// Arguments normalised to `(...)` (where Go's own text of them is
+    /// not the oracle).
+    Lines,
+}
+
+/// Goroutine by goroutine, the blocks of Go's dump (`oracle`) that
+/// gopeek's (`ours`) lacks or prints differently, as readable diffs, and
+/// how many were compared. A GC may be scanning a stack at the instant
+/// gopeek stops the target, and Go then prints " (scan)" too, so that
+/// suffix of gopeek's header is not a difference. A goroutine missing
+/// from gopeek's dump counts unless `missing_ok` (a dump read at another
+/// moment than Go's).
+pub fn differences<'a>(
+    oracle: impl IntoIterator<Item = &'a Block>,
+    ours: &std::collections::HashMap<u64, Block>,
+    how: Compare,
+    missing_ok: bool,
+) -> (usize, Vec<String>) {
+    let body = |b: &'a Block| match how {
+        Compare::Exact => b.exact.join("\n"),
+        Compare::Lines => b.lines.join("\n"),
+    };
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for want in oracle {
+        let Some(got) = ours.get(&want.id) else {
+            if !missing_ok {
+                compared += 1;
+                failures.push(format!(
+                    "goroutine {} [{}] missing from gopeek's dump",
+                    want.id, want.status
+                ));
+            }
+            continue;
+        };
+        compared += 1;
+        let (w, g) = (
+            body(want),
+            match how {
+                Compare::Exact => got.exact.join("\n"),
+                Compare::Lines => got.lines.join("\n"),
+            },
+        );
+        if got.header.replace(" (scan)", "") != want.header || g != w {
+            failures.push(format!(
+                "goroutine {} differs:\n--- Go\n{}\n{w}\n--- gopeek\n{}\n{g}",
+                want.id, want.header, got.header
+            ));
+        }
+    }
+    (compared, failures)
+}

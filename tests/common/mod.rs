@@ -33,6 +33,20 @@ pub fn gopeek() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gopeek"))
 }
 
+/// Runs `cmd` (a gopeek command line) to its end and returns its output,
+/// failing the test with gopeek's stderr unless it succeeded: the check
+/// every test makes before it reads what gopeek wrote.
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Generates one `#[test]` per Go version (1.19, 1.21–1.27) and build mode,
 /// each calling `check(version, mode)` of the invoking test file, so that
 /// nextest reports every cell of the matrix by name.

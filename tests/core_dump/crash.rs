@@ -1,7 +1,6 @@
 //! Crashing a fixture into a core, and reading Go's crash text.
 
 use crate::common::*;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A fixture that crashed: its core, and what it printed on the way down.
@@ -133,9 +132,4 @@ pub fn unavailable(b: &Block) -> bool {
     b.lines
         .first()
         .is_some_and(|l| l.contains("stack unavailable"))
-}
-
-/// gopeek's text, by goroutine id.
-pub fn blocks_by_id(text: &str) -> HashMap<u64, Block> {
-    parse_dump(text).into_iter().map(|b| (b.id, b)).collect()
 }
