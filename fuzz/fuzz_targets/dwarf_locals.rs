@@ -16,15 +16,9 @@ use gopeek::value::regs::{FrameRegs, Regs};
 use gopeek::value::DwarfInfo;
 use libfuzzer_sys::fuzz_target;
 
-fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
-    if data.len() < 2 {
-        return &[];
-    }
-    let n = (u16::from_le_bytes([data[0], data[1]]) as usize).min(data.len() - 2);
-    let (a, b) = data[2..].split_at(n);
-    *data = b;
-    a
-}
+#[path = "../common/mod.rs"]
+mod common;
+use common::take_section as take;
 
 fuzz_target!(|input: &[u8]| {
     let mut data = input;

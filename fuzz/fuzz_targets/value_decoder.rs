@@ -13,6 +13,9 @@ use gopeek::layout::Sections;
 use gopeek::memory::RegionMemory;
 use gopeek::value::{Decoder, DwarfInfo, Limits};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../common/mod.rs"]
+mod common;
 use std::sync::OnceLock;
 
 struct Target {
@@ -31,17 +34,7 @@ unsafe impl Send for Target {}
 fn target() -> &'static Target {
     static T: OnceLock<Target> = OnceLock::new();
     T.get_or_init(|| {
-        let path = std::env::var("GOPEEK_FUZZ_BINARY").unwrap_or_else(|_| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/fixtures/go1.27/default/printvals"
-            )
-            .to_string()
-        });
-        let bin: &'static GoBinary = Box::leak(Box::new(
-            GoBinary::open(std::path::Path::new(&path))
-                .expect("fuzz binary (run scripts/build-fixtures printvals)"),
-        ));
+        let bin: &'static GoBinary = common::fuzz_binary("printvals");
         let sections: &'static Sections<'static> =
             Box::leak(Box::new(Sections::load(bin).expect("DWARF")));
         let dwarf = DwarfInfo::new(sections);

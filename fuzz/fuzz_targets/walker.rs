@@ -14,6 +14,9 @@ use gopeek::memory::RegionMemory;
 use gopeek::walk::capture::{strategy, Mode};
 use gopeek::walk::{build_goroutines, WalkConfig};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../common/mod.rs"]
+mod common;
 use std::sync::OnceLock;
 
 struct Target {
@@ -29,17 +32,7 @@ unsafe impl Send for Target {}
 fn target() -> &'static Target {
     static T: OnceLock<Target> = OnceLock::new();
     T.get_or_init(|| {
-        let path = std::env::var("GOPEEK_FUZZ_BINARY").unwrap_or_else(|_| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/fixtures/go1.27/default/parked"
-            )
-            .to_string()
-        });
-        let bin: &'static GoBinary = Box::leak(Box::new(
-            GoBinary::open(std::path::Path::new(&path))
-                .expect("fuzz binary (run scripts/build-fixtures)"),
-        ));
+        let bin: &'static GoBinary = common::fuzz_binary("parked");
         let (prog, layout) = gopeek::layout::load_program(bin).expect("a Go binary");
         let off = layout.expect("layout").offsets().expect("offsets");
         Target { prog, off }
