@@ -99,10 +99,9 @@ impl PtraceSampler {
         let pid = SeizedProcess::precheck(pid)?;
         let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
         let stack_bytes = stack_bytes as usize;
-        let tracer = TickTracer::start(move |threads: &[ThreadState]| {
-            read_held(&mem, stack_bytes, threads)
-        })
-        .map_err(SnapshotError::Process)?;
+        let tracer =
+            TickTracer::start(move |threads: &[ThreadState]| read_held(&mem, stack_bytes, threads))
+                .map_err(SnapshotError::Process)?;
         Ok(PtraceSampler {
             pid,
             period,
