@@ -512,3 +512,61 @@ fn system_stack_samples_cross_onto_their_own_goroutine() {
     );
     assert_running_untraced(run.pid);
 }
+
+/// The goroutine of a sample on the system stack is the one that called
+/// `systemstack`, not whichever goroutine the M runs when gopeek reads
+/// it (up to 25 ms later with perf): the GC mark worker (no pprof labels:
+/// Go's system goroutines inherit none) runs almost only on g0, so its
+/// samples must carry no `work` label. Naming it by the M's `curg` at the
+/// drain gave 71-84% of them a labeled cpuburn worker's identity (five
+/// recordings at 8ca2dad); the frame pointer the closure saved on g0
+/// names it right (0 of about 100 per recording since).
+#[test]
+fn mark_worker_samples_keep_their_own_goroutine() {
+    let Some(bin) = fixture("1.27", "default", "cpuburn") else {
+        return;
+    };
+    let run = Launch::new(&bin)
+        .envs(&[("GOMAXPROCS", "1"), ("CPUBURN_GC", "1")])
+        .kill_with_test()
+        .start();
+    for backend in ["perf", "ptrace"] {
+        let path = std::env::temp_dir().join(format!(
+            "gopeek-markworker-{}-{backend}.pprof",
+            std::process::id()
+        ));
+        let out = gopeek()
+            .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
+            .args(["--rate", "250", "--backend", backend, "--format", "pprof"])
+            .arg("-o")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let p = decode(&std::fs::read(&path).unwrap());
+        let _ = std::fs::remove_file(&path);
+        let (mut worker, mut labeled) = (0i64, 0i64);
+        for s in &p.samples {
+            if s.frames
+                .iter()
+                .any(|(f, _)| f.starts_with("runtime.gcBgMarkWorker"))
+            {
+                worker += s.values[0];
+                if s.str_labels.iter().any(|(k, _)| k == "work") {
+                    labeled += s.values[0];
+                }
+            }
+        }
+        eprintln!("{backend}: {worker} mark worker samples, {labeled} with a worker's label");
+        assert!(worker > 0, "{backend}: no mark worker sample");
+        assert!(
+            labeled * 50 <= worker,
+            "{backend}: {labeled} of {worker} mark worker samples carry a cpuburn worker's label"
+        );
+    }
+    assert_running_untraced(run.pid);
+}

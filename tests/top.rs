@@ -252,7 +252,7 @@ fn go_gc(p: &pprof::Profile) -> (i64, i64) {
 
 /// The header's GC share (`gc_percent` of `cpu_percent`) against Go's:
 /// cpuburn with CPUBURN_GC keeps a pointer-rich 10 MB live heap while six
-/// goroutines allocate without pause (GC 13-15% of Go's samples of the
+/// goroutines allocate without pause (GC 10-15% of Go's samples of the
 /// process's CPU, GOMAXPROCS=1). Each round runs `top --once` for 7 s at
 /// 250 Hz, inside which the fixture profiles itself for 6 s at 250 Hz;
 /// rounds repeat until Go's profiles hold 2000 samples (at most 90 s: the
@@ -260,14 +260,29 @@ fn go_gc(p: &pprof::Profile) -> (i64, i64) {
 /// samples of what Go's profiler cannot see (sysmon, Go's SIGPROF handler)
 /// are left out of its denominator, as in tests/record.rs.
 ///
-/// Tolerance: 4 points, not the 3, or 3 standard deviations of the
+/// Tolerance: the 3 points, or 3 standard deviations of the
 /// difference of two binomial shares when a loaded machine gave fewer
-/// samples. Measured over three runs (2400-2600 Go samples, 3000-3500
-/// gopeek samples each, standard deviation of the difference 0.9 points):
-/// gopeek higher by 3.1, 1.6 and 2.2 points, a bias of about 2 points
-/// whose cause is not found yet, so 3 points fails about one run in five.
+/// samples (with 2000 Go samples that is about 3 points already). The
+/// 2-point bias measured here at first (gopeek higher by 3.1, 1.6, 2.2,
+/// 2.0) predates e821e50: a sample on the system stack was then followed
+/// onto whatever goroutine the M ran at the drain, 25 ms later, and that
+/// error is one-sided: a GC closure (`gcBgMarkWorker.func2`) counts as GC
+/// under any goroutine, but a mutator's `wbBufFlush.func1` grafted under
+/// the mark worker's stack counted as GC too. Now the goroutine is proven
+/// by the frame pointer the closure on g0 saved (src/profile/attribute.rs);
+/// deltas measured since: docs/bench/record.md.
 #[test]
 fn gc_share_agrees_with_go() {
+    gc_share("perf");
+}
+
+/// The same with the ptrace backend.
+#[test]
+fn gc_share_agrees_with_go_ptrace() {
+    gc_share("ptrace");
+}
+
+fn gc_share(backend: &str) {
     let Some(bin) = fixture("1.27", "default", "cpuburn") else {
         return;
     };
@@ -295,6 +310,7 @@ fn gc_share_agrees_with_go() {
         let child = gopeek()
             .args(["top", "--pid", &run.pid.to_string(), "--once"])
             .args(["--duration", "7s", "--rate", "250", "--format", "json"])
+            .args(["--backend", backend])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -341,11 +357,12 @@ fn gc_share_agrees_with_go() {
     assert!(go_share >= 0.05, "Go's GC share is only {go_share:.3}");
     let p = (go_share + my_share) / 2.0;
     let sd = (p * (1.0 - p) * (1.0 / go_n as f64 + 1.0 / my_n)).sqrt();
-    let tol = 0.04f64.max(3.0 * sd);
+    let tol = 0.03f64.max(3.0 * sd);
     eprintln!(
-        "GC share: gopeek {:.1}% of {my_n:.0} samples, Go {:.1}% of {go_n} samples ({round} rounds), tolerance {:.1} points",
+        "GC share ({backend}): gopeek {:.1}% of {my_n:.0} samples, Go {:.1}% of {go_n} samples ({round} rounds), delta {:+.1}, tolerance {:.1} points",
         100.0 * my_share,
         100.0 * go_share,
+        100.0 * (my_share - go_share),
         100.0 * tol
     );
     assert!(

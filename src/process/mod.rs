@@ -31,6 +31,7 @@ pub mod seccomp;
 pub mod signals;
 mod sys;
 
+pub(crate) use attach::TickTracer;
 pub use attach::{PauseStats, SeizeOptions, SeizedProcess, StopKind, ThreadState};
 pub use error::ProcessError;
 pub use live_memory::LiveMemory;

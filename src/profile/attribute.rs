@@ -38,6 +38,11 @@ use std::sync::Arc;
 const MAX_MS: usize = 100_000;
 /// Most C frames followed by frame pointers before giving up.
 const MAX_C_FRAMES: usize = 64;
+/// Most goroutine stacks remembered by where they lie (cleared when full).
+const MAX_STACKS: usize = 1 << 16;
+/// At most this many g's of `allgs` are read at each re-read of it to
+/// learn where their stacks lie (more: only the g's met in samples).
+const MAX_G_SCAN: usize = 4096;
 
 /// A frame of an attributed stack, before symbolization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,6 +112,9 @@ pub(crate) struct Attributor<'p, 'a, M> {
     ucache: UnwindCache,
     buf: Unwound,
     special: FxHashMap<usize, Special>,
+    /// Goroutine stacks by their low end: `lo -> (hi, g)`, kept across
+    /// drains (a hint only: every use re-reads the g in this drain).
+    stacks: std::collections::BTreeMap<u64, (u64, u64)>,
     /// The vDSO's address range: code outside Go that is not C (Go calls
     /// it for the time), so not cgo time.
     vdso: Option<(u64, u64)>,
@@ -138,6 +146,7 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             ucache: UnwindCache::for_target(prog.version.minor, prog.bin.arch()),
             buf: Unwound::default(),
             special: FxHashMap::default(),
+            stacks: std::collections::BTreeMap::new(),
             vdso: None,
         }
     }
@@ -158,6 +167,15 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             self.allgs.clear();
             if let Ok(list) = self.read_allgs() {
                 self.allgs.extend(list);
+            }
+            // Where every goroutine's stack lies, for `owner_of` (a
+            // goroutine that spends its time on the system stack, as a GC
+            // mark worker does, is rarely met on its own stack).
+            if self.allgs.len() <= MAX_G_SCAN {
+                let gs: Vec<u64> = self.allgs.iter().copied().collect();
+                for g in gs {
+                    self.g(g);
+                }
             }
         }
         self.read_ms();
@@ -225,8 +243,27 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             .ok()
             .map(|()| GRecord::decode(addr, &b, &self.off.g))
             .filter(|g| g.looks_valid() && !g.is_dead());
+        if let Some(g) = &rec {
+            if g.stack_lo < g.stack_hi {
+                if self.stacks.len() >= MAX_STACKS {
+                    self.stacks.clear();
+                }
+                self.stacks.insert(g.stack_lo, (g.stack_hi, addr));
+            }
+        }
         self.gs.insert(addr, rec.clone());
         rec
+    }
+
+    /// The goroutine whose stack holds `addr`, as read in this drain (the
+    /// remembered stack ranges only say which g to re-read).
+    fn owner_of(&mut self, addr: u64) -> Option<GRecord> {
+        let (_, &(hi, g)) = self.stacks.range(..=addr).next_back()?;
+        if addr >= hi {
+            return None;
+        }
+        self.g(g)
+            .filter(|g| addr >= g.stack_lo && addr < g.stack_hi)
     }
 
     /// The labels at `ptr` (cached per drain).
@@ -280,7 +317,7 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
         let sp = regs.sp;
         let on = |g: &GRecord| sp >= g.stack_lo && sp < g.stack_hi;
         // Which stack the thread is on, and whose goroutine it is.
-        let (stack_g, goroutine, system) = match m {
+        let (stack_g, mut goroutine, system) = match m {
             Some(m) if regs.g != 0 && regs.g == m.curg => (self.g(m.curg), self.g(m.curg), false),
             Some(m) if regs.g != 0 && (regs.g == m.g0 || regs.g == m.gsignal) => {
                 (self.g(regs.g), self.g(m.curg), true)
@@ -390,15 +427,35 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             }
         }
         // On the system stack: continue on the goroutine's stack, as Go's
-        // unwinder jumps. The goroutine is the M's `curg` as read at the
-        // drain, not at the sample (under GC load most such samples were
-        // cut or grafted onto another goroutine's stack), so the jump to
-        // `systemstack`'s caller is taken only when
-        // the goroutine's stack proves it: the function that called
-        // `systemstack` there is the one whose closure runs on g0 (`X`
-        // for `X.funcN`). Otherwise the stack stays cut at `systemstack`
-        // (counted partial), never grafted onto another goroutine's.
+        // unwinder jumps, only where that goroutine is proven the one.
+        // The M's `curg` is read at the drain, not at the sample (every
+        // 25 ms: under GC load it is often another goroutine by then), so
+        // the proof is in the sample itself: the closure `systemstack`
+        // called on g0 saved the frame pointer it was called with, which
+        // is that of `systemstack`'s caller, on the caller goroutine's
+        // stack (`owner_of` names it). If that goroutine is still in the
+        // same call (`sched.pc` in `systemstack_switch`, `sched.bp` that
+        // frame pointer), its stack above is unchanged since the sample
+        // and is followed; if it has moved on, the goroutine (id, labels)
+        // is still right and the stack is cut at `systemstack` (partial).
+        // Without that proof (no frame pointer saved yet, or arm64): the
+        // M's `curg`, followed only when the function that called
+        // `systemstack` on its stack is the one whose closure runs on g0
+        // (`X` for `X.funcN`); never grafted onto another goroutine.
         if system && cgo_call.is_none() {
+            let caller_bp = self.saved_caller_bp(&mem);
+            let owner = caller_bp.and_then(|bp| self.owner_of(bp));
+            let in_call = owner.as_ref().is_some_and(|o| {
+                Some(o.sched_bp) == caller_bp
+                    && self
+                        .prog
+                        .pclntab
+                        .find_func(o.sched_pc.wrapping_sub(self.bias))
+                        .is_ok_and(|f| f.name() == "runtime.systemstack_switch")
+            });
+            if owner.is_some() {
+                goroutine = owner.clone();
+            }
             if let (Some(g), Some(&last)) = (goroutine.as_ref(), self.buf.frames.last()) {
                 let special = self.special(last.func);
                 let closure = self
@@ -409,7 +466,13 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
                     .and_then(|i| self.buf.frames.get(i))
                     .map(|f| f.func);
                 let jump = match special {
-                    Special::SystemStack if !frames.is_empty() => Some((last.pc, g.sched_sp, true)),
+                    Special::SystemStack if !frames.is_empty() && (owner.is_none() || in_call) => {
+                        Some((last.pc, g.sched_sp, true))
+                    }
+                    Special::SystemStack => {
+                        outcome = Outcome::Truncated;
+                        None
+                    }
                     Special::MoreStack if outcome == Outcome::Whole && !frames.is_empty() => {
                         Some((g.sched_pc, g.sched_sp, false))
                     }
@@ -427,7 +490,7 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
                     let mut more = Vec::new();
                     let (lo, hi) = (g.stack_lo.min(sp), g.stack_hi);
                     let more_outcome = self.walk(self.mem, st, lo, hi, &mut more);
-                    let proven = !dup || {
+                    let proven = !dup || in_call || {
                         let caller = self.buf.frames.get(1).map(|f| f.func);
                         self.encloses(caller, closure)
                     };
@@ -460,6 +523,27 @@ impl<'p, 'a, M: BatchRead + Sync> Attributor<'p, 'a, M> {
             },
             outcome,
         ))
+    }
+
+    /// On g0, stopped at `runtime.systemstack`: the frame pointer the
+    /// closure it called saved in its prologue (the word below its return
+    /// address), which is the one `systemstack` was called with: its
+    /// caller's, on the caller goroutine's stack. `None` when the closure
+    /// is the innermost frame (its prologue may not have run) or on arm64
+    /// (another frame layout; its samples carry no link register yet).
+    fn saved_caller_bp<N: Memory>(&mut self, mem: &N) -> Option<u64> {
+        if self.prog.bin.arch() != crate::binary::elf::Arch::Amd64 {
+            return None;
+        }
+        let (last, n) = (*self.buf.frames.last()?, self.buf.frames.len());
+        if n < 3 || self.special(last.func) != Special::SystemStack {
+            return None;
+        }
+        let closure = self.buf.frames.get(n - 2)?;
+        if closure.fp == 0 || closure.fp != last.sp {
+            return None;
+        }
+        mem.read_u64(closure.fp.checked_sub(16)?).ok()
     }
 
     fn walk<N: Memory>(

@@ -12,7 +12,7 @@
 
 use crate::memory::Memory;
 use crate::process::perf::ring::{RawSample, UserRegs};
-use crate::process::{proc_fs, LiveMemory, SeizeOptions, SeizedProcess};
+use crate::process::{proc_fs, LiveMemory, SeizedProcess, ThreadState, TickTracer};
 use crate::snapshot::SnapshotError;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -24,10 +24,12 @@ const MAX_HOLD: Duration = Duration::from_millis(50);
 pub(crate) struct PtraceSampler {
     pid: i32,
     period: Duration,
-    stack_bytes: usize,
     next: Instant,
     rng: u64,
-    mem: LiveMemory,
+    /// The one tracer thread of the recording; it reads registers and
+    /// stack tops itself, between the stop and the detach, so no hand-off
+    /// between threads falls inside the hold.
+    tracer: TickTracer<Vec<RawSample>>,
     /// How long each tick held the threads it stopped.
     pub(crate) holds: Vec<Duration>,
     /// Of each hold, the time from the first PTRACE_INTERRUPT until every
@@ -91,17 +93,21 @@ impl ThreadFiles {
 
 impl PtraceSampler {
     /// Checks the target once (the per-tick seize does not: see
-    /// [`SeizedProcess::run_held`]) and opens its memory.
+    /// [`SeizedProcess::run_held`]), opens its memory and starts the one
+    /// tracer thread of the recording.
     pub(crate) fn new(pid: i32, period: Duration, stack_bytes: u32) -> Result<Self, SnapshotError> {
         let pid = SeizedProcess::precheck(pid)?;
         let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
+        let stack_bytes = stack_bytes as usize;
+        let tracer =
+            TickTracer::start(move |threads: &[ThreadState]| read_held(&mem, stack_bytes, threads))
+                .map_err(SnapshotError::Process)?;
         Ok(PtraceSampler {
             pid,
             period,
-            stack_bytes: stack_bytes as usize,
             next: Instant::now(),
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
-            mem,
+            tracer,
             holds: Vec::new(),
             stop_latencies: Vec::new(),
             failed_ticks: 0,
@@ -206,44 +212,9 @@ impl PtraceSampler {
             self.running = running;
             return true;
         }
-        let opts = SeizeOptions {
-            max_pause: MAX_HOLD,
-            only_threads: Some(running.clone()),
-            ..SeizeOptions::default()
-        };
+        let only = running.clone();
         self.running = running;
-        // Registers and stack tops are read on the tracer thread itself,
-        // between the stop and the detach: no hand-off between threads
-        // inside the hold.
-        let (mem, stack_bytes) = (&self.mem, self.stack_bytes);
-        let read = |threads: &[crate::process::ThreadState]| {
-            let time = Instant::now();
-            let mut samples = Vec::with_capacity(threads.len());
-            for t in threads {
-                let sp = t.regs.sp();
-                let mut stack = vec![0u8; stack_bytes];
-                // The stack may end sooner than the copy: try smaller copies.
-                let mut n = stack_bytes;
-                while n >= 512 && mem.read_at(sp, &mut stack[..n]).is_err() {
-                    n /= 2;
-                }
-                stack.truncate(if n >= 512 { n } else { 0 });
-                samples.push(RawSample {
-                    tid: t.tid,
-                    time: time.elapsed().as_nanos() as u64,
-                    ip: t.regs.pc(),
-                    regs: Some(UserRegs {
-                        ip: t.regs.pc(),
-                        sp,
-                        bp: t.regs.fp(),
-                        g: t.regs.go_g(),
-                    }),
-                    stack,
-                });
-            }
-            samples
-        };
-        let (samples, stats) = match SeizedProcess::run_held(self.pid, &opts, read) {
+        let (samples, stats) = match self.tracer.tick(self.pid, MAX_HOLD, only) {
             Ok(r) => r,
             Err(_) => {
                 self.failed_ticks += 1;
@@ -255,4 +226,34 @@ impl PtraceSampler {
         self.stop_latencies.push(stats.stop_latency);
         true
     }
+}
+
+/// What the tracer thread reads of each stopped thread while it is held:
+/// its registers (already read by the stop) and the top of its stack.
+fn read_held(mem: &LiveMemory, stack_bytes: usize, threads: &[ThreadState]) -> Vec<RawSample> {
+    let time = Instant::now();
+    let mut samples = Vec::with_capacity(threads.len());
+    for t in threads {
+        let sp = t.regs.sp();
+        let mut stack = vec![0u8; stack_bytes];
+        // The stack may end sooner than the copy: try smaller copies.
+        let mut n = stack_bytes;
+        while n >= 512 && mem.read_at(sp, &mut stack[..n]).is_err() {
+            n /= 2;
+        }
+        stack.truncate(if n >= 512 { n } else { 0 });
+        samples.push(RawSample {
+            tid: t.tid,
+            time: time.elapsed().as_nanos() as u64,
+            ip: t.regs.pc(),
+            regs: Some(UserRegs {
+                ip: t.regs.pc(),
+                sp,
+                bp: t.regs.fp(),
+                g: t.regs.go_g(),
+            }),
+            stack,
+        });
+    }
+    samples
 }

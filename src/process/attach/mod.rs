@@ -55,6 +55,7 @@
 //! after SIGSTOP) goes back to that group-stop on detach: the kernel
 //! restores it, and the tests verify it.
 
+mod tick;
 mod tracer;
 
 use super::error::ProcessError;
@@ -66,6 +67,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+pub(crate) use tick::TickTracer;
 use tracer::{tracer_main, Attached};
 
 /// How to seize a process.

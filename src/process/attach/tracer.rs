@@ -71,22 +71,18 @@ pub(super) fn tracer_main(
     // attached (threads that never reported their stop).
 }
 
-/// The body of [`super::SeizedProcess::run_held`]'s tracer thread:
-/// attach, run `f` here on the stopped threads, release at once.
-pub(super) fn run_held<T>(
-    pid: i32,
-    budget: Duration,
-    only: Option<Vec<i32>>,
-    f: impl FnOnce(&[ThreadState]) -> T,
-) -> Result<(T, PauseStats), ProcessError> {
+/// Makes the calling thread a tracer fit to hold a target briefly: 1 ns
+/// timer slack (precise short sleeps while polling for stops) and, where
+/// allowed, the lowest real-time priority (SCHED_FIFO 1), so that the
+/// scheduler does not preempt it between the target's stop and its
+/// resume, which is the time the target stands still (p99 of the hold on
+/// a quiet 2-core machine: 472 us with it, 1667 us without,
+/// docs/bench/record.md). Only this thread, only while it samples; where
+/// not allowed (neither root nor RLIMIT_RTPRIO): unchanged. README's
+/// "record" section says so.
+pub(super) fn tune_tick_thread() {
     // SAFETY: prctl with integer arguments; failure is harmless.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
-    // This thread lives for one sampling tick's hold: at the lowest
-    // real-time priority, where allowed (root, or RLIMIT_RTPRIO), the
-    // scheduler does not preempt it between the target's stop and its
-    // resume, which is the time the target stands still (p99 of the hold:
-    // 1.2-15.7 ms without it on a 2-core machine, docs/bench/record.md).
-    // Not allowed: unchanged.
     // SAFETY: sched_param is plain integers (musl's has more of them than
     // glibc's): all zero is valid. sched_setscheduler on the calling
     // thread (0) with it; failure is harmless.
@@ -95,6 +91,28 @@ pub(super) fn run_held<T>(
         param.sched_priority = 1;
         libc::sched_setscheduler(0, libc::SCHED_FIFO, &param);
     }
+}
+
+/// The body of [`super::SeizedProcess::run_held`]'s tracer thread:
+/// attach, run `f` here on the stopped threads, release at once.
+pub(super) fn run_held<T>(
+    pid: i32,
+    budget: Duration,
+    only: Option<Vec<i32>>,
+    f: impl FnOnce(&[ThreadState]) -> T,
+) -> Result<(T, PauseStats), ProcessError> {
+    tune_tick_thread();
+    hold_once(pid, budget, only, f)
+}
+
+/// One short hold on the calling thread (which must be the one that
+/// makes every ptrace request of it): attach, `f`, release.
+pub(super) fn hold_once<T>(
+    pid: i32,
+    budget: Duration,
+    only: Option<Vec<i32>>,
+    f: impl FnOnce(&[ThreadState]) -> T,
+) -> Result<(T, PauseStats), ProcessError> {
     let mut t = Tracer::new(pid, budget, Arc::new(AtomicBool::new(false)));
     // The threads named are the ones the sampler saw in state R.
     t.known_state = only.is_some().then_some('R');
