@@ -37,11 +37,13 @@
 //! bias) modes; on 1.27 also cgo (C time booked to the cgo call),
 //! trimpath (the pclntab's file table rewritten) and noinline (no inlined
 //! frames: main.mixB a function of its own, the callers' chains one level
-//! deeper, which the comparison of caller chains sees).
-//! These eleven cells are what CI runs (each costs a fixture build and
-//! 15-90 s of recording); every other version × mode is the same code
-//! path as dump's matrix: set GOPEEK_RECORD_MATRIX=1 to run all of it
-//! (cells whose fixture is not built are skipped with a note).
+//! deeper, which the comparison of caller chains sees); and every runtime
+//! between, 1.21-1.26, in the default build (the g register, `m.curg`,
+//! the label set and the inlining tables per release).
+//! These seventeen cells are what CI runs (each costs a fixture build
+//! and 15-90 s of recording); every other version × mode is the same
+//! code path as dump's matrix: set GOPEEK_RECORD_MATRIX=1 to run all of
+//! it (cells whose fixture is not built are skipped with a note).
 
 mod common;
 #[path = "record/pprof.rs"]
@@ -392,6 +394,21 @@ fn oracle_go1_19_pie() {
     check("1.19", "pie")
 }
 
+/// Every runtime between the oldest and the newest, default build.
+macro_rules! default_cells {
+    ($($name:ident => $v:literal),*) => {
+        $(
+            #[test]
+            fn $name() {
+                check($v, "default")
+            }
+        )*
+    };
+}
+default_cells!(oracle_go1_21_default => "1.21", oracle_go1_22_default => "1.22",
+               oracle_go1_23_default => "1.23", oracle_go1_24_default => "1.24",
+               oracle_go1_25_default => "1.25", oracle_go1_26_default => "1.26");
+
 /// A cgo build: the fifth worker (work=e) spends its time in C, which Go
 /// books to the Go stack of the cgo call (runtime.cgocall under
 /// main._Cfunc_burn_e under main.burnE); gopeek must too.
@@ -435,7 +452,8 @@ fn oracle_full_matrix() {
     }
     for v in GO_VERSIONS {
         for m in ["default", "stripped", "pie", "trimpath", "noinline"] {
-            if matches!((v, m), ("1.19" | "1.27", "default" | "stripped" | "pie"))
+            if m == "default"
+                || matches!((v, m), ("1.19" | "1.27", "stripped" | "pie"))
                 || matches!((v, m), ("1.27", "trimpath" | "noinline"))
             {
                 continue;
