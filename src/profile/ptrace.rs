@@ -42,6 +42,8 @@ pub(crate) struct PtraceSampler {
     last_scan: Option<Instant>,
     /// Reused between ticks: the threads to stop.
     running: Vec<i32>,
+    /// Under sudo: the root monitor that makes each tick's hold.
+    monitor: Option<std::sync::Arc<crate::process::monitor::Monitor>>,
 }
 
 /// How often the task list is re-read (new threads are sampled from the
@@ -109,7 +111,19 @@ impl PtraceSampler {
             files: std::collections::BTreeMap::new(),
             last_scan: None,
             running: Vec::new(),
+            monitor: None,
         })
+    }
+
+    /// Under sudo: each tick's hold is asked of the root monitor (gopeek
+    /// itself may not ptrace after its privilege drop); the registers come
+    /// from the monitor, the stacks are read here while it holds.
+    pub(crate) fn via_monitor(
+        mut self,
+        m: std::sync::Arc<crate::process::monitor::Monitor>,
+    ) -> Self {
+        self.monitor = Some(m);
+        self
     }
 
     /// How long until the next tick.
@@ -243,7 +257,11 @@ impl PtraceSampler {
             }
             samples
         };
-        let (samples, stats) = match SeizedProcess::run_held(self.pid, &opts, read) {
+        let held = match &self.monitor {
+            Some(m) => held_by_monitor(m, &opts, read),
+            None => SeizedProcess::run_held(self.pid, &opts, read).map_err(|_| ()),
+        };
+        let (samples, stats) = match held {
             Ok(r) => r,
             Err(_) => {
                 self.failed_ticks += 1;
@@ -255,4 +273,20 @@ impl PtraceSampler {
         self.stop_latencies.push(stats.stop_latency);
         true
     }
+}
+
+/// One tick's hold made by the root monitor (under sudo): the threads in
+/// `opts`, for at most its `max_pause`; `read` runs while they are held,
+/// and the hold is released whatever it returns.
+fn held_by_monitor<T>(
+    m: &crate::process::monitor::Monitor,
+    opts: &SeizeOptions,
+    read: impl FnOnce(&[crate::process::ThreadState]) -> T,
+) -> Result<(T, crate::process::PauseStats), ()> {
+    let threads = m
+        .hold(opts.only_threads.clone(), opts.max_pause)
+        .map_err(|_| ())?;
+    let out = read(&threads);
+    let stats = m.release().map_err(|_| ())?;
+    Ok((out, stats))
 }
