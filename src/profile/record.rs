@@ -201,13 +201,12 @@ pub fn with_session_as<R, E: From<RecordError>>(
         .and_then(|l| l.offsets().map_err(SnapshotError::from))
         .map_err(RecordError::from)?;
     let bias = src.load_bias(&bin).map_err(RecordError::from)?;
-    if monitor.is_some() {
-        // Under sudo the events ran while the executable was parsed: what
-        // they sampled before the recording's start is not part of it.
-        if let Sampler::Perf(p) = &mut sampler {
-            let mut before = Vec::new();
-            p.drain(&mut before);
-        }
+    // The events ran while the executable was parsed (they start first,
+    // as root under sudo): what they sampled before the recording's start
+    // is not part of it.
+    if let Sampler::Perf(p) = &mut sampler {
+        let mut before = Vec::new();
+        p.drain(&mut before);
     }
     let now = Instant::now();
     let mut s = Session {
