@@ -37,7 +37,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Manpage(a) => cli::completions::run_manpage(a),
         Command::Print(a) => cli::print::run(a, sudo),
         Command::Record(a) => cli::record::run(a, sudo),
-        Command::Top(a) => cli::top::run(a),
+        Command::Top(a) => cli::top::run(a, sudo),
         Command::Sched(a) => cli::sched::run(a, sudo),
         Command::Threads(a) => cli::threads::run(a, sudo),
     }

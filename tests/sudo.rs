@@ -21,6 +21,10 @@ mod common;
 #[cfg(target_arch = "x86_64")]
 #[path = "sudo/inject.rs"]
 mod inject;
+#[path = "record/pprof.rs"]
+mod pprof;
+#[path = "sudo/record.rs"]
+mod record;
 #[path = "sudo/support.rs"]
 mod support;
 

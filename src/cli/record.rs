@@ -9,14 +9,19 @@
 use super::analysis::parse_duration;
 use super::error::{CliError, Doing, UsageError};
 use gopeek::output::{write_cpu_folded, write_cpu_pprof, write_cpu_speedscope, write_cpu_svg};
-use gopeek::profile::record::{with_session, Backend, Progress, RecordOptions, Session};
-use gopeek::profile::wall::{with_wall_session, WallSession, DEFAULT_WALL_HZ};
+use gopeek::process::monitor::Monitor;
+use gopeek::profile::record::{with_session_as, Backend, Progress, RecordOptions, Session};
+use gopeek::profile::wall::{
+    with_wall_session, with_wall_session_on, WallSession, DEFAULT_WALL_HZ,
+};
 use gopeek::profile::CpuProfile;
 use gopeek::sudo::privilege::{create_output, SudoContext};
+use gopeek::sudo::SudoSession;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `gopeek record --format`.
@@ -134,14 +139,68 @@ fn progress_line(p: &Progress, total: Duration) -> String {
     )
 }
 
+/// `record` and `top` under sudo: the session, whose policy must allow
+/// profiling the target (refusals logged, exit 4), and the root monitor,
+/// forked while gopeek is root and single-threaded. `perf`: the monitor
+/// also opens the perf events of threads created after the drop.
+pub(crate) type SudoParts = (Arc<SudoSession>, Arc<Monitor>);
+
+/// Begins `record`'s or `top`'s sudo session (`None` without sudo).
+pub(crate) fn begin_sudo(
+    sudo: Option<&SudoContext>,
+    pid: i32,
+    perf: bool,
+) -> Result<Option<SudoParts>, CliError> {
+    let Some(ctx) = sudo else { return Ok(None) };
+    let session = SudoSession::begin_profiling(ctx, pid)?;
+    let monitor = if perf {
+        session.start_profiling_monitor()?
+    } else {
+        session.start_monitor()?
+    };
+    Ok(Some((session, monitor)))
+}
+
+/// Samples the target (CPU time, or wall time with `wall_rate`) with
+/// `f` as the session's body: under sudo, through the root monitor and
+/// after the privilege drop.
+pub(crate) fn sampled<R>(
+    pid: i32,
+    opts: RecordOptions,
+    sudo: Option<&SudoParts>,
+    f: impl FnOnce(&mut Session<'_, '_>) -> R,
+) -> Result<R, CliError> {
+    match sudo {
+        Some((s, m)) => with_session_as(
+            pid,
+            opts,
+            Some(Arc::clone(m)),
+            || s.drop_privileges().map_err(CliError::from),
+            f,
+        ),
+        None => with_session_as(pid, opts, None, || Ok::<(), CliError>(()), f),
+    }
+}
+
+/// Under sudo without `show_memory`: the profile loses its pprof labels
+/// (memory contents), and says why. Goroutine ids stay, as in `dump`.
+pub(crate) fn withhold_labels(p: &mut CpuProfile, sudo: Option<&SudoParts>) {
+    let Some((s, _)) = sudo.filter(|(s, _)| !s.decision().show_memory) else {
+        return;
+    };
+    for smp in &mut p.samples {
+        smp.labels = None;
+    }
+    let why = format!(
+        "pprof labels are not shown: not allowed by the sudo policy ({})",
+        s.decision().reason
+    );
+    eprintln!("gopeek: note: {why}");
+    p.comments.push(why);
+}
+
 /// Runs `gopeek record`.
 pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
-    if sudo.is_some() {
-        return Err(UsageError(
-            "gopeek record does not run under sudo yet (it cannot drop privileges while sampling); run it as the target's user with CAP_PERFMON, or as root without sudo".into(),
-        )
-        .into());
-    }
     let binary = matches!(a.format, RecordFormat::Pprof);
     if binary && a.output.is_none() && io::stdout().is_terminal() {
         return Err(UsageError(
@@ -149,17 +208,36 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
         )
         .into());
     }
-    let out_file = a
+    let perf = !a.wall && a.backend != Some(BackendArg::Ptrace);
+    let parts = begin_sudo(sudo, a.pid, perf)?;
+    let out_file = match a
         .output
         .as_ref()
-        .map(|p| create_output(p, None))
-        .transpose()?;
+        .map(|p| create_output(p, sudo))
+        .transpose()
+    {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some((s, _)) = &parts {
+                s.finish(Err(e.to_string()));
+            }
+            return Err(e.into());
+        }
+    };
     forbid_writes_sampling()?;
     catch_stop_signals();
     let tty = io::stderr().is_terminal();
-    let (profile, ended) = if a.wall {
+    let recorded = if a.wall {
         let rate = a.rate.unwrap_or(DEFAULT_WALL_HZ);
-        with_wall_session(a.pid, rate, |s| record_loop(s, a.duration, tty))?
+        match &parts {
+            Some((s, m)) => super::open_target(a.pid, Some(Arc::clone(m)), Some(s)).and_then(|t| {
+                Ok(with_wall_session_on(&t, a.pid, rate, |s| {
+                    record_loop(s, a.duration, tty)
+                })?)
+            }),
+            None => with_wall_session(a.pid, rate, |s| record_loop(s, a.duration, tty))
+                .map_err(CliError::from),
+        }
     } else {
         let rate = a.rate.unwrap_or(100);
         let opts = RecordOptions {
@@ -167,11 +245,24 @@ pub(crate) fn run(a: RecordArgs, sudo: Option<&SudoContext>) -> Result<ExitCode,
             rate_hz: rate,
             stack_bytes: if rate > 250 { 8192 } else { 16384 },
         };
-        with_session(a.pid, opts, |s| {
+        sampled(a.pid, opts, parts.as_ref(), |s| {
             announce_backend(s);
             record_loop(s, a.duration, tty)
-        })?
+        })
     };
+    if let Some((s, _)) = &parts {
+        s.finish(match &recorded {
+            Ok((p, _)) => Ok(format!(
+                "recorded duration_ms={} samples={} lost={}",
+                p.duration_ns / 1_000_000,
+                p.stats.samples,
+                p.stats.lost
+            )),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let (mut profile, ended) = recorded?;
+    withhold_labels(&mut profile, parts.as_ref());
     if tty {
         eprint!("\r\x1b[K");
     }

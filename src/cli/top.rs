@@ -7,12 +7,14 @@
 use super::analysis::parse_duration;
 use super::error::{CliError, Doing, UsageError};
 use super::record::{
-    announce_backend, catch_stop_signals, forbid_writes_sampling, BackendArg, STOP,
+    announce_backend, begin_sudo, catch_stop_signals, forbid_writes_sampling, sampled,
+    withhold_labels, BackendArg, STOP,
 };
 use super::ReportFormat;
 use gopeek::output::{render_top, write_json, TopView};
-use gopeek::profile::record::{with_session, RecordOptions, Session};
+use gopeek::profile::record::{RecordOptions, Session};
 use gopeek::profile::top::TopReport;
+use gopeek::sudo::privilege::SudoContext;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -107,7 +109,7 @@ impl Drop for Screen {
 }
 
 /// Runs `gopeek top`.
-pub(crate) fn run(a: TopArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run(a: TopArgs, sudo: Option<&SudoContext>) -> Result<ExitCode, CliError> {
     let live = !a.once;
     if live && !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
         return Err(UsageError(
@@ -116,6 +118,9 @@ pub(crate) fn run(a: TopArgs) -> Result<ExitCode, CliError> {
         )
         .into());
     }
+    // Under sudo: the policy must allow profiling; the root monitor opens
+    // the events of later threads (or makes the ptrace ticks' holds).
+    let parts = begin_sudo(sudo, a.pid, a.backend != Some(BackendArg::Ptrace))?;
     forbid_writes_sampling()?;
     catch_stop_signals();
     let opts = RecordOptions {
@@ -123,10 +128,15 @@ pub(crate) fn run(a: TopArgs) -> Result<ExitCode, CliError> {
         rate_hz: a.rate,
         stack_bytes: if a.rate > 250 { 8192 } else { 16384 },
     };
-    let (report, exited) = with_session(a.pid, opts, |s| {
+    let p = parts.as_ref();
+    let shown = |mut profile| {
+        withhold_labels(&mut profile, p);
+        TopReport::from_profile(&profile)
+    };
+    let watched = sampled(a.pid, opts, p, |s| {
         announce_backend(s);
         if live {
-            live_view(s).map(|exited| (None, exited))
+            live_view(s, &shown).map(|exited| (None, exited))
         } else {
             let t0 = Instant::now();
             let mut alive = true;
@@ -134,9 +144,23 @@ pub(crate) fn run(a: TopArgs) -> Result<ExitCode, CliError> {
                 std::thread::sleep(s.sleep_hint());
                 alive = s.tick();
             }
-            Ok((Some(TopReport::from_profile(&s.take(Vec::new()))), !alive))
+            Ok((Some(shown(s.take(Vec::new()))), !alive))
         }
-    })??;
+    });
+    if let Some((s, _)) = &parts {
+        s.finish(match &watched {
+            Ok(Ok((r, _))) => Ok(format!(
+                "top {}",
+                r.as_ref().map_or("live view".to_string(), |r| format!(
+                    "duration_s={:.1}",
+                    r.duration_s
+                ))
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    let (report, exited) = watched??;
     if exited {
         eprintln!("gopeek: process {} exited", a.pid);
     }
@@ -168,7 +192,10 @@ pub(crate) fn run(a: TopArgs) -> Result<ExitCode, CliError> {
 }
 
 /// The refreshing screen; `Ok(true)` when the target exited.
-fn live_view(s: &mut Session<'_, '_>) -> io::Result<bool> {
+fn live_view(
+    s: &mut Session<'_, '_>,
+    shown: &dyn Fn(gopeek::profile::CpuProfile) -> TopReport,
+) -> io::Result<bool> {
     let screen = Screen::enter();
     let t0 = Instant::now();
     let mut view = TopView::Functions;
@@ -202,7 +229,7 @@ fn live_view(s: &mut Session<'_, '_>) -> io::Result<bool> {
         }
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            let r = TopReport::from_profile(&s.take(Vec::new()));
+            let r = shown(s.take(Vec::new()));
             for f in &r.functions {
                 let e = totals.entry(f.function.clone()).or_default();
                 e.0 += f.own_s;

@@ -28,8 +28,13 @@ pub(crate) struct PtraceSampler {
     rng: u64,
     /// The one tracer thread of the recording; it reads registers and
     /// stack tops itself, between the stop and the detach, so no hand-off
-    /// between threads falls inside the hold.
-    tracer: TickTracer<Vec<RawSample>>,
+    /// between threads falls inside the hold. None under sudo, where the
+    /// monitor holds.
+    tracer: Option<TickTracer<Vec<RawSample>>>,
+    /// The target's memory (opened before any privilege drop), shared
+    /// with the tracer thread; read here for the monitor's holds.
+    mem: std::sync::Arc<LiveMemory>,
+    stack_bytes: usize,
     /// How long each tick held the threads it stopped.
     pub(crate) holds: Vec<Duration>,
     /// Of each hold, the time from the first PTRACE_INTERRUPT until every
@@ -44,6 +49,8 @@ pub(crate) struct PtraceSampler {
     last_scan: Option<Instant>,
     /// Reused between ticks: the threads to stop.
     running: Vec<i32>,
+    /// Under sudo: the root monitor that makes each tick's hold.
+    monitor: Option<std::sync::Arc<crate::process::monitor::Monitor>>,
 }
 
 /// How often the task list is re-read (new threads are sampled from the
@@ -99,15 +106,20 @@ impl PtraceSampler {
         let pid = SeizedProcess::precheck(pid)?;
         let mem = LiveMemory::open(pid).map_err(|source| SnapshotError::Memory { pid, source })?;
         let stack_bytes = stack_bytes as usize;
-        let tracer =
-            TickTracer::start(move |threads: &[ThreadState]| read_held(&mem, stack_bytes, threads))
-                .map_err(SnapshotError::Process)?;
+        let mem = std::sync::Arc::new(mem);
+        let shared = std::sync::Arc::clone(&mem);
+        let tracer = TickTracer::start(move |threads: &[ThreadState]| {
+            read_held(&shared, stack_bytes, threads)
+        })
+        .map_err(SnapshotError::Process)?;
         Ok(PtraceSampler {
             pid,
             period,
             next: Instant::now(),
             rng: 0x9e37_79b9_7f4a_7c15 ^ u64::from(pid.unsigned_abs()),
-            tracer,
+            tracer: Some(tracer),
+            mem,
+            stack_bytes,
             holds: Vec::new(),
             stop_latencies: Vec::new(),
             failed_ticks: 0,
@@ -115,7 +127,21 @@ impl PtraceSampler {
             files: std::collections::BTreeMap::new(),
             last_scan: None,
             running: Vec::new(),
+            monitor: None,
         })
+    }
+
+    /// Under sudo: each tick's hold is asked of the root monitor (gopeek
+    /// itself may not ptrace after its privilege drop); the registers come
+    /// from the monitor, the stacks are read here while it holds.
+    pub(crate) fn via_monitor(
+        mut self,
+        m: std::sync::Arc<crate::process::monitor::Monitor>,
+    ) -> Self {
+        self.monitor = Some(m);
+        // The tracer thread could not ptrace after the drop: stop it.
+        self.tracer = None;
+        self
     }
 
     /// How long until the next tick.
@@ -214,7 +240,17 @@ impl PtraceSampler {
         }
         let only = running.clone();
         self.running = running;
-        let (samples, stats) = match self.tracer.tick(self.pid, MAX_HOLD, only) {
+        let held = match (&self.monitor, &mut self.tracer) {
+            (Some(m), _) => {
+                let (mem, stack_bytes) = (&*self.mem, self.stack_bytes);
+                held_by_monitor(m, only, MAX_HOLD, |threads| {
+                    read_held(mem, stack_bytes, threads)
+                })
+            }
+            (None, Some(tracer)) => tracer.tick(self.pid, MAX_HOLD, only).map_err(|_| ()),
+            (None, None) => Err(()),
+        };
+        let (samples, stats) = match held {
             Ok(r) => r,
             Err(_) => {
                 self.failed_ticks += 1;
@@ -256,4 +292,19 @@ fn read_held(mem: &LiveMemory, stack_bytes: usize, threads: &[ThreadState]) -> V
         });
     }
     samples
+}
+
+/// One tick's hold made by the root monitor (under sudo): the threads in
+/// `only`, for at most `max_pause`; `read` runs while they are held,
+/// and the hold is released whatever it returns.
+fn held_by_monitor<T>(
+    m: &crate::process::monitor::Monitor,
+    only: Vec<i32>,
+    max_pause: Duration,
+    read: impl FnOnce(&[ThreadState]) -> T,
+) -> Result<(T, crate::process::PauseStats), ()> {
+    let threads = m.hold(Some(only), max_pause).map_err(|_| ())?;
+    let out = read(&threads);
+    let stats = m.release().map_err(|_| ())?;
+    Ok((out, stats))
 }

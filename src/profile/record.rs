@@ -9,6 +9,7 @@ use super::ptrace::PtraceSampler;
 use super::symbols::Symbols;
 use super::{CpuProfile, CpuSample, Labels, RecordStats};
 use crate::layout::load_program;
+use crate::process::monitor::Monitor;
 use crate::process::perf::ring::RawSample;
 use crate::process::perf::{PerfError, PerfOptions, PerfSampler};
 use crate::process::proc_fs::read_maps;
@@ -142,32 +143,71 @@ pub fn with_session<R>(
     opts: RecordOptions,
     f: impl FnOnce(&mut Session<'_, '_>) -> R,
 ) -> Result<R, RecordError> {
-    let src = LiveProcess::open(pid, None)?;
-    let bin = src.parse_executable()?;
-    let (prog, layout) =
-        load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
-    let off = layout
-        .map_err(SnapshotError::from)?
-        .offsets()
-        .map_err(SnapshotError::from)?;
-    let bias = src.load_bias(&bin)?;
+    with_session_as(pid, opts, None, || Ok::<(), RecordError>(()), f)
+}
+
+/// [`with_session`] for `sudo gopeek`: everything that needs root is done
+/// first (the executable and `/proc/PID/mem` opened, the perf events of
+/// the existing threads opened and mapped, the ptrace sampler's files
+/// opened, the vDSO's place read), then `drop_privileges` runs, and only
+/// then is anything of the target parsed or read. With a `monitor`, the
+/// events of threads created later are opened by it and the ptrace
+/// sampler's holds are made by it.
+pub fn with_session_as<R, E: From<RecordError>>(
+    pid: i32,
+    opts: RecordOptions,
+    monitor: Option<Arc<Monitor>>,
+    drop_privileges: impl FnOnce() -> Result<(), E>,
+    f: impl FnOnce(&mut Session<'_, '_>) -> R,
+) -> Result<R, E> {
+    let src = LiveProcess::open(pid, None).map_err(RecordError::from)?;
     let ptrace = || {
-        PtraceSampler::new(
+        let p = PtraceSampler::new(
             pid,
             Duration::from_nanos(opts.period_ns()),
             opts.stack_bytes,
-        )
-        .map(Sampler::Ptrace)
+        )?;
+        Ok::<_, RecordError>(Sampler::Ptrace(match &monitor {
+            Some(m) => p.via_monitor(Arc::clone(m)),
+            None => p,
+        }))
     };
-    let (sampler, fallback) = match opts.backend {
+    let perf = || {
+        let mut p = PerfSampler::start(pid, opts.perf())?;
+        if let Some(m) = &monitor {
+            p.set_opener(m.perf_opener());
+        }
+        Ok::<_, PerfError>(p)
+    };
+    let (mut sampler, fallback) = match opts.backend {
         Backend::Ptrace => (ptrace()?, None),
-        Backend::Perf => (Sampler::Perf(PerfSampler::start(pid, opts.perf())?), None),
-        Backend::PerfOrPtrace => match PerfSampler::start(pid, opts.perf()) {
+        Backend::Perf => (Sampler::Perf(perf().map_err(RecordError::from)?), None),
+        Backend::PerfOrPtrace => match perf() {
             Ok(p) => (Sampler::Perf(p), None),
             Err(e @ PerfError::Refused { .. }) => (ptrace()?, Some(e.to_string())),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(RecordError::from(e).into()),
         },
     };
+    let vdso = read_maps(pid)
+        .ok()
+        .and_then(|m| m.into_iter().find(|m| m.path == "[vdso]"))
+        .map(|m| (m.start, m.end));
+    drop_privileges()?;
+    let bin = src.parse_executable().map_err(RecordError::from)?;
+    let (prog, layout) = load_program(&bin)
+        .map_err(|source| RecordError::from(SnapshotError::NotGo { pid, source }))?;
+    let off = layout
+        .map_err(SnapshotError::from)
+        .and_then(|l| l.offsets().map_err(SnapshotError::from))
+        .map_err(RecordError::from)?;
+    let bias = src.load_bias(&bin).map_err(RecordError::from)?;
+    // The events ran while the executable was parsed (they start first,
+    // as root under sudo): what they sampled before the recording's start
+    // is not part of it.
+    if let Sampler::Perf(p) = &mut sampler {
+        let mut before = Vec::new();
+        p.drain(&mut before);
+    }
     let now = Instant::now();
     let mut s = Session {
         pid,
@@ -188,12 +228,7 @@ pub fn with_session<R>(
         last_allgs: now - ALLGS_EVERY,
         alive: true,
     };
-    s.attr.set_vdso(
-        read_maps(pid)
-            .ok()
-            .and_then(|m| m.into_iter().find(|m| m.path == "[vdso]"))
-            .map(|m| (m.start, m.end)),
-    );
+    s.attr.set_vdso(vdso);
     s.attr.new_drain(true);
     Ok(f(&mut s))
 }

@@ -21,7 +21,7 @@ use super::record::{Progress, RecordError};
 use super::symbols::Symbols;
 use super::{Clock, CpuProfile, CpuSample, Labels, ProfFrame, RecordStats};
 use crate::process::{proc_fs, ProcessError};
-use crate::snapshot::repeat::{with_repeated, Repeated};
+use crate::snapshot::repeat::{with_repeated, with_repeated_target, Repeated};
 use crate::snapshot::SnapshotError;
 use crate::walk::Capture;
 use rustc_hash::FxHashMap;
@@ -69,7 +69,32 @@ pub fn with_wall_session<R>(
     rate_hz: u32,
     f: impl FnOnce(&mut WallSession<'_, '_, '_, '_>) -> R,
 ) -> Result<R, RecordError> {
-    let out = with_repeated(pid, |rep| {
+    Ok(with_repeated(pid, |rep| {
+        wall_session(rep, pid, rate_hz, f)
+    })?)
+}
+
+/// [`with_wall_session`] on a target opened already: under sudo, opened
+/// as root with the root monitor (which makes each capture's hold), and
+/// root dropped since.
+pub fn with_wall_session_on<R>(
+    target: &crate::snapshot::LiveTarget,
+    pid: i32,
+    rate_hz: u32,
+    f: impl FnOnce(&mut WallSession<'_, '_, '_, '_>) -> R,
+) -> Result<R, RecordError> {
+    Ok(with_repeated_target(target, |rep| {
+        wall_session(rep, pid, rate_hz, f)
+    })?)
+}
+
+fn wall_session<R>(
+    rep: &Repeated<'_, '_, '_>,
+    pid: i32,
+    rate_hz: u32,
+    f: impl FnOnce(&mut WallSession<'_, '_, '_, '_>) -> R,
+) -> R {
+    {
         let prog = rep.cfg.prog;
         let now = Instant::now();
         let mut s = WallSession {
@@ -96,8 +121,7 @@ pub fn with_wall_session<R>(
             alive: true,
         };
         f(&mut s)
-    })?;
-    Ok(out)
+    }
 }
 
 /// `true` when the error says the process is gone (or dying).

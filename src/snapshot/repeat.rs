@@ -31,12 +31,29 @@ pub(crate) fn with_repeated<R>(
     f: impl FnOnce(&Repeated<'_, '_, '_>) -> R,
 ) -> Result<R, SnapshotError> {
     let src = LiveProcess::open(pid, None)?;
+    with_repeated_on(&src, f)
+}
+
+/// [`with_repeated`] on a target opened already (under sudo: as root,
+/// with the root monitor making each capture's hold, before the drop).
+pub(crate) fn with_repeated_target<R>(
+    target: &super::LiveTarget,
+    f: impl FnOnce(&Repeated<'_, '_, '_>) -> R,
+) -> Result<R, SnapshotError> {
+    with_repeated_on(&target.0, f)
+}
+
+fn with_repeated_on<R>(
+    src: &LiveProcess,
+    f: impl FnOnce(&Repeated<'_, '_, '_>) -> R,
+) -> Result<R, SnapshotError> {
+    let pid = src.pid();
     let bin = src.parse_executable()?;
     let (prog, layout) =
         load_program(&bin).map_err(|source| SnapshotError::NotGo { pid, source })?;
     let off = layout?.offsets()?;
-    let cfg = walk_config(&src, &bin, &prog, &off, false)?;
-    Ok(f(&Repeated { src: &src, cfg }))
+    let cfg = walk_config(src, &bin, &prog, &off, false)?;
+    Ok(f(&Repeated { src, cfg }))
 }
 
 impl Repeated<'_, '_, '_> {

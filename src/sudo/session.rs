@@ -78,6 +78,21 @@ impl SudoSession {
     /// system log. `Err` means: do not attach (the refusal is logged when
     /// the log is reachable).
     pub fn begin(ctx: &SudoContext, pid: i32) -> Result<Arc<SudoSession>, SudoError> {
+        Self::begin_for(ctx, pid, false)
+    }
+
+    /// [`SudoSession::begin`] for `record` and `top`: the target must also
+    /// be one the policy allows to profile (`profile = true`), else the
+    /// refusal is logged and nothing is opened.
+    pub fn begin_profiling(ctx: &SudoContext, pid: i32) -> Result<Arc<SudoSession>, SudoError> {
+        Self::begin_for(ctx, pid, true)
+    }
+
+    fn begin_for(
+        ctx: &SudoContext,
+        pid: i32,
+        profiling: bool,
+    ) -> Result<Arc<SudoSession>, SudoError> {
         let mut record = AttachRecord {
             user: ctx.user.clone(),
             uid: ctx.uid,
@@ -116,13 +131,28 @@ impl SudoSession {
         };
         record.target_uid = Some(facts.euid());
         record.exe = Some(facts.exe.clone());
+        if profiling && !decision.profile {
+            let e = PolicyError::Refused {
+                pid,
+                exe: facts.exe.clone(),
+                uid: facts.euid(),
+                why: format!(
+                    "profiling (gopeek record, gopeek top) is not allowed by {}; an administrator can set profile = true in the matching [[allow]] rule of {}",
+                    decision.reason,
+                    crate::sudo::policy::POLICY_PATH
+                ),
+            };
+            return Err(refuse(audit, &record, e.into()));
+        }
         let mut audit = audit?;
         audit.send(
             Severity::Notice,
             &record,
             &format!(
-                "allowed by {}; show_memory={}",
-                decision.reason, decision.show_memory
+                "allowed by {}; show_memory={}{}",
+                decision.reason,
+                decision.show_memory,
+                if profiling { "; profile=true" } else { "" }
             ),
         )?;
         Ok(Arc::new(SudoSession {
@@ -150,6 +180,18 @@ impl SudoSession {
     /// single-threaded, then open the target and
     /// [`SudoSession::drop_privileges`].
     pub fn start_monitor(&self) -> Result<Arc<Monitor>, SudoError> {
+        self.start_monitor_for(false)
+    }
+
+    /// [`SudoSession::start_monitor`] for `record` and `top` (a session
+    /// begun with [`SudoSession::begin_profiling`]): the monitor also
+    /// opens the perf events of threads the target creates after the drop
+    /// (`Monitor::spawn_profiling`).
+    pub fn start_profiling_monitor(&self) -> Result<Arc<Monitor>, SudoError> {
+        self.start_monitor_for(self.decision.profile)
+    }
+
+    fn start_monitor_for(&self, profiling: bool) -> Result<Arc<Monitor>, SudoError> {
         let facts = self.facts.clone();
         let verify = Box::new(move |pid: i32| -> Result<(), (u8, String)> {
             let now = TargetFacts::read(pid).map_err(|e| (e.exit_code(), e.to_string()))?;
@@ -161,7 +203,12 @@ impl SudoSession {
                 }
             }
         });
-        Ok(Arc::new(Monitor::spawn(self.facts.pid, verify)?))
+        let m = if profiling {
+            Monitor::spawn_profiling(self.facts.pid, verify)?
+        } else {
+            Monitor::spawn(self.facts.pid, verify)?
+        };
+        Ok(Arc::new(m))
     }
 
     /// Drops to the invoking user for good (see
@@ -261,6 +308,7 @@ mod tests {
             },
             decision: Decision {
                 show_memory: true,
+                profile: true,
                 reason: "test".into(),
             },
             audit: Mutex::new(Audit {

@@ -20,12 +20,16 @@
 //! the kernel detaches its tracees; if the reader dies, the monitor sees
 //! EOF and releases.
 
+mod fds;
 mod server;
 mod wire;
 
+use super::perf::{Opener, PerfOptions};
 use super::{PauseStats, ProcessError, ThreadState};
+use nix::errno::Errno;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wire::{recv, send, Reply, Request};
 
@@ -63,6 +67,20 @@ impl Monitor {
     /// Forks the root monitor for target `pid`. Must be called while
     /// gopeek is root and has a single thread.
     pub fn spawn(pid: i32, verify: Box<Verify>) -> Result<Monitor, ProcessError> {
+        Self::spawn_for(pid, verify, false)
+    }
+
+    /// [`Monitor::spawn`] for a profiling session (`record`, `top`): the
+    /// monitor also opens a sampling perf event, on request, for each
+    /// thread the target creates after the monitor started (once per
+    /// thread, only the target's), and passes its descriptor to the
+    /// reader. Its seccomp filter then admits `perf_event_open` in the
+    /// per-thread form only, as `record`'s own.
+    pub fn spawn_profiling(pid: i32, verify: Box<Verify>) -> Result<Monitor, ProcessError> {
+        Self::spawn_for(pid, verify, true)
+    }
+
+    fn spawn_for(pid: i32, verify: Box<Verify>, profiling: bool) -> Result<Monitor, ProcessError> {
         let fail = |what: String| {
             ProcessError::TracerThread(format!("cannot start the root monitor: {what}"))
         };
@@ -80,7 +98,7 @@ impl Monitor {
                 // Never return into the parent's frames: whatever happens,
                 // the child ends here.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    child_main(theirs, pid, &*verify)
+                    child_main(theirs, pid, &*verify, profiling)
                 }));
                 // SAFETY: _exit ends the child without running the
                 // parent's destructors (its audit session, its files).
@@ -142,6 +160,36 @@ impl Monitor {
         matches!(self.call(Request::Budget), Ok(Reply::Budget(true)))
     }
 
+    /// A sampling perf event on `tid`, a thread the target created after
+    /// the monitor started, opened by the monitor (as root) with the one
+    /// attribute gopeek uses; refusals come back as EPERM.
+    pub fn open_perf(&self, tid: i32, opts: &PerfOptions, kernel: bool) -> Result<OwnedFd, Errno> {
+        let req = Request::OpenPerf {
+            tid,
+            period_ns: opts.period_ns,
+            stack_bytes: opts.stack_bytes,
+            kernel,
+        };
+        let mut s = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        send(&mut *s, &req.encode()).map_err(|_| Errno::EPIPE)?;
+        let (frame, fd) = fds::recv_with_fd(&mut s).map_err(|_| Errno::EPIPE)?;
+        match (Reply::decode(&frame), fd) {
+            (Some(Reply::PerfFd), Some(fd)) => Ok(fd),
+            (Some(Reply::Error { message, .. }), _) => Err(message
+                .strip_prefix("errno=")
+                .and_then(|m| m.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .map_or(Errno::EPERM, Errno::from_raw)),
+            _ => Err(Errno::EPROTO),
+        }
+    }
+
+    /// [`Monitor::open_perf`] as a perf sampler's opener.
+    pub fn perf_opener(self: &Arc<Self>) -> Opener {
+        let m = Arc::clone(self);
+        Box::new(move |tid, opts, kernel| m.open_perf(tid, opts, kernel))
+    }
+
     /// Releases the current hold.
     pub fn release(&self) -> Result<PauseStats, ProcessError> {
         match self.call(Request::Release)? {
@@ -168,7 +216,9 @@ impl Drop for Monitor {
 /// The monitor process: out of the terminal's reach, stdin and stdout
 /// closed (a pipe reading gopeek's output must not wait for it), the
 /// read-only seccomp filters on, then the request loop.
-fn child_main(sock: UnixStream, pid: i32, verify: &Verify) {
+fn child_main(sock: UnixStream, pid: i32, verify: &Verify, profiling: bool) {
+    // The target's threads now: the reader opens their events itself.
+    let perf = profiling.then(|| server::PerfGrants::new(pid));
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::setsid();
@@ -190,10 +240,13 @@ fn child_main(sock: UnixStream, pid: i32, verify: &Verify) {
             libc::close(null);
         }
     }
-    if super::seccomp::install_read_only_filter().is_err()
-        || super::seccomp::forbid_open_for_write().is_err()
-    {
+    let filter = if profiling {
+        super::seccomp::install_sampling_filter()
+    } else {
+        super::seccomp::install_read_only_filter()
+    };
+    if filter.is_err() || super::seccomp::forbid_open_for_write().is_err() {
         return;
     }
-    server::serve(sock, pid, verify);
+    server::serve(sock, pid, verify, perf);
 }

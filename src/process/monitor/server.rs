@@ -10,10 +10,14 @@
 //! refused (exit 6), so the dropped reader can never keep the target
 //! stopped for longer in total than one capped hold could.
 
+use super::fds::send_with_fd;
 use super::wire::{recv, send, Reply, Request};
 use super::Verify;
 use crate::exit::ExitStatus;
+use crate::process::perf::{open_sampling_event, PerfOptions};
 use crate::process::{proc_fs, SeizeOptions, SeizedProcess};
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -23,14 +27,38 @@ pub(super) const MAX_PAUSE_CAP: Duration = Duration::from_secs(60);
 
 /// Serves requests until the reader goes away; every hold is released
 /// before this returns.
-pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
+pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify, mut perf: Option<PerfGrants>) {
     let mut held: Option<(SeizedProcess, Instant)> = None;
     let mut budget = SessionBudget::default();
     while let Ok(frame) = recv(&mut sock) {
         let Some(req) = Request::decode(&frame) else {
             break;
         };
+        let mut fd: Option<OwnedFd> = None;
         let reply = match req {
+            Request::OpenPerf {
+                tid,
+                period_ns,
+                stack_bytes,
+                kernel,
+            } => {
+                // Only a profiling session opens events.
+                let Some(grants) = perf.as_mut() else {
+                    break;
+                };
+                let asked = Asked {
+                    period_ns,
+                    stack_bytes,
+                    kernel,
+                };
+                match grants.open(pid, tid, asked, verify) {
+                    Ok(f) => {
+                        fd = Some(f);
+                        Reply::PerfFd
+                    }
+                    Err(reply) => reply,
+                }
+            }
             Request::Hold { max_pause, only } => {
                 if held.is_some() {
                     break;
@@ -64,11 +92,114 @@ pub(super) fn serve(mut sock: UnixStream, pid: i32, verify: &Verify) {
                 None => Default::default(),
             }),
         };
-        if send(&mut sock, &reply.encode()).is_err() {
+        let sent = match &fd {
+            Some(f) => send_with_fd(&mut sock, &reply.encode(), f.as_raw_fd()),
+            None => send(&mut sock, &reply.encode()),
+        };
+        // The reader has its copy; the monitor keeps none.
+        drop(fd);
+        if sent.is_err() {
             break;
         }
     }
     drop(held);
+}
+
+/// Most perf events the monitor opens in one session.
+const MAX_EVENTS: usize = 4096;
+/// Shortest sampling period it accepts: 10 kHz, `--rate`'s maximum.
+const MIN_PERIOD_NS: u64 = 100_000;
+/// Most stack bytes per sample it accepts.
+const MAX_STACK_BYTES: u32 = 65_528;
+
+/// What one `OpenPerf` asks for besides the thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Asked {
+    period_ns: u64,
+    stack_bytes: u32,
+    kernel: bool,
+}
+
+/// The perf events of a profiling session: the reader opened (as root,
+/// before its drop) the events of the threads that existed when the
+/// monitor started; the monitor opens one event for each thread created
+/// since, at most once per thread, all with the options of the first
+/// request. So the dropped reader can never put more than one sampling
+/// event on a thread through the monitor, nor raise the rate it started
+/// with, nor reach a thread of another process.
+#[derive(Debug)]
+pub(super) struct PerfGrants {
+    /// The target's threads when the monitor started.
+    initial: BTreeSet<i32>,
+    opened: BTreeSet<i32>,
+    asked: Option<Asked>,
+}
+
+impl PerfGrants {
+    /// Grants for target `pid`, taking its current threads as the ones
+    /// the reader opens itself.
+    pub(super) fn new(pid: i32) -> PerfGrants {
+        PerfGrants {
+            initial: proc_fs::thread_ids(pid)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            opened: BTreeSet::new(),
+            asked: None,
+        }
+    }
+
+    /// Whether `tid` may get an event with `asked` (`Err`: why not).
+    fn check(&self, tasks: &[i32], tid: i32, asked: Asked) -> Result<(), String> {
+        if asked.period_ns < MIN_PERIOD_NS || asked.stack_bytes > MAX_STACK_BYTES {
+            return Err(format!(
+                "a sampling period of {} ns with {} stack bytes is outside what gopeek asks",
+                asked.period_ns, asked.stack_bytes
+            ));
+        }
+        if self.asked.is_some_and(|a| a != asked) {
+            return Err("the sampling options changed during the session".into());
+        }
+        if !tasks.contains(&tid) {
+            return Err(format!("thread {tid} is not a thread of the target"));
+        }
+        if self.initial.contains(&tid) || self.opened.contains(&tid) {
+            return Err(format!("thread {tid} already has its event"));
+        }
+        if self.opened.len() >= MAX_EVENTS {
+            return Err(format!("at most {MAX_EVENTS} events per session"));
+        }
+        Ok(())
+    }
+
+    /// Opens the event of `tid`, a thread of `pid` (checked against
+    /// `/proc/PID/task` and the policy's re-check).
+    fn open(
+        &mut self,
+        pid: i32,
+        tid: i32,
+        asked: Asked,
+        verify: &Verify,
+    ) -> Result<OwnedFd, Reply> {
+        let refuse = |errno: i32, why: String| Reply::Error {
+            code: crate::exit::PERMISSION,
+            message: format!("errno={errno}: {why}"),
+        };
+        let tasks = proc_fs::thread_ids(pid).unwrap_or_default();
+        self.check(&tasks, tid, asked)
+            .map_err(|why| refuse(libc::EPERM, why))?;
+        verify(pid).map_err(|(_, why)| refuse(libc::EPERM, why))?;
+        let opts = PerfOptions {
+            period_ns: asked.period_ns,
+            stack_bytes: asked.stack_bytes,
+            ring_pages: 0,
+        };
+        let fd = open_sampling_event(&opts, asked.kernel, tid)
+            .map_err(|e| refuse(e as i32, format!("perf_event_open: {e}")))?;
+        self.asked = Some(asked);
+        self.opened.insert(tid);
+        Ok(fd)
+    }
 }
 
 /// Held time of the session so far, each hold counted from before its
@@ -139,6 +270,40 @@ fn spent_reply(pid: i32) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_events_only_for_new_threads_of_the_target_once_each() {
+        let mut g = PerfGrants {
+            initial: [10, 11].into_iter().collect(),
+            opened: BTreeSet::new(),
+            asked: None,
+        };
+        let a = Asked {
+            period_ns: 10_000_000,
+            stack_bytes: 16384,
+            kernel: true,
+        };
+        let tasks = [10, 11, 12, 13];
+        assert!(g.check(&tasks, 12, a).is_ok());
+        // Threads the reader opened before its drop, and strangers.
+        assert!(g.check(&tasks, 10, a).unwrap_err().contains("already"));
+        assert!(g.check(&tasks, 99, a).unwrap_err().contains("not a thread"));
+        // Once per thread, with the first request's options.
+        g.opened.insert(12);
+        g.asked = Some(a);
+        assert!(g.check(&tasks, 12, a).unwrap_err().contains("already"));
+        let faster = Asked {
+            period_ns: 1_000_000,
+            ..a
+        };
+        assert!(g.check(&tasks, 13, faster).unwrap_err().contains("changed"));
+        let wild = Asked {
+            period_ns: 1_000,
+            ..a
+        };
+        assert!(g.check(&tasks, 13, wild).is_err());
+        assert!(g.check(&tasks, 13, a).is_ok());
+    }
 
     #[test]
     fn holds_share_one_session_budget() {

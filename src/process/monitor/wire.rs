@@ -27,6 +27,15 @@ pub(super) enum Request {
     Budget,
     /// Let the target run again.
     Release,
+    /// Open a sampling perf event on one thread of the target (a thread
+    /// created after the privilege drop) and pass its descriptor back.
+    /// Only in a profiling session.
+    OpenPerf {
+        tid: i32,
+        period_ns: u64,
+        stack_bytes: u32,
+        kernel: bool,
+    },
 }
 
 /// The monitor's answers.
@@ -35,6 +44,9 @@ pub(super) enum Reply {
     Held(Vec<ThreadState>),
     Budget(bool),
     Released(PauseStats),
+    /// The event asked for: its descriptor rides with this frame
+    /// (SCM_RIGHTS).
+    PerfFd,
     /// A refusal or failure: the error's exit code and text.
     Error {
         code: u8,
@@ -45,10 +57,12 @@ pub(super) enum Reply {
 const HOLD: u8 = 1;
 const BUDGET: u8 = 2;
 const RELEASE: u8 = 3;
+const OPEN_PERF: u8 = 4;
 const HELD: u8 = 11;
 const BUDGET_OK: u8 = 12;
 const RELEASED: u8 = 13;
 const ERROR: u8 = 14;
+const PERF_FD: u8 = 15;
 
 /// Writes one frame.
 pub(super) fn send(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
@@ -127,6 +141,19 @@ impl Request {
             }
             Request::Budget => vec![BUDGET],
             Request::Release => vec![RELEASE],
+            Request::OpenPerf {
+                tid,
+                period_ns,
+                stack_bytes,
+                kernel,
+            } => {
+                let mut b = vec![OPEN_PERF];
+                b.extend_from_slice(&tid.to_le_bytes());
+                b.extend_from_slice(&period_ns.to_le_bytes());
+                b.extend_from_slice(&stack_bytes.to_le_bytes());
+                b.push(u8::from(*kernel));
+                b
+            }
         }
     }
 
@@ -149,6 +176,16 @@ impl Request {
             }
             BUDGET => Request::Budget,
             RELEASE => Request::Release,
+            OPEN_PERF => Request::OpenPerf {
+                tid: f.i32()?,
+                period_ns: f.u64()?,
+                stack_bytes: f.u32()?,
+                kernel: match f.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                },
+            },
             _ => return None,
         };
         f.done().then_some(r)
@@ -189,6 +226,7 @@ impl Reply {
                 b
             }
             Reply::Budget(ok) => vec![BUDGET_OK, u8::from(*ok)],
+            Reply::PerfFd => vec![PERF_FD],
             Reply::Released(s) => {
                 let mut b = vec![RELEASED];
                 for v in [
@@ -244,6 +282,7 @@ impl Reply {
                 Reply::Held(threads)
             }
             BUDGET_OK => Reply::Budget(f.u8()? != 0),
+            PERF_FD => Reply::PerfFd,
             RELEASED => {
                 let mut v = [0u64; 7];
                 for x in &mut v {
@@ -289,6 +328,12 @@ mod tests {
             },
             Request::Budget,
             Request::Release,
+            Request::OpenPerf {
+                tid: 77,
+                period_ns: 4_000_000,
+                stack_bytes: 16384,
+                kernel: true,
+            },
         ] {
             assert_eq!(Request::decode(&r.encode()), Some(r.clone()));
             let e = r.encode();
@@ -306,6 +351,16 @@ mod tests {
         huge.extend_from_slice(&0u64.to_le_bytes());
         huge.extend_from_slice(&(MAX_THREADS as u32 + 1).to_le_bytes());
         assert_eq!(Request::decode(&huge), None);
+        // A kernel flag other than 0 or 1 is malformed.
+        let mut bad = Request::OpenPerf {
+            tid: 1,
+            period_ns: 1,
+            stack_bytes: 8,
+            kernel: false,
+        }
+        .encode();
+        *bad.last_mut().unwrap() = 2;
+        assert_eq!(Request::decode(&bad), None);
     }
 
     #[test]

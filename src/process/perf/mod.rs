@@ -120,11 +120,18 @@ impl ThreadEvent {
     }
 }
 
+/// Opens one thread's event on gopeek's behalf where gopeek itself may
+/// not: under sudo, the root monitor (`process::monitor`), for threads
+/// created after the privilege drop. Given the tid, the options and
+/// whether kernel time is counted.
+pub type Opener = Box<dyn FnMut(i32, &PerfOptions, bool) -> Result<OwnedFd, Errno> + Send>;
+
 /// Per-thread samplers of one process.
 pub struct PerfSampler {
     pid: i32,
     opts: PerfOptions,
     kernel: bool,
+    opener: Option<Opener>,
     threads: HashMap<i32, ThreadEvent>,
     scratch: Vec<u8>,
     /// Samples the kernel dropped (ring full).
@@ -133,6 +140,20 @@ pub struct PerfSampler {
     pub throttled: u64,
     /// Threads that could not be sampled (exited before the open, or refused).
     pub missed_threads: u64,
+}
+
+/// Opens the one kind of event gopeek uses ([`attr::sampling_attr`]) on
+/// thread `tid`; for the root monitor, which opens events for a sampler
+/// that has dropped its privileges.
+pub(crate) fn open_sampling_event(
+    opts: &PerfOptions,
+    kernel: bool,
+    tid: i32,
+) -> Result<OwnedFd, Errno> {
+    perf_event_open(
+        &attr::sampling_attr(opts.period_ns, opts.stack_bytes, kernel),
+        tid,
+    )
 }
 
 fn perf_event_open(a: &attr::PerfEventAttr, tid: i32) -> Result<OwnedFd, Errno> {
@@ -165,6 +186,7 @@ impl PerfSampler {
             pid,
             opts,
             kernel: true,
+            opener: None,
             threads: HashMap::new(),
             scratch: Vec::new(),
             lost: 0,
@@ -221,9 +243,18 @@ impl PerfSampler {
         self.threads.len()
     }
 
+    /// From now on, threads found by [`Self::rescan`] get their event
+    /// from `opener` (under sudo: the root monitor) instead of gopeek's
+    /// own `perf_event_open`.
+    pub fn set_opener(&mut self, opener: Opener) {
+        self.opener = Some(opener);
+    }
+
     fn open_thread(&mut self, tid: i32) -> Result<(), Errno> {
-        let a = attr::sampling_attr(self.opts.period_ns, self.opts.stack_bytes, self.kernel);
-        let fd = perf_event_open(&a, tid)?;
+        let fd = match &mut self.opener {
+            Some(open) => open(tid, &self.opts, self.kernel)?,
+            None => open_sampling_event(&self.opts, self.kernel, tid)?,
+        };
         // SAFETY: sysconf has no memory effects.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let data_size = page * self.opts.ring_pages.next_power_of_two().max(1);

@@ -1,5 +1,6 @@
 //! The sudo policy: which targets a user may inspect through `sudo gopeek`,
-//! and whether memory contents (pprof labels, argument values) may be shown.
+//! whether memory contents (pprof labels, argument values) may be shown,
+//! and whether the target may be profiled (`record`, `top`).
 //!
 //! The policy lives in `/etc/gopeek/policy.toml` (fixed: never taken from the
 //! environment or the command line). It is optional; it is *refused* (gopeek
@@ -13,6 +14,7 @@
 //! [[allow]]                      # any service of these users
 //! users = ["www-data", 1001]
 //! show_memory = true             # labels, arguments may be shown (default false)
+//! profile = true                 # `record` and `top` allowed (default false)
 //!
 //! [[allow]]                      # one root service, by unit and binary
 //! users = ["root"]
@@ -27,8 +29,15 @@
 //! matching rule decides. A target with any uid 0 (real, effective, saved,
 //! filesystem) matches only rules whose `users` lists root explicitly.
 //! Without a policy file: targets owned by root are refused, others are
-//! allowed, and memory contents are shown only for the invoking user's
-//! own processes.
+//! allowed, and memory contents are shown, and profiling is allowed, only
+//! for the invoking user's own processes.
+//!
+//! `profile` is a key of its own because profiling is more than one
+//! reading: `record` and `top` sample the target for as long as asked
+//! (perf events opened as root, or ptrace ticks made by the root monitor),
+//! which costs the target CPU and shows what it does over time. A rule
+//! that allows `dump` does not allow that unless it says `profile = true`.
+//! `record --wall` is a profile too; its labels follow `show_memory`.
 //!
 //! User names are resolved through `/etc/passwd` only, so no NSS module is
 //! loaded while privileged.
@@ -210,6 +219,8 @@ struct RuleFile {
     cgroups: Vec<String>,
     #[serde(default)]
     show_memory: bool,
+    #[serde(default)]
+    profile: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +238,7 @@ struct Rule {
     units: Vec<String>,
     cgroups: Vec<String>,
     show_memory: bool,
+    profile: bool,
 }
 
 /// A loaded policy: the rules of [`POLICY_PATH`], or the built-in default
@@ -243,6 +255,9 @@ pub(crate) struct Policy {
 pub struct Decision {
     /// Memory contents (labels, argument values) may be shown.
     pub show_memory: bool,
+    /// The target may be profiled (`record`, `top`): sampled for as long
+    /// as asked, not read once.
+    pub profile: bool,
     /// Why it is allowed ("rule 2 of /etc/gopeek/policy.toml"), for the
     /// audit log.
     pub reason: String,
@@ -402,6 +417,7 @@ impl Policy {
                 units: r.units,
                 cgroups: r.cgroups,
                 show_memory: r.show_memory,
+                profile: r.profile,
             });
         }
         Ok(Policy {
@@ -429,8 +445,10 @@ impl Policy {
                      an administrator can allow it there with users = [\"root\"] plus its exe or unit"
                 )));
             }
+            let own = t.uids.iter().all(|&u| u == invoker_uid);
             return Ok(Decision {
-                show_memory: t.uids.iter().all(|&u| u == invoker_uid),
+                show_memory: own,
+                profile: own,
                 reason: "default policy (no policy file): target not owned by root".into(),
             });
         };
@@ -438,6 +456,7 @@ impl Policy {
             if r.matches(t) {
                 return Ok(Decision {
                     show_memory: r.show_memory,
+                    profile: r.profile,
                     reason: format!("rule {} of {}", i + 1, source.display()),
                 });
             }

@@ -30,6 +30,36 @@ fn default_policy_refuses_root_and_hides_other_users_memory() {
     assert!(!d.show_memory);
     let d = p.decide(&facts(1000, "/usr/bin/app", None), 1000).unwrap();
     assert!(d.show_memory);
+    // Profiling, like memory, only of the invoking user's own processes.
+    assert!(d.profile);
+    assert!(
+        !p.decide(&facts(33, "/usr/bin/app", None), 1000)
+            .unwrap()
+            .profile
+    );
+}
+
+#[test]
+fn profiling_needs_its_own_key() {
+    let p = parse(
+        r#"
+        [[allow]]
+        users = ["www-data"]
+        show_memory = true
+
+        [[allow]]
+        users = ["alice"]
+        profile = true
+        "#,
+    )
+    .unwrap();
+    let d = p.decide(&facts(33, "/usr/bin/x", None), 1000).unwrap();
+    assert!(d.show_memory && !d.profile, "{d:?}");
+    let d = p.decide(&facts(1000, "/usr/bin/x", None), 1000).unwrap();
+    assert!(!d.show_memory && d.profile, "{d:?}");
+    // A typo is an error, not a silent `false`.
+    assert!(parse("[[allow]]\nusers = [33]\nprofiling = true\n").is_err());
+    assert!(parse("[[allow]]\nusers = [33]\nprofile = \"yes\"\n").is_err());
 }
 
 #[test]
@@ -58,6 +88,7 @@ fn rules_match_users_exe_units_and_cgroups() {
         d,
         Decision {
             show_memory: true,
+            profile: false,
             reason: "rule 1 of /etc/gopeek/policy.toml".into()
         }
     );
