@@ -69,13 +69,6 @@ pub enum PrivilegeError {
         /// The kernel's answer.
         errno: nix::errno::Errno,
     },
-    /// A command that cannot keep its promises once root is dropped
-    /// (`leaks` seizes the target again for every sample).
-    #[error("`gopeek {command}` is not available under sudo: after the first snapshot gopeek has dropped root and cannot attach again; run it as the target's owner, or take single `gopeek dump` snapshots through sudo")]
-    NotUnderSudo {
-        /// The subcommand.
-        command: &'static str,
-    },
     /// The drop appeared to succeed but the process can still act as root.
     #[error("privilege drop to uid {uid} did not stick: {what}; refusing to continue")]
     StillPrivileged {
