@@ -96,7 +96,7 @@ fn print_consistent_survives_ctrl_c_and_sigkill() {
     let st = c.wait().unwrap();
     let whole = t0.elapsed();
     assert!(st.success(), "undisturbed print: {}", stderr_of(&mut c));
-    let mut rng = Rng(0x5eed_0f_c0de);
+    let mut rng = Rng(0x5eed_0fc0de);
     let (mut held, mut done, mut killed) = (0, 0, 0);
     for i in 0..iters() {
         let sig = if i % 2 == 0 {
