@@ -473,24 +473,25 @@ fn oracle_full_matrix() {
 /// M's `curg` read after the sample) would put `X.funcN` under a stranger
 /// (`gcBgMarkWorker.func2` under `wbBufFlush`); a stack the rule cannot
 /// prove is left cut at `systemstack` and counted partial.
+/// cpuburn on one P with the GC busy (`CPUBURN_GC`): system-stack work
+/// in mark workers, assists and write-barrier flushes.
+fn gc_target(bin: &Path) -> Running {
+    Launch::new(bin)
+        .envs(&[("GOMAXPROCS", "1"), ("CPUBURN_GC", "1")])
+        .kill_with_test()
+        .start()
+}
+
 #[test]
 fn system_stack_samples_cross_onto_their_own_goroutine() {
     let Some(bin) = fixture("1.27", "default", "cpuburn") else {
         return;
     };
-    let run = Launch::new(&bin)
-        .envs(&[("GOMAXPROCS", "1"), ("CPUBURN_GC", "1")])
-        .kill_with_test()
-        .start();
-    let out = gopeek()
-        .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
-        .args(["--rate", "250", "--format", "folded"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = gc_target(&bin);
+    let out = succeed(
+        gopeek()
+            .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
+            .args(["--rate", "250", "--format", "folded"]),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let (mut crossed, mut cut, mut wrong) = (0u64, 0u64, Vec::new());
@@ -544,26 +545,18 @@ fn mark_worker_samples_keep_their_own_goroutine() {
     let Some(bin) = fixture("1.27", "default", "cpuburn") else {
         return;
     };
-    let run = Launch::new(&bin)
-        .envs(&[("GOMAXPROCS", "1"), ("CPUBURN_GC", "1")])
-        .kill_with_test()
-        .start();
+    let run = gc_target(&bin);
     for backend in ["perf", "ptrace"] {
         let path = std::env::temp_dir().join(format!(
             "gopeek-markworker-{}-{backend}.pprof",
             std::process::id()
         ));
-        let out = gopeek()
-            .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
-            .args(["--rate", "250", "--backend", backend, "--format", "pprof"])
-            .arg("-o")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            gopeek()
+                .args(["record", "--pid", &run.pid.to_string(), "--duration", "4s"])
+                .args(["--rate", "250", "--backend", backend, "--format", "pprof"])
+                .arg("-o")
+                .arg(&path),
         );
         let p = decode(&std::fs::read(&path).unwrap());
         let _ = std::fs::remove_file(&path);
