@@ -151,6 +151,27 @@ fn without_a_terminal_and_without_once_it_says_what_to_do() {
 struct Tmux(String);
 
 impl Tmux {
+    /// `gopeek top --pid PID EXTRA` in a 150x40 session named `top`; the
+    /// shell then prints `top-exited-CODE` and stays, so the screen after
+    /// gopeek ends can be read.
+    fn start_top(&self, pid: i32, extra: &[&str]) {
+        let cmd = format!(
+            "{} top --pid {pid} {}; echo top-exited-$?; sleep 60",
+            env!("CARGO_BIN_EXE_gopeek"),
+            extra.join(" ")
+        );
+        self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "150",
+            "-y",
+            "40",
+            &cmd,
+        ]);
+    }
     fn cmd(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")
@@ -192,22 +213,7 @@ fn live_view_in_a_terminal() {
     }
     let Some((run, _)) = target() else { return };
     let t = Tmux(format!("gopeek-top-{}", std::process::id()));
-    let cmd = format!(
-        "{} top --pid {}; echo top-exited-$?; sleep 60",
-        env!("CARGO_BIN_EXE_gopeek"),
-        run.pid
-    );
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "150",
-        "-y",
-        "40",
-        &cmd,
-    ]);
+    t.start_top(run.pid, &[]);
     let s = t.wait_for("main.burnA");
     assert!(
         s.contains("Total CPU:") && s.contains("syscall:") && s.contains("%Own"),
@@ -385,22 +391,7 @@ fn ctrl_c_in_a_terminal_restores_it_and_leaves_the_target_running() {
     }
     let Some((run, _)) = target() else { return };
     let t = Tmux(format!("gopeek-top-int-{}", std::process::id()));
-    let cmd = format!(
-        "{} top --pid {} --backend ptrace; echo top-exited-$?; sleep 60",
-        env!("CARGO_BIN_EXE_gopeek"),
-        run.pid
-    );
-    t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "150",
-        "-y",
-        "40",
-        &cmd,
-    ]);
+    t.start_top(run.pid, &["--backend", "ptrace"]);
     t.wait_for("main.burnA");
     // A few ticks more, so that the interrupt lands while sampling.
     std::thread::sleep(Duration::from_millis(1500));
