@@ -339,12 +339,19 @@ impl Session<'_, '_> {
                 let (h, s) = (sorted(&p.holds), sorted(&p.stop_latencies));
                 let q = |h: &[Duration], f: f64| h.get(((h.len() as f64 - 1.0) * f).round() as usize).map_or(0, |d| d.as_micros());
                 format!(
-                    "backend ptrace: the running threads were stopped at jittered ticks (mean {hz} Hz) to read registers and stacks; hold per tick p50 {} us, p99 {} us over {} ticks (of which stopping the threads p50 {} us, p99 {} us){}",
+                    "backend ptrace: the running threads were stopped at jittered ticks (mean {hz} Hz) to read registers and stacks; hold per tick p50 {} us, p99 {} us over {} ticks (of which stopping the threads p50 {} us, p99 {} us){}{}",
                     q(&h, 0.5),
                     q(&h, 0.99),
                     h.len(),
                     q(&s, 0.5),
                     q(&s, 0.99),
+                    // Not silently: ticks whose hold could not be made
+                    // (threads gone, another tracer, under sudo the
+                    // monitor's 60 s hold budget spent).
+                    match p.failed_ticks {
+                        0 => String::new(),
+                        n => format!("; {n} ticks could not stop the threads (threads gone, another tracer, or under sudo the monitor's hold budget spent) and have no samples"),
+                    },
                     self.fallback.as_ref().map_or(String::new(), |why| format!("; perf events were refused: {why}"))
                 )
             }
