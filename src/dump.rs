@@ -76,8 +76,9 @@ pub struct GoroutineSnapshot {
     /// The goroutine id (`goid`).
     pub id: u64,
     /// The text Go prints inside the header's brackets before the first
-    /// comma (`chan receive`, `running`, `IO wait (scan)`).
-    pub status: String,
+    /// comma (`chan receive`, `running`, `IO wait (scan)`). Shared: a
+    /// million goroutines hold a handful of distinct texts.
+    pub status: Arc<str>,
     /// Whole minutes blocked, as Go prints them (only when ≥ 1).
     pub wait_minutes: Option<u64>,
     /// Wired to its thread (`runtime.LockOSThread`): `, locked to thread`.
@@ -89,7 +90,8 @@ pub struct GoroutineSnapshot {
     /// goroutine has none or they may not be shown.
     pub labels: Option<BTreeMap<String, String>>,
     /// The `go` statement that started it; `None` for goroutine 1.
-    pub created_by: Option<CreatedBy>,
+    /// Shared by the goroutines started by the same statement.
+    pub created_by: Option<Arc<CreatedBy>>,
     /// Every frame, innermost first, runtime frames included and marked.
     /// Shared by the goroutines with the same stack (100k goroutines
     /// parked in one place hold one list).

@@ -215,19 +215,19 @@ pub(crate) mod tests {
     ) -> GoroutineSnapshot {
         GoroutineSnapshot {
             id,
-            status: status.to_string(),
+            status: status.into(),
             wait_minutes: None,
             locked_to_thread: false,
             thread: None,
             labels: None,
-            created_by: Some(CreatedBy {
+            created_by: Some(std::sync::Arc::new(CreatedBy {
                 function: creator.to_string(),
                 file: "/src/main.go".to_string(),
                 line: 40,
                 goroutine: Some(1),
                 offset: 0x20,
                 runtime: false,
-            }),
+            })),
             frames: frames.into(),
             error: None,
             args: None,

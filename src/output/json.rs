@@ -181,7 +181,7 @@ impl ChunkSerializer {
                 locked_to_thread: g.locked_to_thread,
                 thread: g.thread,
                 labels: g.labels.as_ref(),
-                created_by: g.created_by.as_ref(),
+                created_by: g.created_by.as_deref(),
             },
         )?;
         out.extend_from_slice(b",\"frames\":");
@@ -248,13 +248,15 @@ mod tests {
             locked_to_thread: id == 3,
             thread: if id == 3 { Some(77) } else { None },
             labels: (id == 2).then(|| BTreeMap::from([("k".to_string(), "v\n".to_string())])),
-            created_by: (id > 1).then(|| CreatedBy {
-                function: "main.main".into(),
-                file: "/src/main.go".into(),
-                line: 9,
-                goroutine: Some(1),
-                offset: 0x20,
-                runtime: false,
+            created_by: (id > 1).then(|| {
+                Arc::new(CreatedBy {
+                    function: "main.main".into(),
+                    file: "/src/main.go".into(),
+                    line: 9,
+                    goroutine: Some(1),
+                    offset: 0x20,
+                    runtime: false,
+                })
             }),
             frames,
             error: (id == 4).then(|| "stack unavailable".to_string()),

@@ -119,7 +119,9 @@ mod tests {
                 if i == 2 {
                     gs.extend((500..520).map(|id| {
                         let mut g = worker(id);
-                        g.created_by.as_mut().unwrap().function = "main.burst".into();
+                        if let Some(c) = g.created_by.as_mut() {
+                            std::sync::Arc::make_mut(c).function = "main.burst".into();
+                        }
                         g
                     }));
                 }

@@ -4,7 +4,7 @@
 
 use super::capture::reads::read_allgs;
 use super::gstruct::GRecord;
-use super::gtable::GTable;
+use super::gscan::ScanPlan;
 use super::{is_system, WalkConfig, WalkError};
 use crate::memory::BatchRead;
 use serde::Serialize;
@@ -33,22 +33,25 @@ pub fn count_goroutines<R: BatchRead + Sync + ?Sized>(
 ) -> Result<GoroutineCount, WalkError> {
     let gs = read_allgs(cfg, src)?;
     let window = GRecord::bytes_needed(&cfg.off.g) as usize;
-    let table = GTable::read(src, &gs, window, Vec::new());
+    // Only what the count needs, per g: never the whole table.
+    let (kinds, _) = ScanPlan::new(&gs, window).collect(src, &|i, b: Option<&[u8]>| {
+        let g = GRecord::decode(gs[i], b?, &cfg.off.g);
+        Some((g.looks_valid(), g.is_dead(), g.startpc))
+    });
     let mut n = GoroutineCount::default();
     let mut system_cache: HashMap<u64, bool> = HashMap::new();
-    for (i, &addr) in gs.iter().enumerate() {
-        let Some(bytes) = table.get(i) else {
+    for kind in kinds {
+        let Some((valid, dead, startpc)) = kind else {
             n.unreadable += 1;
             continue;
         };
-        let g = GRecord::decode(addr, bytes, &cfg.off.g);
-        if !g.looks_valid() {
+        if !valid {
             n.unreadable += 1;
-        } else if g.is_dead() {
+        } else if dead {
             n.dead += 1;
         } else if *system_cache
-            .entry(g.startpc)
-            .or_insert_with(|| is_system(cfg.prog, g.startpc.wrapping_sub(cfg.bias)))
+            .entry(startpc)
+            .or_insert_with(|| is_system(cfg.prog, startpc.wrapping_sub(cfg.bias)))
         {
             n.system += 1;
         } else {

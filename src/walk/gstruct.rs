@@ -49,15 +49,6 @@ impl GFingerprint {
         }
     }
 
-    /// [`GRecord::is_off_cpu`] for the fingerprinted state.
-    pub(crate) fn is_off_cpu(&self) -> bool {
-        GRecord {
-            status: self.status,
-            ..GRecord::default()
-        }
-        .is_off_cpu()
-    }
-
     /// The fingerprint straight from a g's raw bytes, reading only the
     /// fields it needs (this runs for every g while the target is held).
     /// Equal to `of(&GRecord::decode(..))` for the same bytes.
@@ -118,11 +109,58 @@ pub(crate) struct GRecord {
     pub(crate) tracking_seq: u8,
 }
 
-fn word(b: &[u8], off: u64) -> u64 {
+pub(crate) fn word(b: &[u8], off: u64) -> u64 {
     let o = off as usize;
     b.get(o..o + 8)
         .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
         .unwrap_or(0)
+}
+
+/// What a snapshot keeps of a g once its stack is read: the fields Go's
+/// header and `created by` line print, and no more (a million goroutines
+/// hold a million of these until they are symbolized).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GInfo {
+    pub(crate) addr: u64,
+    pub(crate) goid: u64,
+    pub(crate) waitsince: i64,
+    pub(crate) gopc: u64,
+    pub(crate) startpc: u64,
+    pub(crate) parent_goid: u64,
+    /// `atomicstatus` as stored (scan bit included).
+    pub(crate) status: u32,
+    pub(crate) waitreason: u8,
+    /// `g.lockedm != 0`: wired to its thread.
+    pub(crate) locked: bool,
+    /// `g.trackingSeq` (0 where the version has none): tells which read
+    /// a record came from (the capture tests check it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) tracking_seq: u8,
+}
+
+impl GInfo {
+    /// Status without the scan bit.
+    pub(crate) fn base_status(&self) -> u32 {
+        crate::gotrace::status::base_status(self.status)
+    }
+}
+
+impl GRecord {
+    /// The part of the record a snapshot keeps.
+    pub(crate) fn info(&self) -> GInfo {
+        GInfo {
+            addr: self.addr,
+            goid: self.goid,
+            waitsince: self.waitsince,
+            gopc: self.gopc,
+            startpc: self.startpc,
+            parent_goid: self.parent_goid,
+            status: self.status,
+            waitreason: self.waitreason,
+            locked: self.lockedm != 0,
+            tracking_seq: self.tracking_seq,
+        }
+    }
 }
 
 impl GRecord {

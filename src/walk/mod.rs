@@ -6,6 +6,7 @@ pub(crate) mod args;
 pub mod capture;
 pub mod census;
 pub(crate) mod gstruct;
+pub(crate) mod gscan;
 pub(crate) mod gtable;
 pub(crate) mod labels;
 pub mod sched;
@@ -21,7 +22,7 @@ use crate::gotrace::frames::{is_system_start, mark_hidden, shows_frame, FuncIds,
 use crate::gotrace::status::{status_text, wait_minutes};
 use crate::layout::offsets::RuntimeOffsets;
 pub use capture::{Capture, CaptureStats, GoroutineCopy};
-use gstruct::GRecord;
+use gstruct::GInfo;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -181,7 +182,8 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     };
     let mut frames_cache: FrameCache = HashMap::new();
     let mut arg_text = args::ArgText::new(minor);
-    let mut created_cache: HashMap<(u64, u64), Option<CreatedBy>> = HashMap::new();
+    let mut created_cache: HashMap<(u64, u64), Option<Arc<CreatedBy>>> = HashMap::new();
+    let mut status_cache: HashMap<(u32, u8), Arc<str>> = HashMap::new();
     let mut system_cache: HashMap<u64, bool> = HashMap::new();
     let empty: Arc<[Frame]> = Arc::from(Vec::new());
     let mut out = Vec::with_capacity(cap.goroutines.len());
@@ -214,14 +216,19 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
         } else {
             created_cache
                 .entry((g.gopc, g.parent_goid))
-                .or_insert_with(|| created_by(cfg, &ids, g))
+                .or_insert_with(|| created_by(cfg, &ids, g).map(Arc::new))
                 .clone()
         };
         out.push(GoroutineSnapshot {
             id: g.goid,
-            status: status_text(g.status, g.waitreason, &cfg.gstatus, &cfg.wait_reasons),
+            status: status_cache
+                .entry((g.status, g.waitreason))
+                .or_insert_with(|| {
+                    status_text(g.status, g.waitreason, &cfg.gstatus, &cfg.wait_reasons).into()
+                })
+                .clone(),
             wait_minutes: wait_minutes(g.status, g.waitsince, cap.nanotime),
-            locked_to_thread: g.lockedm != 0,
+            locked_to_thread: g.locked,
             thread: gc.thread,
             labels: gc.labels.as_ref().map(|l| (**l).clone()),
             created_by,
@@ -237,7 +244,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     out
 }
 
-fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GRecord) -> Option<CreatedBy> {
+fn created_by(cfg: &WalkConfig<'_, '_>, ids: &FuncIds, g: &GInfo) -> Option<CreatedBy> {
     if g.goid == 1 || g.gopc == 0 {
         return None;
     }

@@ -12,8 +12,8 @@ use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
 use super::reads::{copy_of, inconsistent, monotonic_ns, read_allgs, start_context};
 use super::{Capture, Hold, Phase, Strategy};
 use crate::memory::BatchRead;
-use crate::walk::gstruct::{GFingerprint, GRecord};
-use crate::walk::gtable::GTable;
+use crate::walk::gscan::ScanPlan;
+use crate::walk::gstruct::{word, GFingerprint, GRecord};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
 
 /// State of a consistent snapshot between its phases.
@@ -23,20 +23,32 @@ pub(super) struct Consistent {
     held: Option<HeldRead>,
 }
 
-/// What was read while the target was held.
+/// What was read while the target was held. Only what differs from the
+/// first read is kept: a g that did not change is taken from
+/// [`PreRead::recs`] after release.
 struct HeldRead {
-    /// Every g as read while held (`allgs` and its table), decoded only
-    /// after the target is released.
+    /// `allgs` as read while held.
     gs: Vec<u64>,
-    table: GTable,
+    /// The g's that changed, appeared or could not be read (`None`), by
+    /// index, sorted.
+    changed: Vec<(usize, Option<GRecord>)>,
+    /// Unchanged g's whose `waitsince` moved (the GC stamps it on parked
+    /// goroutines it scans): the held value, by index.
+    waitsince: Vec<(usize, i64)>,
     stacks: HeldStacks,
     nanotime: i64,
 }
 
+/// What one reading thread finds while held.
+#[derive(Default)]
+struct HeldPart {
+    changed: Vec<(usize, Option<GRecord>)>,
+    waitsince: Vec<(usize, i64)>,
+}
+
 impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError> {
-        let (pre, _) = pre_read(cfg, mem, Stacks::Parked)?;
-        self.pre = Some(pre);
+        self.pre = Some(pre_read(cfg, mem, Stacks::Parked)?);
         Ok(Hold::All)
     }
 
@@ -53,43 +65,59 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
         let t0 = std::time::Instant::now();
         let gs = read_allgs(cfg, mem)?;
         let t1 = std::time::Instant::now();
-        let buffer = std::mem::take(&mut pre.buffer);
-        // Compared on the reading thread as each batch arrives; only what
-        // changed is decoded (decoding all of them would fault in a fresh
-        // array while the target waits).
-        let (fps, pre_gs, g_off) = (&pre.fps, &pre.gs, &off.g);
-        let changed = |i: usize, b: &[u8]| {
-            let same = pre_gs.get(i) == gs.get(i)
-                && fps
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|f| f.is_off_cpu() && f == GFingerprint::from_bytes(b, g_off));
-            !same
-        };
-        let (table, mut flagged) = GTable::read_visit(mem, &gs, pre.window, buffer, &changed);
-        let t2 = std::time::Instant::now();
-        flagged.sort_unstable();
-        // The g's whose stacks must be read now, with their records.
-        let mut need: Vec<(usize, GRecord)> = Vec::new();
-        for i in flagged {
-            let Some(b) = table.get(i) else { continue };
-            let g = GRecord::decode(gs[i], b, &off.g);
-            if !g.is_dead() && g.looks_valid() {
-                need.push((i, g));
-            }
+        if !pre.plan.reads(&gs, pre.window) {
+            pre.plan = ScanPlan::new(&gs, pre.window);
         }
+        // Compared on the reading thread as each step arrives; only what
+        // changed is decoded and kept (the whole table is never held).
+        let (recs, stacks, pre_gs, g_off) = (&pre.recs, &pre.stacks, &pre.gs, &off.g);
+        let visit = |part: &mut HeldPart, _: usize, i: usize, b: Option<&[u8]>| {
+            let before = recs.get(i).and_then(Option::as_ref);
+            let (Some(b), Some(before)) = (b, before) else {
+                part.changed.push((i, b.map(|b| GRecord::decode(gs[i], b, g_off))));
+                return;
+            };
+            let confirmable = before.is_dead()
+                || (before.is_off_cpu() && stacks.get(i).is_some_and(Option::is_some));
+            let same = pre_gs.get(i) == gs.get(i)
+                && confirmable
+                && GFingerprint::of(before) == GFingerprint::from_bytes(b, g_off);
+            if !same {
+                part.changed.push((i, Some(GRecord::decode(gs[i], b, g_off))));
+            } else {
+                let now = word(b, g_off.waitsince) as i64;
+                if now != before.waitsince {
+                    part.waitsince.push((i, now));
+                }
+            }
+        };
+        let parts = pre.plan.share_positions().map(|_| HeldPart::default()).collect();
+        let (parts, scan) = pre.plan.scan(mem, parts, &visit);
+        let t2 = std::time::Instant::now();
+        let (mut changed, mut waitsince) = (Vec::new(), Vec::new());
+        for p in parts {
+            changed.extend(p.changed);
+            waitsince.extend(p.waitsince);
+        }
+        changed.sort_unstable_by_key(|c| c.0);
+        // The g's whose stacks must be read now, with their records.
+        let need: Vec<(usize, GRecord)> = changed
+            .iter()
+            .filter_map(|(i, g)| Some((*i, g.clone()?)))
+            .filter(|(_, g)| !g.is_dead() && g.looks_valid())
+            .collect();
         pre.phases.push(Phase::Held {
             allgs: t1 - t0,
             g_table: t2 - t1,
-            ranges: table.ranges,
-            bytes: table.bytes,
+            ranges: scan.ranges,
+            bytes: pre.plan.bytes,
             compare: t2.elapsed(),
         });
         let stacks = pre.copy_held_stacks(cfg, mem, &need, threads, keep_going)?;
         self.held = Some(HeldRead {
             gs,
-            table,
+            changed,
+            waitsince,
             stacks,
             nanotime,
         });
@@ -107,15 +135,21 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
         let held = held.ok_or(WalkError::Abandoned)?;
         let mut pre = pre.unwrap_or_else(|| PreRead::nothing(cfg));
         let (mut stats, mut fresh) = pre.unwind_held(cfg, &held.stacks);
-        // Not needed any more: freed before the goroutines are built.
-        pre.fps = Vec::new();
         let threads = &held.stacks.threads;
+        for &(i, w) in &held.waitsince {
+            if let Some(Some(g)) = pre.recs.get_mut(i) {
+                g.waitsince = w;
+            }
+        }
+        let mut changed = held.changed.into_iter().peekable();
         let mut goroutines = Vec::with_capacity(held.gs.len());
-        // Each g decoded as it is used (a decoded copy of the whole table
-        // would be one more record per goroutine at the peak).
-        for (i, &addr) in held.gs.iter().enumerate() {
-            let Some(b) = held.table.get(i) else { continue };
-            let g = GRecord::decode(addr, b, &cfg.off.g);
+        for i in 0..held.gs.len() {
+            let g = if changed.peek().is_some_and(|c| c.0 == i) {
+                changed.next().and_then(|c| c.1)
+            } else {
+                pre.recs.get_mut(i).and_then(Option::take)
+            };
+            let Some(g) = g else { continue };
             if g.is_dead() {
                 continue;
             }

@@ -50,7 +50,8 @@ fn capture_once<R: BatchRead + Sync + ?Sized>(
     threads: Vec<ThreadRegs>,
 ) -> Result<Capture, WalkError> {
     let nanotime = monotonic_ns();
-    let (mut pre, recs) = pre_read(cfg, src, Stacks::All(&threads))?;
+    let mut pre = pre_read(cfg, src, Stacks::All(&threads))?;
+    let recs = std::mem::take(&mut pre.recs);
     let mut goroutines = Vec::new();
     let mut stats = CaptureStats {
         phases: std::mem::take(&mut pre.phases),

@@ -37,7 +37,7 @@ pub(crate) mod reads;
 #[cfg(test)]
 mod tests;
 
-use super::gstruct::GRecord;
+use super::gstruct::GInfo;
 use super::unwind::SharedStack;
 use super::{ThreadRegs, WalkConfig, WalkError};
 use crate::memory::BatchRead;
@@ -53,8 +53,9 @@ pub(crate) type Labels = Arc<BTreeMap<String, String>>;
 /// unwound to physical frames; symbolizing comes later, after release.
 #[derive(Debug, Clone)]
 pub struct GoroutineCopy {
-    /// The g as read (at the held instant, or when confirmed).
-    pub(crate) rec: GRecord,
+    /// The g as read (at the held instant, or when confirmed): what the
+    /// dump prints of it.
+    pub(crate) rec: GInfo,
     /// `(m.id, m address)` of the M running it: the dump prints `m=N`.
     pub(crate) m: Option<(i64, u64)>,
     /// Thread (TID) of a running or syscall goroutine, to match it with

@@ -11,11 +11,12 @@
 use super::batch::{copy_stacks, live_range, stack_job, StackJob};
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
 use super::reads::{
-    copy_of, decode_table, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
+    copy_of, decode_all, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
 };
 use super::{Capture, Hold, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
+use crate::walk::gscan::ScanPlan;
 use crate::walk::gtable::{read_batch_parallel, GTable};
 use crate::walk::unwind::SharedStack;
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
@@ -57,7 +58,10 @@ struct HeldRead {
 impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Nonblocking {
     /// Reads every g and picks the threads to stop: those running Go code.
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError> {
-        let (pre, _) = pre_read(cfg, mem, Stacks::None)?;
+        let mut pre = pre_read(cfg, mem, Stacks::None)?;
+        // No stack was read, so no g is confirmed against its first read:
+        // the records are not needed any more.
+        pre.recs = Vec::new();
         let tids = pre.running_threads(cfg, mem);
         self.running = pre.running_indices();
         self.pre = Some(pre);
@@ -109,13 +113,14 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Nonblocking {
     }
 }
 
-/// Goroutines settled, by index in `allgs`: a vector rather than a map,
-/// since there may be a million of them.
+/// Goroutines settled, by index in `allgs`: their stacks (their records
+/// are those of `latest`). A vector rather than a map, since there may be
+/// a million of them.
 #[derive(Default)]
-struct Done(Vec<Option<(GRecord, Result<SharedStack, String>)>>);
+struct Done(Vec<Option<Result<SharedStack, String>>>);
 
 impl Done {
-    fn insert(&mut self, i: usize, v: (GRecord, Result<SharedStack, String>)) {
+    fn insert(&mut self, i: usize, v: Result<SharedStack, String>) {
         if self.0.len() <= i {
             self.0.resize_with(i + 1, || None);
         }
@@ -141,24 +146,27 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
 ) -> Result<Capture, WalkError> {
     let off = cfg.off;
     let (mut stats, mut fresh) = pre.unwind_held(cfg, &held.stacks);
+    // Every g read again, in bounded steps (never a whole table).
+    let gs = read_allgs(cfg, src)?;
+    if !pre.plan.reads(&gs, pre.window) {
+        pre.plan = ScanPlan::new(&gs, pre.window);
+    }
+    let mut latest = decode_all(&mut pre.plan, src, &gs, off);
+    pre.plan = ScanPlan::default();
     let mut final_ = Done::default();
     for &i in stopped {
         let Some(g) = held.recs.get(&i).cloned() else {
             continue;
         };
         // Still running when its thread was stopped: that copy is exact.
-        if g.base_status() == G_RUNNING {
+        if g.base_status() == G_RUNNING && gs.get(i) == Some(&g.addr) {
             if let Some(uw) = fresh.remove(&i) {
-                final_.insert(i, (g, Ok(uw)));
+                latest[i] = Some(g);
+                final_.insert(i, Ok(uw));
             }
         }
     }
-    // Confirm everything else against a fresh read of every g.
-    let gs = read_allgs(cfg, src)?;
-    let buffer = std::mem::take(&mut pre.buffer);
-    let table = GTable::read(src, &gs, pre.window, buffer);
-    let mut latest = decode_table(&table, &gs, off);
-    drop(table);
+    // Confirm everything else against that read.
     let confirmable = |g: &GRecord| g.is_off_cpu() || g.base_status() == G_SYSCALL;
     let mut pending: Vec<usize> = Vec::new();
     for (i, g) in latest.iter().enumerate() {
@@ -169,13 +177,14 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         let confirmed = confirmable(g)
             && pre.gs.get(i) == Some(&g.addr)
             && pre.stacks.get(i).is_some_and(|s| s.is_some())
-            && pre.fps.get(i).copied().flatten() == Some(GFingerprint::of(g));
+            && pre.recs.get(i).and_then(Option::as_ref).map(GFingerprint::of)
+                == Some(GFingerprint::of(g));
         if !g.looks_valid() {
-            final_.insert(i, (g.clone(), Err(inconsistent(g))));
+            final_.insert(i, Err(inconsistent(g)));
         } else if confirmed {
             let uw = pre.stacks[i].take().unwrap_or_default();
             stats.reused += 1;
-            final_.insert(i, (g.clone(), Ok(uw)));
+            final_.insert(i, Ok(uw));
         } else {
             pending.push(i);
         }
@@ -240,7 +249,7 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
                         batch.push((i, job));
                     }
                     Err(e) => {
-                        final_.insert(i, (g.clone(), Err(e)));
+                        final_.insert(i, Err(e));
                     }
                 }
             }
@@ -263,7 +272,8 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
                         let data = range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]);
                         let stack = pre.unwind_copy(cfg, job, data);
                         stats.reread += 1;
-                        final_.insert(*i, (n, Ok(stack)));
+                        latest[*i] = Some(n);
+                        final_.insert(*i, Ok(stack));
                     }
                     Some(n) if n.is_dead() => {}
                     Some(n) => {
@@ -285,7 +295,7 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         pending = still;
     }
     for i in pending {
-        let Some(g) = latest[i].take() else { continue };
+        let Some(g) = latest[i].as_ref() else { continue };
         stats.changing += 1;
         let what = if g.base_status() == G_RUNNING {
             "running on a thread that was not stopped"
@@ -294,17 +304,15 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         };
         final_.insert(
             i,
-            (
-                g,
-                Err(format!(
-                    "{what} while read with --nonblocking ({MAX_RETRIES} attempts); \
-                     run again, or without --nonblocking for a consistent snapshot"
-                )),
-            ),
+            Err(format!(
+                "{what} while read with --nonblocking ({MAX_RETRIES} attempts); \
+                 run again, or without --nonblocking for a consistent snapshot"
+            )),
         );
     }
     let mut goroutines = Vec::with_capacity(final_.0.len());
-    for (g, stack) in final_.0.into_iter().flatten() {
+    for (stack, g) in final_.0.into_iter().zip(latest) {
+        let (Some(stack), Some(g)) = (stack, g) else { continue };
         labels_for(src, minor, &mut pre.labels, g.labels);
         goroutines.push(copy_of(
             g,

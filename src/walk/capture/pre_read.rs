@@ -3,12 +3,12 @@
 //! ([`HeldStacks`]).
 
 use super::batch::{copy_stacks, read_and_unwind, stack_job, StackJob};
-use super::reads::{decode_table, labels_for, read_allgs, read_ms, MRecord};
+use super::reads::{decode_all, labels_for, read_allgs, read_ms, MRecord};
 use super::{CaptureStats, Labels, Phase};
 use crate::memory::{BatchRead, SliceMemory};
 use crate::walk::args::ArgReader;
-use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
-use crate::walk::gtable::GTable;
+use crate::walk::gscan::ScanPlan;
+use crate::walk::gstruct::{GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::unwind::{unwind_into, SharedStack, StackInterner, UnwindCache, Unwound};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
 use std::collections::HashMap;
@@ -32,9 +32,9 @@ pub(super) enum Stacks<'t> {
 pub(super) struct PreRead {
     /// `allgs` as read.
     pub(super) gs: Vec<u64>,
-    /// Fingerprints of the g's whose stacks were read, to confirm later
-    /// that they did not change.
-    pub(super) fps: Vec<Option<GFingerprint>>,
+    /// Every g as decoded, by index in `gs` (`None`: unreadable): a g
+    /// with a stack read is confirmed later against its record.
+    pub(super) recs: Vec<Option<GRecord>>,
     /// `(index, m)` of the goroutines that were running.
     running: Vec<(usize, u64)>,
     /// The unwound stacks, by index in `gs`.
@@ -46,9 +46,9 @@ pub(super) struct PreRead {
     pub(super) labels: HashMap<u64, Option<Labels>>,
     /// Bytes read per g ([`GRecord::bytes_needed`]).
     pub(super) window: usize,
-    /// The g table's buffer, kept for the next table: its pages are
-    /// already faulted in, which keeps page faults out of the held read.
-    pub(super) buffer: Vec<u8>,
+    /// How `gs` was read: reused (sort, runs, step buffers) by the read
+    /// while held when `allgs` has not changed.
+    pub(super) plan: ScanPlan,
     cache: UnwindCache,
     /// One unwinding buffer for every stack unwound after the first pass.
     scratch: Unwound,
@@ -57,20 +57,20 @@ pub(super) struct PreRead {
     pub(super) phases: Vec<Phase>,
 }
 
-/// Reads every g and the stacks `which` asks for. Also returns every
-/// decoded g, by index in `allgs`.
+/// Reads every g (kept decoded in [`PreRead::recs`]) and the stacks
+/// `which` asks for.
 pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
     which: Stacks<'_>,
-) -> Result<(PreRead, Vec<Option<GRecord>>), WalkError> {
+) -> Result<PreRead, WalkError> {
     let off = cfg.off;
     let t0 = std::time::Instant::now();
     let gs = read_allgs(cfg, src)?;
     let window = GRecord::bytes_needed(&off.g) as usize;
-    let table = GTable::read(src, &gs, window, Vec::new());
+    let mut plan = ScanPlan::new(&gs, window);
     let t1 = std::time::Instant::now();
-    let recs = decode_table(&table, &gs, off);
+    let recs = decode_all(&mut plan, src, &gs, off);
     let t2 = std::time::Instant::now();
     let mut warnings = Vec::new();
     let unread = recs.iter().filter(|r| r.is_none()).count();
@@ -135,14 +135,6 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     for g in recs.iter().flatten().filter(|g| !g.is_dead()) {
         labels_for(src, minor, &mut labels, g.labels);
     }
-    let fps = recs
-        .iter()
-        .zip(&stacks)
-        .map(|(g, st)| match (g, st) {
-            (Some(g), Some(_)) => Some(GFingerprint::of(g)),
-            _ => None,
-        })
-        .collect();
     let running = recs
         .iter()
         .enumerate()
@@ -151,9 +143,9 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
             (g.base_status() == G_RUNNING).then_some((i, g.m))
         })
         .collect();
-    let pre = PreRead {
+    Ok(PreRead {
         gs,
-        fps,
+        recs,
         running,
         stacks,
         interner,
@@ -161,13 +153,12 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
         ms,
         labels,
         window,
-        buffer: table.into_buffer(),
+        plan,
         cache,
         scratch: Unwound::default(),
         warnings,
         phases,
-    };
-    Ok((pre, recs))
+    })
 }
 
 /// The stacks copied while the target was held: by index in `allgs`,
@@ -186,7 +177,7 @@ impl PreRead {
     pub(super) fn nothing(cfg: &WalkConfig<'_, '_>) -> PreRead {
         PreRead {
             gs: Vec::new(),
-            fps: Vec::new(),
+            recs: Vec::new(),
             running: Vec::new(),
             stacks: Vec::new(),
             interner: StackInterner::new(),
@@ -194,7 +185,7 @@ impl PreRead {
             ms: HashMap::new(),
             labels: HashMap::new(),
             window: GRecord::bytes_needed(&cfg.off.g) as usize,
-            buffer: Vec::new(),
+            plan: ScanPlan::default(),
             cache: UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch()),
             scratch: Unwound::default(),
             warnings: Vec::new(),

@@ -6,7 +6,7 @@ use super::{GoroutineCopy, Labels};
 use crate::layout::offsets::RuntimeOffsets;
 use crate::memory::BatchRead;
 use crate::walk::gstruct::{GRecord, G_RUNNING};
-use crate::walk::gtable::GTable;
+use crate::walk::gscan::ScanPlan;
 use crate::walk::labels;
 use crate::walk::unwind::{SharedStack, UnwindStart};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError, MAX_GOROUTINES};
@@ -71,16 +71,18 @@ pub(crate) fn read_allgs<R: BatchRead + Sync + ?Sized>(
         .collect())
 }
 
-/// Every g of `table` decoded, by index in `gs`; `None` where unreadable.
-pub(super) fn decode_table(
-    table: &GTable,
+/// Every g of `gs` read through `plan` (made for `gs`) and decoded, by
+/// index in `gs`; `None` where unreadable.
+pub(super) fn decode_all<R: BatchRead + Sync + ?Sized>(
+    plan: &mut ScanPlan,
+    src: &R,
     gs: &[u64],
     off: &RuntimeOffsets,
 ) -> Vec<Option<GRecord>> {
-    gs.iter()
-        .enumerate()
-        .map(|(i, &g)| table.get(i).map(|b| GRecord::decode(g, b, &off.g)))
-        .collect()
+    plan.collect(src, &|i, b: Option<&[u8]>| {
+        b.map(|b| GRecord::decode(gs[i], b, &off.g))
+    })
+    .0
 }
 
 /// Reads the M fields of each address in `ms` (each distinct M once).
@@ -231,7 +233,7 @@ pub(super) fn copy_of(
         },
         labels: labels.get(&g.labels).cloned().flatten(),
         stack,
-        rec: g,
+        rec: g.info(),
     }
 }
 
