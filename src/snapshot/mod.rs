@@ -257,7 +257,7 @@ fn run<S: Source>(
     let t_build = Instant::now();
     let dump = assemble(
         &cfg,
-        &captured,
+        &mut captured,
         &pause,
         mode,
         src,
@@ -320,7 +320,7 @@ pub(crate) fn walk_tables(prog: &GoProgram<'_>) -> (Vec<String>, Vec<String>) {
 /// The snapshot as plain data, once everything is read.
 fn assemble<S: Source>(
     cfg: &WalkConfig<'_, '_>,
-    captured: &Capture,
+    captured: &mut Capture,
     stats: &PauseStats,
     mode: Mode,
     src: &S,

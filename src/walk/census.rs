@@ -3,8 +3,8 @@
 //! `runtime.NumGoroutine()` would count them.
 
 use super::capture::reads::read_allgs;
-use super::gstruct::GRecord;
 use super::gscan::ScanPlan;
+use super::gstruct::GRecord;
 use super::{is_system, WalkConfig, WalkError};
 use crate::memory::BatchRead;
 use serde::Serialize;

@@ -38,12 +38,13 @@ impl GTable {
                 parts.push((head, ok_head));
                 (rest, ok) = (tail, ok_tail);
             }
-            let visit = |part: &mut (&mut [u8], &mut [bool]), pos: usize, _: usize, b: Option<&[u8]>| {
-                if let Some(b) = b {
-                    part.0[pos * window..(pos + 1) * window].copy_from_slice(b);
-                    part.1[pos] = true;
-                }
-            };
+            let visit =
+                |part: &mut (&mut [u8], &mut [bool]), pos: usize, _: usize, b: Option<&[u8]>| {
+                    if let Some(b) = b {
+                        part.0[pos * window..(pos + 1) * window].copy_from_slice(b);
+                        part.1[pos] = true;
+                    }
+                };
             plan.scan(src, parts, &visit);
         }
         let mut slot = vec![usize::MAX; gs.len()];
@@ -203,5 +204,4 @@ mod tests {
             assert_eq!(b[5], (a + 5) as u8);
         }
     }
-
 }

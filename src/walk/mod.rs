@@ -5,8 +5,8 @@
 pub(crate) mod args;
 pub mod capture;
 pub mod census;
-pub(crate) mod gstruct;
 pub(crate) mod gscan;
+pub(crate) mod gstruct;
 pub(crate) mod gtable;
 pub(crate) mod labels;
 pub mod sched;
@@ -173,7 +173,9 @@ fn symbolized_frames(
 /// released. Work is done once per distinct stack, creation site and
 /// start function, so 100k goroutines parked in the same few places cost
 /// little more than one.
-pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<GoroutineSnapshot> {
+/// The capture's goroutines are consumed from the last to the first and
+/// their memory given back as they go (`cap.goroutines` is left empty).
+pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &mut Capture) -> Vec<GoroutineSnapshot> {
     let minor = cfg.prog.version.minor;
     let ids = FuncIds::for_minor(minor);
     let mut sym = Symbolizer {
@@ -187,7 +189,9 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
     let mut system_cache: HashMap<u64, bool> = HashMap::new();
     let empty: Arc<[Frame]> = Arc::from(Vec::new());
     let mut out = Vec::with_capacity(cap.goroutines.len());
-    for gc in &cap.goroutines {
+    let nanotime = cap.nanotime;
+    for (_, gc) in capture::reads::drain_back(std::mem::take(&mut cap.goroutines)) {
+        let gc = &gc;
         let g = &gc.rec;
         let startpc = g.startpc.wrapping_sub(cfg.bias);
         let system = *system_cache
@@ -227,7 +231,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
                     status_text(g.status, g.waitreason, &cfg.gstatus, &cfg.wait_reasons).into()
                 })
                 .clone(),
-            wait_minutes: wait_minutes(g.status, g.waitsince, cap.nanotime),
+            wait_minutes: wait_minutes(g.status, g.waitsince, nanotime),
             locked_to_thread: g.locked,
             thread: gc.thread,
             labels: gc.labels.as_ref().map(|l| (**l).clone()),
@@ -241,6 +245,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &Capture) -> Vec<Goroutin
             m: gc.m,
         });
     }
+    out.reverse();
     out
 }
 

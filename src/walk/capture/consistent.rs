@@ -9,7 +9,7 @@
 //! stacks read earlier.
 
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
-use super::reads::{copy_of, inconsistent, monotonic_ns, read_allgs, start_context};
+use super::reads::{copy_of, drain_back, inconsistent, monotonic_ns, read_allgs, start_context};
 use super::{Capture, Hold, Phase, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gscan::ScanPlan;
@@ -74,7 +74,8 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
         let visit = |part: &mut HeldPart, _: usize, i: usize, b: Option<&[u8]>| {
             let before = recs.get(i).and_then(Option::as_ref);
             let (Some(b), Some(before)) = (b, before) else {
-                part.changed.push((i, b.map(|b| GRecord::decode(gs[i], b, g_off))));
+                part.changed
+                    .push((i, b.map(|b| GRecord::decode(gs[i], b, g_off))));
                 return;
             };
             let confirmable = before.is_dead()
@@ -83,7 +84,8 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
                 && confirmable
                 && GFingerprint::of(before) == GFingerprint::from_bytes(b, g_off);
             if !same {
-                part.changed.push((i, Some(GRecord::decode(gs[i], b, g_off))));
+                part.changed
+                    .push((i, Some(GRecord::decode(gs[i], b, g_off))));
             } else {
                 let now = word(b, g_off.waitsince) as i64;
                 if now != before.waitsince {
@@ -91,7 +93,11 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
                 }
             }
         };
-        let parts = pre.plan.share_positions().map(|_| HeldPart::default()).collect();
+        let parts = pre
+            .plan
+            .share_positions()
+            .map(|_| HeldPart::default())
+            .collect();
         let (parts, scan) = pre.plan.scan(mem, parts, &visit);
         let t2 = std::time::Instant::now();
         let (mut changed, mut waitsince) = (Vec::new(), Vec::new());
@@ -141,13 +147,23 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
                 g.waitsince = w;
             }
         }
-        let mut changed = held.changed.into_iter().peekable();
-        let mut goroutines = Vec::with_capacity(held.gs.len());
-        for i in 0..held.gs.len() {
+        // From the last g to the first, so that the first read's records
+        // and stacks are freed as the goroutines are built from them.
+        let n = held.gs.len();
+        let mut recs = std::mem::take(&mut pre.recs);
+        let mut pre_stacks = std::mem::take(&mut pre.stacks);
+        recs.resize_with(n, || None);
+        pre_stacks.resize_with(n, || None);
+        let mut changed = held.changed.into_iter().rev().peekable();
+        let mut goroutines = Vec::with_capacity(n);
+        for ((i, rec), (_, pre_stack)) in drain_back(recs).zip(drain_back(pre_stacks)) {
+            while changed.peek().is_some_and(|c| c.0 > i) {
+                changed.next();
+            }
             let g = if changed.peek().is_some_and(|c| c.0 == i) {
                 changed.next().and_then(|c| c.1)
             } else {
-                pre.recs.get_mut(i).and_then(Option::take)
+                rec
             };
             let Some(g) = g else { continue };
             if g.is_dead() {
@@ -158,7 +174,7 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
             } else if let Some(uw) = fresh.remove(&i) {
                 stats.reread += 1;
                 Ok(uw)
-            } else if let Some(Some(uw)) = pre.stacks.get_mut(i).map(Option::take) {
+            } else if let Some(uw) = pre_stack {
                 stats.reused += 1;
                 Ok(uw)
             } else {
@@ -169,6 +185,7 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Consistent {
             };
             goroutines.push(copy_of(g, &pre.ms, threads, stack, &pre.labels));
         }
+        goroutines.reverse();
         Ok(Capture {
             goroutines,
             nanotime: held.nanotime,

@@ -11,12 +11,12 @@
 use super::batch::{copy_stacks, live_range, stack_job, StackJob};
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
 use super::reads::{
-    copy_of, decode_all, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
+    copy_of, decode_all, drain_back, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
 };
 use super::{Capture, Hold, Strategy};
 use crate::memory::BatchRead;
-use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gscan::ScanPlan;
+use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gtable::{read_batch_parallel, GTable};
 use crate::walk::unwind::SharedStack;
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
@@ -60,8 +60,9 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Nonblocking {
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError> {
         let mut pre = pre_read(cfg, mem, Stacks::None)?;
         // No stack was read, so no g is confirmed against its first read:
-        // the records are not needed any more.
+        // the records (and the empty stack slots) are not needed any more.
         pre.recs = Vec::new();
+        pre.stacks = Vec::new();
         let tids = pre.running_threads(cfg, mem);
         self.running = pre.running_indices();
         self.pre = Some(pre);
@@ -177,7 +178,11 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         let confirmed = confirmable(g)
             && pre.gs.get(i) == Some(&g.addr)
             && pre.stacks.get(i).is_some_and(|s| s.is_some())
-            && pre.recs.get(i).and_then(Option::as_ref).map(GFingerprint::of)
+            && pre
+                .recs
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(GFingerprint::of)
                 == Some(GFingerprint::of(g));
         if !g.looks_valid() {
             final_.insert(i, Err(inconsistent(g)));
@@ -295,7 +300,9 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         pending = still;
     }
     for i in pending {
-        let Some(g) = latest[i].as_ref() else { continue };
+        let Some(g) = latest[i].as_ref() else {
+            continue;
+        };
         stats.changing += 1;
         let what = if g.base_status() == G_RUNNING {
             "running on a thread that was not stopped"
@@ -310,9 +317,14 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
             )),
         );
     }
-    let mut goroutines = Vec::with_capacity(final_.0.len());
-    for (stack, g) in final_.0.into_iter().zip(latest) {
-        let (Some(stack), Some(g)) = (stack, g) else { continue };
+    // From the last g to the first, freeing both tables as they are used.
+    let mut done = final_.0;
+    done.resize_with(latest.len(), || None);
+    let mut goroutines = Vec::with_capacity(latest.len());
+    for ((_, stack), (_, g)) in drain_back(done).zip(drain_back(latest)) {
+        let (Some(stack), Some(g)) = (stack, g) else {
+            continue;
+        };
         labels_for(src, minor, &mut pre.labels, g.labels);
         goroutines.push(copy_of(
             g,
@@ -322,6 +334,7 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
             &pre.labels,
         ));
     }
+    goroutines.reverse();
     Ok(Capture {
         goroutines,
         nanotime: held.nanotime,

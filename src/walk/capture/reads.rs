@@ -5,8 +5,8 @@
 use super::{GoroutineCopy, Labels};
 use crate::layout::offsets::RuntimeOffsets;
 use crate::memory::BatchRead;
-use crate::walk::gstruct::{GRecord, G_RUNNING};
 use crate::walk::gscan::ScanPlan;
+use crate::walk::gstruct::{GRecord, G_RUNNING};
 use crate::walk::labels;
 use crate::walk::unwind::{SharedStack, UnwindStart};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError, MAX_GOROUTINES};
@@ -83,6 +83,23 @@ pub(super) fn decode_all<R: BatchRead + Sync + ?Sized>(
         b.map(|b| GRecord::decode(gs[i], b, &off.g))
     })
     .0
+}
+
+/// Items given back to the allocator at a time by [`drain_back`].
+const SHRINK_EVERY: usize = 1 << 16;
+
+/// The items of `v` with their indices, from the last to the first,
+/// giving its memory back as it goes: a million-entry table is never held
+/// whole beside what is built from it (a large vector's tail pages are
+/// unmapped as it shrinks). The caller reverses what it builds.
+pub(crate) fn drain_back<T>(mut v: Vec<T>) -> impl Iterator<Item = (usize, T)> {
+    std::iter::from_fn(move || {
+        let item = v.pop()?;
+        if v.len() % SHRINK_EVERY == 0 {
+            v.shrink_to_fit();
+        }
+        Some((v.len(), item))
+    })
 }
 
 /// Reads the M fields of each address in `ms` (each distinct M once).

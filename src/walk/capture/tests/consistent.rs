@@ -137,7 +137,9 @@ fn a_running_goroutine_is_read_while_held_from_its_thread() {
         BTreeMap::from([(1, Ok(vec![A])), (2, Ok(vec![C, A, B]))])
     );
     assert_eq!(cap.goroutines[1].thread, Some(World::tid(1)));
-    assert!(cap.goroutines[1].m.is_some_and(|(id, addr)| id == 1 && addr != 0));
+    assert!(cap.goroutines[1]
+        .m
+        .is_some_and(|(id, addr)| id == 1 && addr != 0));
     assert_eq!((cap.stats.reused, cap.stats.reread), (1, 1));
 }
 
