@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     let captured = capture
         .while_held(&cfg, &mem, Vec::new(), &|| true)
         .and_then(|()| capture.after_release(&cfg, &mem));
-    if let Ok(cap) = captured {
-        let _ = build_goroutines(&cfg, &cap);
+    if let Ok(mut cap) = captured {
+        let _ = build_goroutines(&cfg, &mut cap);
     }
 });
