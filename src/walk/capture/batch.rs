@@ -5,11 +5,15 @@
 
 use super::reads::{start_context, MRecord};
 use crate::memory::{BatchRead, MemoryError, SliceMemory};
+use crate::walk::args::ArgReader;
 use crate::walk::gstruct::GRecord;
-use crate::walk::unwind::{unwind_into, UnwindCache, UnwindStart, Unwound};
+use crate::walk::unwind::{
+    unwind_into, SharedStack, StackInterner, UnwindCache, UnwindStart, Unwound,
+};
 use crate::walk::{ThreadRegs, WalkConfig, MAX_STACK};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// Stacks copied per batch while the process runs: bounds the memory held
 /// for stack bytes at once.
@@ -89,21 +93,73 @@ pub(super) fn copy_stacks<'j>(
         .collect()
 }
 
+/// What unwinding needs besides the copy: the per-PC memo, a reused frame
+/// buffer, the interner that shares stack shapes and the reader of
+/// argument words. A snapshot keeps one (in `PreRead`) for every stack it
+/// unwinds, so that goroutines parked in the same code share one shape.
+pub(super) struct Unwinder {
+    pub(super) cache: UnwindCache,
+    scratch: Unwound,
+    pub(super) interner: StackInterner,
+    args: ArgReader,
+}
+
+impl Unwinder {
+    /// A worker for the target's Go version and architecture.
+    pub(super) fn new(cfg: &WalkConfig<'_, '_>) -> Unwinder {
+        Unwinder {
+            cache: UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch()),
+            scratch: Unwound::default(),
+            interner: StackInterner::new(),
+            args: ArgReader::new(cfg.prog.bin.arch()),
+        }
+    }
+
+    /// Unwinds one stack copied from `job.start.sp` (`data`, empty if the
+    /// copy failed), shares its shape and reads its argument words.
+    pub(super) fn unwind_copy(
+        &mut self,
+        cfg: &WalkConfig<'_, '_>,
+        job: &StackJob,
+        data: &[u8],
+    ) -> SharedStack {
+        let mem = SliceMemory {
+            base: job.start.sp,
+            data,
+        };
+        unwind_into(
+            &cfg.prog.pclntab,
+            &mut self.cache,
+            cfg.bias,
+            &mem,
+            job.start,
+            job.lo,
+            job.hi,
+            &mut self.scratch,
+        );
+        let mut st = self.interner.intern_ref(&self.scratch);
+        self.args.attach(&cfg.prog.pclntab, &mut st, &mem);
+        st
+    }
+}
+
 /// Copies the live stacks of `jobs` in batches of [`STACK_BATCH_BYTES`]
-/// (each batch split across cores) and unwinds each as soon as its batch
-/// is in; the bytes are dropped right after. `sink` gets each job's index,
-/// stack and copy (for its arguments), in order. Returns the time spent reading (not unwinding).
+/// (each batch split across cores) and unwinds each with `unw` as soon as
+/// its batch is in; the bytes are dropped right after. `sink` gets each
+/// job's index and stack, in order. Returns the time spent reading (not
+/// unwinding). (Unwinding on several threads as well was measured: at a
+/// million stacks it saved nothing, the copies already keep both cores
+/// busy, and it cost 50 MB.)
 pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
     cfg: &WalkConfig<'_, '_>,
     src: &R,
-    cache: &mut UnwindCache,
+    unw: &mut Unwinder,
     jobs: &[(usize, StackJob)],
-    mut sink: impl FnMut(usize, &Unwound, &SliceMemory<'_>),
-) -> std::time::Duration {
-    let mut uw = Unwound::default();
+    mut sink: impl FnMut(usize, SharedStack),
+) -> Duration {
     let mut buf: Vec<u8> = Vec::new();
+    let mut read_time = Duration::ZERO;
     let mut i = 0;
-    let mut read_time = std::time::Duration::ZERO;
     while i < jobs.len() {
         let mut j = i;
         let mut total = 0usize;
@@ -115,28 +171,14 @@ pub(super) fn read_and_unwind<R: BatchRead + Sync + ?Sized>(
             total += len;
             j += 1;
         }
-        let tr = std::time::Instant::now();
+        let tr = Instant::now();
         let ranges = copy_stacks(jobs[i..j].iter().map(|(_, job)| job), &mut buf, |reqs| {
             crate::walk::gtable::read_batch_parallel(src, reqs)
         });
         read_time += tr.elapsed();
         for ((idx, job), range) in jobs[i..j].iter().zip(ranges) {
             let data = range.map_or(&[][..], |r| &buf[r]);
-            let mem = SliceMemory {
-                base: job.start.sp,
-                data,
-            };
-            unwind_into(
-                &cfg.prog.pclntab,
-                cache,
-                cfg.bias,
-                &mem,
-                job.start,
-                job.lo,
-                job.hi,
-                &mut uw,
-            );
-            sink(*idx, &uw, &mem);
+            sink(*idx, unw.unwind_copy(cfg, job, data));
         }
         i = j;
     }

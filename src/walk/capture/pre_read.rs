@@ -2,14 +2,13 @@
 //! pass; and the stacks that must be copied again while the target is held
 //! ([`HeldStacks`]).
 
-use super::batch::{copy_stacks, read_and_unwind, stack_job, StackJob};
+use super::batch::{copy_stacks, read_and_unwind, stack_job, StackJob, Unwinder};
 use super::reads::{decode_all, labels_for, read_allgs, read_ms, MRecord};
 use super::{CaptureStats, Labels, Phase};
-use crate::memory::{BatchRead, SliceMemory};
-use crate::walk::args::ArgReader;
+use crate::memory::BatchRead;
 use crate::walk::gscan::ScanPlan;
 use crate::walk::gstruct::{GRecord, G_RUNNING, G_SYSCALL};
-use crate::walk::unwind::{unwind_into, SharedStack, StackInterner, UnwindCache, Unwound};
+use crate::walk::unwind::{SharedStack, Unwound};
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -39,9 +38,8 @@ pub(super) struct PreRead {
     running: Vec<(usize, u64)>,
     /// The unwound stacks, by index in `gs`.
     pub(super) stacks: Vec<Option<SharedStack>>,
-    interner: StackInterner,
-    /// Each stack's argument words, read from the same copy.
-    args: ArgReader,
+    /// Unwinds (and shares the shapes of) every stack of the snapshot.
+    unw: Unwinder,
     pub(super) ms: HashMap<u64, MRecord>,
     pub(super) labels: HashMap<u64, Option<Labels>>,
     /// Bytes read per g ([`GRecord::bytes_needed`]).
@@ -49,9 +47,6 @@ pub(super) struct PreRead {
     /// How `gs` was read: reused (sort, runs, step buffers) by the read
     /// while held when `allgs` has not changed.
     pub(super) plan: ScanPlan,
-    cache: UnwindCache,
-    /// One unwinding buffer for every stack unwound after the first pass.
-    scratch: Unwound,
     pub(super) warnings: Vec<String>,
     /// The timed phases so far, handed to [`CaptureStats::phases`].
     pub(super) phases: Vec<Phase>,
@@ -93,7 +88,6 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     let ms = read_ms(src, off, read.iter().filter(|g| wanted(g)).map(|g| g.m));
     let mut jobs = Vec::new();
     let mut stacks: Vec<Option<SharedStack>> = vec![None; gs.len()];
-    let mut interner = StackInterner::new();
     let mut failed = Vec::new();
     for (i, g) in recs.iter().enumerate() {
         let Some(g) = g.as_ref().filter(|g| wanted(g)) else {
@@ -104,14 +98,9 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
             Err(e) => failed.push((i, e)),
         }
     }
-    let mut cache = UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch());
-    let mut args = ArgReader::new(cfg.prog.bin.arch());
+    let mut unw = Unwinder::new(cfg);
     let t3 = std::time::Instant::now();
-    let read_time = read_and_unwind(cfg, src, &mut cache, &jobs, |i, uw, mem| {
-        let mut st = interner.intern_ref(uw);
-        args.attach(&cfg.prog.pclntab, &mut st, mem);
-        stacks[i] = Some(st)
-    });
+    let read_time = read_and_unwind(cfg, src, &mut unw, &jobs, |i, st| stacks[i] = Some(st));
     let t4 = std::time::Instant::now();
     let phases = vec![
         Phase::StackReads(read_time),
@@ -121,11 +110,11 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
             jobs: t3 - t2,
             stacks_unwind: t4 - t3,
             stacks: jobs.len(),
-            shapes: interner.len(),
+            shapes: unw.interner.len(),
         },
     ];
     for (i, e) in failed {
-        stacks[i] = Some(interner.intern(Unwound {
+        stacks[i] = Some(unw.interner.intern(Unwound {
             frames: Vec::new(),
             error: Some(e),
         }));
@@ -148,14 +137,11 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
         recs,
         running,
         stacks,
-        interner,
-        args,
+        unw,
         ms,
         labels,
         window,
         plan,
-        cache,
-        scratch: Unwound::default(),
         warnings,
         phases,
     })
@@ -180,14 +166,11 @@ impl PreRead {
             recs: Vec::new(),
             running: Vec::new(),
             stacks: Vec::new(),
-            interner: StackInterner::new(),
-            args: ArgReader::new(cfg.prog.bin.arch()),
+            unw: Unwinder::new(cfg),
             ms: HashMap::new(),
             labels: HashMap::new(),
             window: GRecord::bytes_needed(&cfg.off.g) as usize,
             plan: ScanPlan::default(),
-            cache: UnwindCache::for_target(cfg.prog.version.minor, cfg.prog.bin.arch()),
-            scratch: Unwound::default(),
             warnings: Vec::new(),
             phases: Vec::new(),
         }
@@ -201,23 +184,7 @@ impl PreRead {
         job: &StackJob,
         data: &[u8],
     ) -> SharedStack {
-        let mem = SliceMemory {
-            base: job.start.sp,
-            data,
-        };
-        unwind_into(
-            &cfg.prog.pclntab,
-            &mut self.cache,
-            cfg.bias,
-            &mem,
-            job.start,
-            job.lo,
-            job.hi,
-            &mut self.scratch,
-        );
-        let mut st = self.interner.intern_ref(&self.scratch);
-        self.args.attach(&cfg.prog.pclntab, &mut st, &mem);
-        st
+        self.unw.unwind_copy(cfg, job, data)
     }
 
     /// Indices of the goroutines that were running.
