@@ -23,7 +23,7 @@ use crate::gotrace::status::{status_text, wait_minutes};
 use crate::layout::offsets::RuntimeOffsets;
 pub use capture::{Capture, CaptureStats, GoroutineCopy};
 use gstruct::GInfo;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use thiserror::Error;
@@ -180,13 +180,13 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &mut Capture) -> Vec<Goro
     let ids = FuncIds::for_minor(minor);
     let mut sym = Symbolizer {
         prog: cfg.prog,
-        cache: HashMap::new(),
+        cache: HashMap::default(),
     };
-    let mut frames_cache: FrameCache = HashMap::new();
+    let mut frames_cache: FrameCache = HashMap::default();
     let mut arg_text = args::ArgText::new(minor);
-    let mut created_cache: HashMap<(u64, u64), Option<Arc<CreatedBy>>> = HashMap::new();
-    let mut status_cache: HashMap<(u32, u8), Arc<str>> = HashMap::new();
-    let mut system_cache: HashMap<u64, bool> = HashMap::new();
+    let mut created_cache: HashMap<(u64, u64), Option<Arc<CreatedBy>>> = HashMap::default();
+    let mut status_cache: HashMap<(u32, u8), Arc<str>> = HashMap::default();
+    let mut system_cache: HashMap<u64, bool> = HashMap::default();
     let empty: Arc<[Frame]> = Arc::from(Vec::new());
     let mut out = Vec::with_capacity(cap.goroutines.len());
     let nanotime = cap.nanotime;
