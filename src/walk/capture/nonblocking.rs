@@ -3,20 +3,21 @@
 //! Before the hold, every g is read (no stacks). Only the threads running
 //! Go code are stopped, for their registers and the stacks of the
 //! goroutines on them. After release, every other goroutine is confirmed
-//! with the process running ([`confirm_parked`]): its g is read again, its
-//! stack read between two reads of its g, until two reads agree, at most
+//! with the process running ([`confirm_parked`]): its stack is read
+//! between two reads of its g (the first is the one before the hold),
+//! until two reads agree, at most
 //! [`MAX_RETRIES`] rounds; one that keeps changing is reported as such,
 //! never shown with a torn stack.
 
 use super::batch::{copy_stacks, live_range, stack_job, StackJob};
 use super::pre_read::{pre_read, HeldStacks, PreRead, Stacks};
 use super::reads::{
-    copy_of, decode_all, drain_back, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
+    copy_of, drain_back, inconsistent, labels_for, monotonic_ns, read_allgs, read_ms,
 };
 use super::{Capture, Hold, Strategy};
 use crate::memory::BatchRead;
 use crate::walk::gscan::ScanPlan;
-use crate::walk::gstruct::{GFingerprint, GRecord, G_RUNNING, G_SYSCALL};
+use crate::walk::gstruct::{GRecord, G_RUNNING, G_SYSCALL};
 use crate::walk::gtable::{read_batch_parallel, GTable};
 use crate::walk::unwind::SharedStack;
 use crate::walk::{ThreadRegs, WalkConfig, WalkError};
@@ -59,10 +60,11 @@ impl<R: BatchRead + Sync + ?Sized> Strategy<R> for Nonblocking {
     /// Reads every g and picks the threads to stop: those running Go code.
     fn before_hold(&mut self, cfg: &WalkConfig<'_, '_>, mem: &R) -> Result<Hold, WalkError> {
         let mut pre = pre_read(cfg, mem, Stacks::None)?;
-        // No stack was read, so no g is confirmed against its first read:
-        // the records (and the empty stack slots) are not needed any more.
-        pre.recs = Vec::new();
+        // No stack was read: the empty stack slots are not needed. The
+        // records are: after release each g's first read is the one its
+        // stack read is checked against.
         pre.stacks = Vec::new();
+        pre.plan = ScanPlan::default();
         let tids = pre.running_threads(cfg, mem);
         self.running = pre.running_indices();
         self.pre = Some(pre);
@@ -147,13 +149,24 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
 ) -> Result<Capture, WalkError> {
     let off = cfg.off;
     let (mut stats, mut fresh) = pre.unwind_held(cfg, &held.stacks);
-    // Every g read again, in bounded steps (never a whole table).
+    // Each g as first read is the read before its stack's; only the g's
+    // that read told nothing of (dead, unreadable, or new in `allgs`) are
+    // read again first, so that a goroutine started on a reused g since
+    // is not missed.
     let gs = read_allgs(cfg, src)?;
-    if !pre.plan.reads(&gs, pre.window) {
-        pre.plan = ScanPlan::new(&gs, pre.window);
+    let mut latest = std::mem::take(&mut pre.recs);
+    latest.resize_with(gs.len(), || None);
+    let refresh: Vec<usize> = (0..gs.len())
+        .filter(|&i| {
+            pre.gs.get(i) != Some(&gs[i]) || latest[i].as_ref().is_none_or(GRecord::is_dead)
+        })
+        .collect();
+    let picked: Vec<u64> = refresh.iter().map(|&i| gs[i]).collect();
+    let table = GTable::read(src, &picked, pre.window, Vec::new());
+    for (k, &i) in refresh.iter().enumerate() {
+        latest[i] = table.get(k).map(|b| GRecord::decode(gs[i], b, &off.g));
     }
-    let mut latest = decode_all(&mut pre.plan, src, &gs, off);
-    pre.plan = ScanPlan::default();
+    drop(table);
     let mut final_ = Done::default();
     for &i in stopped {
         let Some(g) = held.recs.get(&i).cloned() else {
@@ -175,21 +188,8 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
         if g.is_dead() || final_.contains_key(&i) {
             continue;
         }
-        let confirmed = confirmable(g)
-            && pre.gs.get(i) == Some(&g.addr)
-            && pre.stacks.get(i).is_some_and(|s| s.is_some())
-            && pre
-                .recs
-                .get(i)
-                .and_then(Option::as_ref)
-                .map(GFingerprint::of)
-                == Some(GFingerprint::of(g));
         if !g.looks_valid() {
             final_.insert(i, Err(inconsistent(g)));
-        } else if confirmed {
-            let uw = pre.stacks[i].take().unwrap_or_default();
-            stats.reused += 1;
-            final_.insert(i, Ok(uw));
         } else {
             pending.push(i);
         }
