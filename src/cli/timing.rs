@@ -19,17 +19,17 @@ pub(crate) fn print(t: &Timing) {
         match p {
             Phase::StackReads(d) => eprintln!("gopeek: timing: stack reads {} us", us(*d)),
             Phase::Running {
+                plan,
                 g_table,
-                decode,
                 jobs,
                 stacks_unwind,
                 stacks,
                 shapes,
             } => eprintln!(
-                "gopeek: timing: running: g table {} us, decode {} us, jobs {} us, \
+                "gopeek: timing: running: plan {} us, g table {} us, jobs {} us, \
                  stacks+unwind {} us ({stacks} stacks, {shapes} shapes)",
+                us(*plan),
                 us(*g_table),
-                us(*decode),
                 us(*jobs),
                 us(*stacks_unwind)
             ),

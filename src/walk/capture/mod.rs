@@ -95,13 +95,13 @@ pub struct CaptureStats {
 pub enum Phase {
     /// One batched read of stacks (unwinding excluded).
     StackReads(Duration),
-    /// The first pass, while the target ran: the g table, decoding it,
-    /// planning stack reads, reading and unwinding them.
+    /// The first pass, while the target ran: the g table, planned, read
+    /// and decoded, then the stack reads planned, read and unwound.
     Running {
-        /// Reading every g.
+        /// Reading `allgs` and sorting the g's into runs.
+        plan: Duration,
+        /// Reading and decoding every g (in steps, on every core).
         g_table: Duration,
-        /// Decoding them.
-        decode: Duration,
         /// Planning the stack reads.
         jobs: Duration,
         /// Reading and unwinding the stacks.

@@ -105,8 +105,8 @@ pub(super) fn pre_read<R: BatchRead + Sync + ?Sized>(
     let phases = vec![
         Phase::StackReads(read_time),
         Phase::Running {
-            g_table: t1 - t0,
-            decode: t2 - t1,
+            plan: t1 - t0,
+            g_table: t2 - t1,
             jobs: t3 - t2,
             stacks_unwind: t4 - t3,
             stacks: jobs.len(),
