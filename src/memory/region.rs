@@ -25,6 +25,18 @@ impl RegionMemory {
         self.regions.insert(addr, data);
     }
 
+    /// Memory with each `(addr, len)` range mapped, every byte holding
+    /// the low byte of its own address: a test can tell from any byte
+    /// where it was read.
+    #[cfg(test)]
+    pub(crate) fn addressed(ranges: &[(u64, usize)]) -> Self {
+        let mut m = RegionMemory::new();
+        for &(a, len) in ranges {
+            m.insert(a, (0..len).map(|i| (a as usize + i) as u8).collect());
+        }
+        m
+    }
+
     /// Number of ranges mapped.
     #[cfg(test)]
     pub(crate) fn region_count(&self) -> usize {

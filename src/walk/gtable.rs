@@ -157,11 +157,7 @@ mod tests {
     use crate::memory::RegionMemory;
 
     fn mem_with(ranges: &[(u64, usize)]) -> RegionMemory {
-        let mut m = RegionMemory::new();
-        for &(a, len) in ranges {
-            m.insert(a, (0..len).map(|i| (a as usize + i) as u8).collect());
-        }
-        m
+        RegionMemory::addressed(ranges)
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn confirm_parked<R: BatchRead + Sync + ?Sized>(
                 match now {
                     Some(n) if same => {
                         let data = range.and_then(|r| stack_buf.get(r)).unwrap_or(&[]);
-                        let stack = pre.unwind_copy(cfg, job, data);
+                        let stack = pre.unw.unwind_copy(cfg, job, data);
                         stats.reread += 1;
                         latest[*i] = Some(n);
                         final_.insert(*i, Ok(stack));

@@ -39,7 +39,7 @@ pub(super) struct PreRead {
     /// The unwound stacks, by index in `gs`.
     pub(super) stacks: Vec<Option<SharedStack>>,
     /// Unwinds (and shares the shapes of) every stack of the snapshot.
-    unw: Unwinder,
+    pub(super) unw: Unwinder,
     pub(super) ms: HashMap<u64, MRecord>,
     pub(super) labels: HashMap<u64, Option<Labels>>,
     /// Bytes read per g ([`GRecord::bytes_needed`]).
@@ -176,17 +176,6 @@ impl PreRead {
         }
     }
 
-    /// Unwinds one stack copied from `job.start.sp` (`data`, empty if the
-    /// copy failed) and shares its shape with the snapshot's other stacks.
-    pub(super) fn unwind_copy(
-        &mut self,
-        cfg: &WalkConfig<'_, '_>,
-        job: &StackJob,
-        data: &[u8],
-    ) -> SharedStack {
-        self.unw.unwind_copy(cfg, job, data)
-    }
-
     /// Indices of the goroutines that were running.
     pub(super) fn running_indices(&self) -> Vec<usize> {
         self.running.iter().map(|&(i, _)| i).collect()
@@ -273,7 +262,7 @@ impl PreRead {
         let mut fresh = HashMap::with_capacity(held.jobs.len());
         for (i, job, r) in &held.jobs {
             let data = r.clone().and_then(|r| held.buf.get(r)).unwrap_or(&[]);
-            fresh.insert(*i, self.unwind_copy(cfg, job, data));
+            fresh.insert(*i, self.unw.unwind_copy(cfg, job, data));
         }
         (stats, fresh)
     }
