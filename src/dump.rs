@@ -87,8 +87,9 @@ pub struct GoroutineSnapshot {
     /// on its M).
     pub thread: Option<i32>,
     /// pprof labels (`pprof.Do`, `SetGoroutineLabels`); `None` when the
-    /// goroutine has none or they may not be shown.
-    pub labels: Option<BTreeMap<String, String>>,
+    /// goroutine has none or they may not be shown. Shared by the
+    /// goroutines that carry the same label set.
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
     /// The `go` statement that started it; `None` for goroutine 1.
     /// Shared by the goroutines started by the same statement.
     pub created_by: Option<Arc<CreatedBy>>,

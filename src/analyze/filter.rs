@@ -253,7 +253,10 @@ pub(crate) mod tests {
             "main.startPool",
         );
         a.wait_minutes = Some(5);
-        a.labels = Some(BTreeMap::from([("tenant".to_string(), "acme".to_string())]));
+        a.labels = Some(std::sync::Arc::new(BTreeMap::from([(
+            "tenant".to_string(),
+            "acme".to_string(),
+        )])));
         let b = goroutine(
             2,
             "running",

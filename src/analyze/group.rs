@@ -214,7 +214,7 @@ fn make_bucket(members: &[&GoroutineSnapshot], system: bool) -> Bucket {
                 }),
             }
         }
-        for (k, v) in g.labels.iter().flatten() {
+        for (k, v) in g.labels.iter().flat_map(|l| l.iter()) {
             *labels
                 .entry(k.clone())
                 .or_default()

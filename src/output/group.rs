@@ -153,10 +153,10 @@ mod tests {
         let gs: Vec<GoroutineSnapshot> = (1..=12)
             .map(|i| {
                 let mut g = worker(i, 10);
-                g.labels = Some(BTreeMap::from([(
+                g.labels = Some(std::sync::Arc::new(BTreeMap::from([(
                     "tenant".to_string(),
                     if i % 3 == 0 { "b" } else { "a" }.to_string(),
-                )]));
+                )])));
                 g
             })
             .collect();

@@ -180,7 +180,7 @@ impl ChunkSerializer {
                 wait_minutes: g.wait_minutes,
                 locked_to_thread: g.locked_to_thread,
                 thread: g.thread,
-                labels: g.labels.as_ref(),
+                labels: g.labels.as_deref(),
                 created_by: g.created_by.as_deref(),
             },
         )?;
@@ -247,7 +247,8 @@ mod tests {
             wait_minutes: if id % 2 == 0 { Some(3) } else { None },
             locked_to_thread: id == 3,
             thread: if id == 3 { Some(77) } else { None },
-            labels: (id == 2).then(|| BTreeMap::from([("k".to_string(), "v\n".to_string())])),
+            labels: (id == 2)
+                .then(|| Arc::new(BTreeMap::from([("k".to_string(), "v\n".to_string())]))),
             created_by: (id > 1).then(|| {
                 Arc::new(CreatedBy {
                     function: "main.main".into(),

@@ -208,7 +208,7 @@ pub fn encode_profile(dump: &DumpSnapshot, system: bool) -> Vec<u8> {
     for g in dump.goroutines.iter().filter(|g| listed(g, system)) {
         let locs = b.stack(&g.frames);
         let mut labels: Vec<(u64, u64)> = Vec::new();
-        for (k, v) in g.labels.iter().flatten() {
+        for (k, v) in g.labels.iter().flat_map(|l| l.iter()) {
             let k = b.strings.id(k);
             let v = b.strings.id(v);
             labels.push((k, v));
@@ -358,7 +358,9 @@ mod tests {
             vec![inl.clone(), phys.clone()],
             "main.main",
         );
-        a.labels = Some([("k".to_string(), "v".to_string())].into());
+        a.labels = Some(std::sync::Arc::new(
+            [("k".to_string(), "v".to_string())].into(),
+        ));
         let b = goroutine(2, "chan receive", vec![inl, phys], "main.main");
         let c = goroutine(3, "chan receive", vec![], "main.main");
         let mut d = goroutine(4, "chan receive", vec![], "main.main");

@@ -234,7 +234,7 @@ pub fn build_goroutines(cfg: &WalkConfig<'_, '_>, cap: &mut Capture) -> Vec<Goro
             wait_minutes: wait_minutes(g.status, g.waitsince, nanotime),
             locked_to_thread: g.locked,
             thread: gc.thread,
-            labels: gc.labels.as_ref().map(|l| (**l).clone()),
+            labels: gc.labels.clone(),
             created_by,
             frames,
             error,
