@@ -70,7 +70,7 @@ pub fn crash_after(bin: &Path, args: &[&str], wait_ms: u64) -> Crash {
 /// `write` of its `ready` line: a goroutine caught there is printed as
 /// `[syscall]` by the crash and may have left the syscall (`[runnable]`)
 /// by the time the core is written, a race of the test, not of gopeek.
-fn settle_after_ready(pid: i32) {
+pub fn settle_after_ready(pid: i32) {
     const SYS_WRITE: &str = "1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < deadline {

@@ -4,7 +4,7 @@
 //! working directory when RLIMIT_CORE allows.
 
 use crate::common::*;
-use crate::crash::{check_core_pattern, Crash};
+use crate::crash::{check_core_pattern, settle_after_ready, Crash};
 use std::path::{Path, PathBuf};
 
 /// The `parked` fixture for linux/arm64 (CGO_ENABLED=0), built by
@@ -35,6 +35,13 @@ pub fn qemu_crash(bin: &Path) -> Crash {
         .envs(&[("GOTRACEBACK", "crash")])
         .core_dumps()
         .start();
+    // As natively: not while the guest's main goroutine is still in (or,
+    // under qemu, just back from) the `write` of its ready line, or the
+    // crash prints it `[syscall]` and the core shows it `[runnable]` (seen
+    // about once in 30 runs). The guest's return from the host's `write`
+    // to its park is not visible in /proc: a short wait covers it.
+    settle_after_ready(run.pid);
+    std::thread::sleep(std::time::Duration::from_millis(100));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(run.pid, libc::SIGQUIT) };
     let _ = run.child.wait().unwrap();
