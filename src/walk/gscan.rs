@@ -242,14 +242,17 @@ impl ScanPlan {
                 let run_buf = &mut buf[off..off + r.len()];
                 off += r.len();
                 let members = &self.order[r.first..r.end];
-                let ok = if res.is_ok() {
-                    vec![true; members.len()]
+                // Per member, only for a run that failed whole (no
+                // allocation per run while the target is held).
+                let retried = if res.is_ok() {
+                    None
                 } else {
                     let (ok, n) = self.retry_each(src, r, run_buf);
                     ranges += n;
-                    ok
+                    Some(ok)
                 };
-                for (j, (&i, ok)) in members.iter().zip(ok).enumerate() {
+                for (j, &i) in members.iter().enumerate() {
+                    let ok = retried.as_ref().is_none_or(|v| v.get(j) == Some(&true));
                     let rel = (self.gs[i] - r.start) as usize;
                     let bytes = ok.then(|| &run_buf[rel..rel + window]);
                     visit(part, r.first + j - base, i, bytes);
